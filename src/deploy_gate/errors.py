@@ -1,0 +1,42 @@
+"""Every error the gate and its runtime library raise, in one place so users can catch them."""
+
+from __future__ import annotations
+
+
+class DeployGateError(Exception):
+    """Base class of every error raised by pytest-deploy-gate."""
+
+
+class ArtifactLoadError(DeployGateError):
+    """The artifact file exists but could not be turned into a model."""
+
+
+class UnsafeArtifactError(ArtifactLoadError):
+    """The artifact would import or run something that is not on the allowlist."""
+
+
+class DataError(DeployGateError, ValueError):
+    """The sample, holdout or production data cannot be read or does not fit the model."""
+
+
+class SchemaError(DeployGateError, KeyError):
+    """Input rows name features the model does not know, or lack features it needs.
+
+    A ``KeyError`` so that callers catching the usual pandas/dict error keep working; unlike a
+    bare ``KeyError`` its message is readable (no extra quotes).
+    """
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+class NotLoadedError(DeployGateError, ValueError):
+    """A prediction was requested before ``load_model()``."""
+
+
+class InvalidOutputError(DeployGateError, ValueError):
+    """The model returned an output that is not a valid prediction (NaN, Inf, bad shape, ...)."""
+
+
+class ConfigError(DeployGateError, ValueError):
+    """A setting of the gate has a value it cannot use."""
