@@ -44,7 +44,8 @@ def psi_terms(
     a = np.clip(np.asarray(actual_shares, dtype=float), floor, None)
     e = e / e.sum()
     a = a / a.sum()
-    return (a - e) * np.log(a / e)
+    terms: np.ndarray = (a - e) * np.log(a / e)
+    return terms
 
 
 def quantile_edges(values: ArrayLike, bins: int = 10) -> np.ndarray:
@@ -56,7 +57,8 @@ def quantile_edges(values: ArrayLike, bins: int = 10) -> np.ndarray:
     if v.size == 0:
         return np.empty(0)
     qs = np.quantile(v, np.linspace(0, 1, bins + 1)[1:-1])
-    return np.unique(qs)
+    edges: np.ndarray = np.unique(qs)
+    return edges
 
 
 def binned_shares(values: ArrayLike, inner_edges: ArrayLike) -> np.ndarray:
