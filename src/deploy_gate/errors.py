@@ -40,3 +40,19 @@ class InvalidOutputError(DeployGateError, ValueError):
 
 class ConfigError(DeployGateError, ValueError):
     """A setting of the gate has a value it cannot use."""
+
+
+class LedgerError(DeployGateError):
+    """The deployment ledger cannot be read or written."""
+
+
+class VersionCollisionError(LedgerError):
+    """A version id is already recorded for other bytes; recording it would make it ambiguous."""
+
+
+class LedgerWarning(UserWarning):
+    """A ledger line could not be read (e.g. torn by a killed writer) and was skipped."""
+
+
+class CheckFailure(AssertionError):
+    """A deployment check found a fault. Its message is the whole report: no traceback."""

@@ -1,3 +1,303 @@
-"""pytest wiring of the deploy gate (placeholder while the foundation is built)."""
+"""pytest wiring of the deploy gate: options, collection, fixtures and reporting.
+
+This module imports only pytest and the standard library, so a pytest run without
+``--deploy-gate`` pays nothing for the plugin; the modules that need numpy, pandas or
+scikit-learn load when the gate runs.
+"""
 
 from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from deploy_gate.collect import GATE_KEY, GateFile, GateItem
+from deploy_gate.options import add_options
+
+if TYPE_CHECKING:
+    from deploy_gate.artifact import LoadedArtifact, ModelProfile
+    from deploy_gate.checks import Check
+    from deploy_gate.data import GateData
+    from deploy_gate.deployment import ModelDeployment
+    from deploy_gate.gate import Gate
+    from deploy_gate.options import Settings
+    from deploy_gate.report import GateReport
+
+DEFAULT_JUNIT = "deploy-gate.xml"
+SUITE_NAME = "deploy-gate"
+_STARTED = "deploy_gate_started"
+_NOT_ON = "the deploy gate is off: run pytest --deploy-gate ARTIFACT [--deploy-gate-data DATA]"
+
+
+def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
+    from deploy_gate import hookspecs
+
+    pluginmanager.add_hookspecs(hookspecs)
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    add_options(parser)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_configure(config: pytest.Config) -> None:
+    from deploy_gate.report import CATEGORIES
+
+    config.addinivalue_line("markers", "deploy_gate: a check of the model deployment gate")
+    for category in CATEGORIES:
+        config.addinivalue_line("markers", f"{category}: deploy gate {category} checks")
+    if not config.getoption("deploy_gate"):
+        return
+    from deploy_gate.gate import Gate
+    from deploy_gate.options import resolve
+
+    settings = resolve(config)
+    workerinput = getattr(config, "workerinput", None)
+    started = (
+        datetime.fromisoformat(workerinput[_STARTED])
+        if workerinput is not None and _STARTED in workerinput
+        else datetime.now(timezone.utc)
+    )
+    config.stash[GATE_KEY] = Gate(settings, _artifact_args(config), started)
+    if workerinput is None:
+        if config.option.xmlpath is None:
+            config.option.xmlpath = DEFAULT_JUNIT
+        config.pluginmanager.register(GateReporter(config), "deploy-gate-reporter")
+    if config.pluginmanager.hasplugin("xdist"):
+        config.pluginmanager.register(_XdistHooks(), "deploy-gate-xdist")
+
+
+def _artifact_args(config: pytest.Config) -> list[Path]:
+    from deploy_gate.artifact import ARTIFACT_SUFFIXES
+
+    base = config.invocation_params.dir
+    paths = []
+    for arg in config.args:
+        path = Path(arg.split("::")[0])
+        path = path if path.is_absolute() else base / path
+        if path.suffix.lower() in ARTIFACT_SUFFIXES:
+            paths.append(path)
+    return paths
+
+
+class _XdistHooks:
+    """Hands the controller's start time to the workers, so every worker's version id agrees."""
+
+    def pytest_configure_node(self, node: Any) -> None:
+        gate = node.config.stash.get(GATE_KEY, None)
+        if gate is not None:
+            node.workerinput[_STARTED] = gate.started.isoformat()
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    gate = session.config.stash.get(GATE_KEY, None)
+    if gate is None:
+        return
+    from deploy_gate.errors import DataError
+
+    try:
+        gate.data()
+    except DataError as exc:
+        raise pytest.UsageError(str(exc)) from None
+
+
+def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> GateFile | None:
+    gate = parent.config.stash.get(GATE_KEY, None)
+    if gate is not None and gate.is_artifact(file_path):
+        return GateFile.from_parent(parent, path=file_path)
+    return None
+
+
+def pytest_deploy_gate_checks(profile: ModelProfile | None, settings: Settings) -> list[Check]:
+    from deploy_gate.checks import builtin_checks
+
+    return builtin_checks(profile, settings)
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """A project's own tests that use the fixtures run once per gated artifact."""
+    gate = metafunc.config.stash.get(GATE_KEY, None)
+    if gate is None or not gate.artifact_paths:
+        return
+    if "deploy_gate_artifact_path" in metafunc.fixturenames:
+        root = metafunc.config.rootpath
+        ids = [_short(p, root) for p in gate.artifact_paths]
+        metafunc.parametrize(
+            "deploy_gate_artifact_path", list(gate.artifact_paths), ids=ids, indirect=True
+        )
+
+
+def _short(path: Path, root: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(root.resolve()))
+    except ValueError:
+        return path.name
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if not isinstance(item, GateItem) and "deploy_gate_artifact_path" in getattr(
+            item, "fixturenames", ()
+        ):
+            item.add_marker("deploy_gate")
+
+
+# -- fixtures -------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def deploy_gate(request: pytest.FixtureRequest) -> Gate:
+    """The gate run: settings, artifacts and caches (skips when the gate is off)."""
+    gate: Gate | None = request.config.stash.get(GATE_KEY, None)
+    if gate is None:
+        pytest.skip(_NOT_ON)
+    return gate
+
+
+@pytest.fixture
+def deploy_gate_settings(deploy_gate: Gate) -> Settings:
+    """The gate's resolved settings (command line over ini file over defaults)."""
+    return deploy_gate.settings
+
+
+@pytest.fixture
+def deploy_gate_property(request: pytest.FixtureRequest) -> Callable[[str, object], None]:
+    """Record a figure of the current check: it goes to the JUnit report and the summary.
+
+    Unlike ``record_property`` it is valid for every ``junit_family``: under xunit2 the gate
+    moves the figures to the suite's properties when the report is written.
+    """
+
+    def record(name: str, value: object) -> None:
+        request.node.user_properties.append((name, value))
+
+    return record
+
+
+@pytest.fixture
+def deploy_gate_artifact_path(request: pytest.FixtureRequest, deploy_gate: Gate) -> Path:
+    """Path of the artifact under test (parametrized over the artifacts for project tests)."""
+    param = getattr(request, "param", None)
+    if param is not None:
+        return Path(param)
+    node = request.node.getparent(GateFile)
+    if node is None:
+        pytest.skip("no artifact to gate: name one, e.g. pytest --deploy-gate model.joblib")
+    return Path(node.path)
+
+
+@pytest.fixture
+def model_artifact(deploy_gate: Gate, deploy_gate_artifact_path: Path) -> LoadedArtifact:
+    """The loaded artifact: path, sha256, version id, loader and the model object."""
+    from deploy_gate.checks import describe_exc
+
+    loaded = deploy_gate.artifact_or_error(deploy_gate_artifact_path)
+    if isinstance(loaded, BaseException):
+        pytest.skip(
+            f"{deploy_gate_artifact_path.name} did not load ({describe_exc(loaded)}); "
+            "see smoke[load]"
+        )
+    return loaded
+
+
+@pytest.fixture
+def deploy_gate_data(deploy_gate: Gate, model_artifact: LoadedArtifact) -> GateData:
+    """Rows to feed the model: --deploy-gate-data, or synthetic rows when the model allows."""
+    data = deploy_gate.data_for(model_artifact)
+    if isinstance(data, str):
+        pytest.skip(data)
+    return data
+
+
+@pytest.fixture
+def deployment_factory(
+    deploy_gate: Gate, model_artifact: LoadedArtifact
+) -> Callable[[Path], ModelDeployment]:
+    """Makes an unloaded deployment for a path; override it to gate your own wrapper class."""
+    from deploy_gate.deployment import ModelDeployment
+
+    names = deploy_gate.feature_names(model_artifact)
+    trust = deploy_gate.settings.as_dict().get("trust") or ()
+
+    def factory(path: Path) -> ModelDeployment:
+        same = Path(path).resolve() == model_artifact.path.resolve()
+        return ModelDeployment(
+            path,
+            feature_names=names,
+            trust=trust,
+            on_invalid_output="record",
+            artifact=model_artifact if same else None,
+        )
+
+    factory.deploy_gate_default = True  # type: ignore[attr-defined]
+    return factory
+
+
+@pytest.fixture
+def deployment(
+    deploy_gate: Gate,
+    model_artifact: LoadedArtifact,
+    deployment_factory: Callable[[Path], Any],
+) -> Any:
+    """The loaded deployment every check drives; override it to gate your serving wrapper."""
+    if getattr(deployment_factory, "deploy_gate_default", False):
+        return deploy_gate.deployment(model_artifact, deployment_factory)
+    deployed = deployment_factory(model_artifact.path)
+    deployed.load_model()
+    return deployed
+
+
+# -- reporting ------------------------------------------------------------------------------
+
+
+class GateReporter:
+    """Collects outcomes on the process that reports (the xdist controller, or the only one)."""
+
+    def __init__(self, config: pytest.Config) -> None:
+        from deploy_gate.report import GateReport
+
+        self.config = config
+        self.report: GateReport = GateReport()
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        self.report.add(report)
+
+    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        approved, _ = self.report.verdict()
+        if not approved and session.exitstatus == 0:
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_unconfigure(self, config: pytest.Config) -> None:
+        # junitxml writes its file in pytest_sessionfinish; by unconfigure it is complete.
+        from deploy_gate.report import finish_junit
+
+        xmlpath = config.option.xmlpath
+        if not xmlpath:
+            return
+        suite = SUITE_NAME if config.getini("junit_suite_name") == "pytest" else None
+        family = config.getini("junit_family")
+        finish_junit(Path(xmlpath).absolute(), suite_name=suite, move_properties=family == "xunit2")
+
+    def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
+        approved, _ = self.report.verdict()
+        terminalreporter.write_sep("=", "deploy gate", bold=True)
+        lines = self.report.lines()
+        for line in lines[:-1]:
+            terminalreporter.write_line(line, red=line.startswith("FAILED"))
+        terminalreporter.write_line(lines[-1], bold=True, green=approved, red=not approved)
+        _github(self.report, terminalreporter.write_line)
+
+
+def _github(report: GateReport, write: Callable[[str], None]) -> None:
+    summary = os.environ.get("GITHUB_STEP_SUMMARY")
+    if summary:
+        with open(summary, "a", encoding="utf-8") as f:
+            f.write(report.markdown())
+    if os.environ.get("GITHUB_ACTIONS") == "true" or summary:
+        for line in report.annotations():
+            write(line)

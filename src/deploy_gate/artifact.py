@@ -1,0 +1,186 @@
+"""Artifacts on disk: hashing, version ids, loading and what the loaded model can do."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import platform
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from deploy_gate.errors import ArtifactLoadError
+
+#: Suffixes the gate claims when such a path is named on the command line.
+ARTIFACT_SUFFIXES = (".joblib", ".pkl", ".pickle")
+
+_LIBRARIES = ("scikit-learn", "numpy", "pandas", "scipy", "joblib", "pytest-deploy-gate")
+
+
+def sha256_of(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def sha256_of_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def version_id(sha256: str, when: datetime) -> str:
+    """``v_<UTC %Y%m%dT%H%M%SZ>_<sha256[:8]>``: sortable by time, unique per content."""
+    stamp = when.astimezone(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    return f"v_{stamp}_{sha256[:8]}"
+
+
+def library_versions() -> dict[str, str]:
+    versions = {"python": platform.python_version()}
+    for name in _LIBRARIES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return versions
+
+
+@dataclass(frozen=True)
+class ModelProfile:
+    """What the gate learnt about a model by looking at it, used to choose the checks."""
+
+    task: str  # "classifier", "regressor" or "unknown"
+    has_proba: bool
+    classes: tuple[Any, ...] | None
+    feature_names: tuple[str, ...] | None
+    n_features: int | None
+    model_type: str
+
+    @classmethod
+    def of(cls, model: object) -> ModelProfile:
+        classes_attr = getattr(model, "classes_", None)
+        classes = tuple(_plain(c) for c in classes_attr) if classes_attr is not None else None
+        names = getattr(model, "feature_names_in_", None)
+        n_features = getattr(model, "n_features_in_", None)
+        return cls(
+            task=_task_of(model, classes is not None),
+            has_proba=_has_method(model, "predict_proba"),
+            classes=classes,
+            feature_names=tuple(str(n) for n in names) if names is not None else None,
+            n_features=len(names) if names is not None else _as_int(n_features),
+            model_type=f"{type(model).__module__}.{type(model).__qualname__}",
+        )
+
+
+@dataclass(frozen=True)
+class LoadedArtifact:
+    """An artifact that loaded: the ``model_artifact`` fixture hands this to tests."""
+
+    path: Path
+    sha256: str
+    size: int
+    version_id: str
+    loader: str
+    model: Any
+    profile: ModelProfile
+    libraries: dict[str, str] = field(default_factory=library_versions)
+
+    def metadata(self) -> dict[str, Any]:
+        return {
+            "version_id": self.version_id,
+            "sha256": self.sha256,
+            "size": self.size,
+            "path": str(self.path),
+            "loader": self.loader,
+            "model_type": self.profile.model_type,
+            "task": self.profile.task,
+            **{f"version.{k}": v for k, v in self.libraries.items()},
+        }
+
+
+def load_artifact(
+    path: Path, *, trust: Sequence[str] = (), started: datetime | None = None
+) -> LoadedArtifact:
+    """Read, hash and load ``path``; what is hashed is exactly what is loaded.
+
+    Raises FileNotFoundError for a missing file and ArtifactLoadError (or its subclass
+    UnsafeArtifactError) for anything that cannot be turned into a model.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"model artifact not found: {path}")
+    data = path.read_bytes()
+    sha = sha256_of(data)
+    model, loader = _load_bytes(path, data, trust)
+    if not _has_method(model, "predict"):
+        raise ArtifactLoadError(
+            f"{path} loaded as {type(model).__module__}.{type(model).__qualname__}, "
+            "which has no predict() method: not a model"
+        )
+    return LoadedArtifact(
+        path=path,
+        sha256=sha,
+        size=len(data),
+        version_id=version_id(sha, started or datetime.now(timezone.utc)),
+        loader=loader,
+        model=model,
+        profile=ModelProfile.of(model),
+    )
+
+
+def _load_bytes(path: Path, data: bytes, trust: Sequence[str]) -> tuple[object, str]:
+    if not data:
+        raise ArtifactLoadError(f"{path} is empty (0 bytes): not a model artifact")
+    import joblib
+
+    try:
+        return joblib.load(io.BytesIO(data)), "joblib"
+    except (ModuleNotFoundError, AttributeError) as exc:
+        raise ArtifactLoadError(
+            f"{path} refers to code that cannot be imported here: {exc}"
+        ) from exc
+    except Exception as exc:
+        raise ArtifactLoadError(
+            f"{path} could not be unpickled ({type(exc).__name__}: {exc}); "
+            "the file is corrupt, truncated or not a pickle/joblib artifact"
+        ) from exc
+
+
+def _has_method(obj: object, name: str) -> bool:
+    try:
+        return callable(getattr(obj, name, None))
+    except Exception:  # properties such as available_if may raise anything
+        return False
+
+
+def _as_int(value: object) -> int | None:
+    try:
+        return int(value)  # type: ignore[call-overload,no-any-return]
+    except (TypeError, ValueError):
+        return None
+
+
+def _plain(value: Any) -> Any:
+    item = getattr(value, "item", None)
+    return item() if callable(item) else value
+
+
+def _task_of(model: object, has_classes: bool) -> str:
+    try:
+        from sklearn.base import is_classifier, is_regressor
+
+        if is_classifier(model):
+            return "classifier"
+        if is_regressor(model):
+            return "regressor"
+    except Exception:  # non-sklearn objects can make the tag machinery raise
+        pass
+    estimator_type = getattr(model, "_estimator_type", None)
+    if estimator_type in ("classifier", "regressor"):
+        return str(estimator_type)
+    if has_classes:
+        return "classifier"
+    return "regressor" if _has_method(model, "predict") else "unknown"

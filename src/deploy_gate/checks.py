@@ -1,0 +1,894 @@
+"""The built-in deployment checks, as plain functions of fixtures, and their catalogue.
+
+Each check takes fixtures by name (``deployment``, ``deploy_gate_data``, ...), so a project that
+overrides ``deployment`` in its conftest.py has every check run against its own wrapper. A check
+passes by returning, fails by raising :class:`CheckFailure` with a message whose first line is
+enough to act on, and skips with the reason when it cannot run.
+"""
+
+from __future__ import annotations
+
+import time
+import weakref
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from deploy_gate import validation as v
+from deploy_gate.errors import CheckFailure, InvalidOutputError
+
+if TYPE_CHECKING:
+    import numpy as np
+    import pandas as pd
+
+    from deploy_gate.artifact import LoadedArtifact, ModelProfile
+    from deploy_gate.data import GateData
+    from deploy_gate.gate import Gate
+    from deploy_gate.options import Settings
+
+CATEGORIES = ("smoke", "output", "latency", "errors", "version", "baseline", "rollout", "drift")
+
+#: Batch and row-by-row outputs, and repeated outputs, must agree within this relative tolerance.
+RTOL = 1e-9
+#: Rows compared row by row in smoke[batch-consistency] and timed in smoke[latency-sanity].
+SAMPLE_ROWS = 20
+#: The string fed to a numeric feature by errors[wrong-dtype].
+NOT_A_NUMBER = "deploy-gate-not-a-number"
+#: A feature name no model knows, fed by errors[unknown-feature].
+UNKNOWN_FEATURE = "deploy_gate_unknown_feature"
+
+
+@dataclass(frozen=True)
+class Check:
+    """One entry of the catalogue: rendered as the item ``<category>[<case>]``."""
+
+    category: str
+    case: str
+    func: Callable[..., None]
+    #: Whether the check applies to a model; None profile means the artifact did not load.
+    applies: Callable[[ModelProfile | None, Settings], bool] = field(
+        default=lambda profile, settings: True
+    )
+
+    @property
+    def name(self) -> str:
+        return f"{self.category}[{self.case}]"
+
+    @property
+    def description(self) -> str:
+        doc = (self.func.__doc__ or "").strip()
+        return doc.splitlines()[0] if doc else self.name
+
+
+BUILTIN: list[Check] = []
+
+
+def check(
+    category: str,
+    case: str,
+    applies: Callable[[ModelProfile | None, Settings], bool] | None = None,
+) -> Callable[[Callable[..., None]], Callable[..., None]]:
+    def register(func: Callable[..., None]) -> Callable[..., None]:
+        BUILTIN.append(Check(category, case, func, applies or (lambda p, s: True)))
+        return func
+
+    return register
+
+
+def _classifier(profile: ModelProfile | None, settings: Settings) -> bool:
+    return profile is not None and profile.task == "classifier"
+
+
+def _with_proba(profile: ModelProfile | None, settings: Settings) -> bool:
+    return _classifier(profile, settings) and profile is not None and profile.has_proba
+
+
+def _with_classes(profile: ModelProfile | None, settings: Settings) -> bool:
+    return _classifier(profile, settings) and profile is not None and profile.classes is not None
+
+
+def _regressor(profile: ModelProfile | None, settings: Settings) -> bool:
+    return profile is not None and profile.task == "regressor"
+
+
+def builtin_checks(profile: ModelProfile | None, settings: Settings) -> list[Check]:
+    """The built-in checks that apply to a model with this profile."""
+    return [c for c in BUILTIN if c.applies(profile, settings)]
+
+
+# -- helpers --------------------------------------------------------------------------------
+
+
+def require_real_rows(data: GateData) -> None:
+    if data.synthetic:
+        pytest.skip(
+            f"needs realistic rows, and the gate has only {data.source}: "
+            "pass --deploy-gate-data with sample or holdout rows"
+        )
+
+
+def first_row(data: GateData) -> dict[str, Any]:
+    return {str(k): _plain(val) for k, val in data.features.iloc[0].items()}
+
+
+def sample(data: GateData, n: int = SAMPLE_ROWS) -> pd.DataFrame:
+    return data.features.iloc[:n]
+
+
+def has_proba(deployment: Any) -> bool:
+    """Whether the deployment serves probabilities (``supports_proba`` may say it does not)."""
+    method = getattr(deployment, "batch_predict_proba", None)
+    return callable(method) and bool(getattr(deployment, "supports_proba", True))
+
+
+def predict(deployment: Any, rows: pd.DataFrame, *, what: str = "batch_predict") -> np.ndarray:
+    """Call the deployment and return its output as an array (the model's errors propagate)."""
+    return v.as_array(deployment.batch_predict(rows))
+
+
+def same_outputs(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Row mask of outputs that agree: within RTOL for numbers, exactly otherwise."""
+    import numpy as np
+
+    if a.shape != b.shape:
+        return np.zeros(min(len(a), len(b)), dtype=bool)
+    fa, fb = v.numeric_view(a), v.numeric_view(b)
+    if fa is not None and fb is not None:
+        close = np.isclose(fa, fb, rtol=RTOL, atol=0.0, equal_nan=True)
+    else:
+        close = a == b
+    close = np.asarray(close)
+    return np.asarray(close.reshape(len(close), -1).all(axis=1) if close.ndim > 1 else close)
+
+
+def is_clear_error(exc: BaseException, *, names: Sequence[str] = ()) -> bool:
+    """A ValueError/TypeError/KeyError with a message, as opposed to an obscure crash.
+
+    Output validation errors do not count: they mean the model produced an invalid output.
+    """
+    if isinstance(exc, InvalidOutputError):
+        return False
+    return isinstance(exc, (ValueError, TypeError, KeyError)) and bool(str(exc).strip())
+
+
+def describe_exc(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0] if text else '(no message)'}"
+
+
+def _plain(value: Any) -> Any:
+    item = getattr(value, "item", None)
+    return item() if callable(item) and getattr(value, "ndim", 0) == 0 else value
+
+
+def show(value: Any) -> str:
+    """A model output as a person reads it: 0.25, 'yes', [0.2 0.9]."""
+    import numpy as np
+
+    if isinstance(value, np.ndarray):
+        return np.array2string(value, precision=6, separator=", ")
+    return _fmt(_plain(value))
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    return repr(value)
+
+
+# -- outputs on sample rows and edge rows ---------------------------------------------------
+
+
+@dataclass
+class EdgeOutcome:
+    label: str
+    prediction: Any = None
+    proba: Any = None
+    error: BaseException | None = None
+
+
+@dataclass
+class Observation:
+    """The deployment's outputs on every sample row and every edge row, computed once."""
+
+    n_data_rows: int
+    labels: list[str]
+    predictions: np.ndarray
+    proba: np.ndarray | None
+    edges: list[EdgeOutcome]
+    proba_error: str | None = None
+
+    @property
+    def rejected(self) -> list[EdgeOutcome]:
+        return [e for e in self.edges if e.error is not None and is_clear_error(e.error)]
+
+    @property
+    def crashed(self) -> list[EdgeOutcome]:
+        return [e for e in self.edges if e.error is not None and not is_clear_error(e.error)]
+
+
+_observations: weakref.WeakKeyDictionary[Any, tuple[int, Observation]] = weakref.WeakKeyDictionary()
+
+
+def edge_rows(data: GateData) -> tuple[pd.DataFrame, list[str]]:
+    """Copies of the first row with one feature at its observed min, max, 0, or missing."""
+    import numpy as np
+    import pandas as pd
+
+    features = data.features
+    base = features.iloc[[0]]
+    rows: list[pd.DataFrame] = []
+    labels: list[str] = []
+    for column in features.columns:
+        values = features[column]
+        cases: list[tuple[str, Any]] = []
+        if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
+            cases += [("min", values.min()), ("max", values.max()), ("zero", 0)]
+        cases.append(("missing", np.nan if pd.api.types.is_numeric_dtype(values) else None))
+        for case, value in cases:
+            row = base.copy()
+            if value is None:
+                row[column] = row[column].astype(object)
+            elif isinstance(value, float) and pd.api.types.is_integer_dtype(row[column]):
+                row[column] = row[column].astype(float)
+            row.loc[row.index[0], column] = value
+            rows.append(row)
+            shown = "" if case in ("zero", "missing") else f"({_fmt(_plain(value))})"
+            labels.append(f"edge row {column}={case}{shown}")
+    return pd.concat(rows, ignore_index=True), labels
+
+
+def observe(deployment: Any, data: GateData) -> Observation:
+    """Outputs on the sample rows (one batch) and the edge rows (a batch, or row by row when
+    the batch is rejected), cached per deployment object."""
+    import numpy as np
+
+    cached = _observations.get(deployment)
+    if cached is not None and cached[0] == id(data):
+        return cached[1]
+    rows = data.features
+    predictions = predict(deployment, rows)
+    proba = None
+    proba_error = None
+    if has_proba(deployment):
+        try:
+            proba = v.as_array(deployment.batch_predict_proba(rows))
+        except AttributeError as exc:
+            proba_error = describe_exc(exc)
+    edge_frame, edge_labels = edge_rows(data)
+    edges = [EdgeOutcome(label) for label in edge_labels]
+    try:
+        preds = predict(deployment, edge_frame)
+        probs = (
+            v.as_array(deployment.batch_predict_proba(edge_frame)) if proba is not None else None
+        )
+        if len(preds) != len(edges):
+            raise ValueError("edge batch length mismatch")
+        for i, outcome in enumerate(edges):
+            outcome.prediction = preds[i]
+            outcome.proba = probs[i] if probs is not None and len(probs) == len(edges) else None
+    except Exception:
+        for i, outcome in enumerate(edges):
+            one = edge_frame.iloc[[i]]
+            try:
+                outcome.prediction = predict(deployment, one)[0]
+                if proba is not None:
+                    outcome.proba = v.as_array(deployment.batch_predict_proba(one))[0]
+            except Exception as exc:
+                outcome.error = exc
+    ok = [e for e in edges if e.error is None]
+    labels = [f"row {i}" for i in range(len(rows))] + [e.label for e in ok]
+    all_preds = predictions
+    if ok and predictions.ndim >= 1 and len(predictions) == len(rows):
+        try:
+            all_preds = np.concatenate([predictions, np.asarray([e.prediction for e in ok])])
+        except ValueError:
+            all_preds = predictions
+    all_proba = proba
+    if proba is not None and ok and all(e.proba is not None for e in ok):
+        try:
+            all_proba = np.concatenate([proba, np.asarray([e.proba for e in ok])])
+        except ValueError:
+            all_proba = proba
+    observation = Observation(
+        n_data_rows=len(rows),
+        labels=labels,
+        predictions=all_preds,
+        proba=all_proba,
+        edges=edges,
+        proba_error=proba_error,
+    )
+    _observations[deployment] = (id(data), observation)
+    return observation
+
+
+def _rows_message(problem: str, rows: Sequence[int], obs: Observation, total: int) -> str:
+    return f"{problem} in {v.describe_rows(rows, total, obs.labels)}"
+
+
+def _fail_rows(problem: str, rows: Sequence[int], obs: Observation, values: np.ndarray) -> None:
+    total = len(values)
+    detail = "\n".join(f"  {obs.labels[i]}: {show(values[i])}" for i in list(rows)[:10])
+    raise CheckFailure(f"{_rows_message(problem, rows, obs, total)}\n{detail}")
+
+
+def _record_edges(obs: Observation, deploy_gate_property: Callable[[str, object], None]) -> None:
+    deploy_gate_property("edge_rows", len(obs.edges))
+    if obs.rejected:
+        deploy_gate_property(
+            "edge_rows_rejected",
+            "; ".join(f"{e.label}: {describe_exc(e.error)}" for e in obs.rejected if e.error),
+        )
+
+
+def _proba_or_skip(obs: Observation, deployment: Any) -> np.ndarray:
+    if obs.proba is None:
+        reason = obs.proba_error or f"{type(deployment).__name__} has no batch_predict_proba"
+        pytest.skip(f"no probabilities to check: {reason}")
+    return obs.proba
+
+
+# -- smoke ----------------------------------------------------------------------------------
+
+
+@check("smoke", "load")
+def smoke_load(
+    deploy_gate: Gate,
+    deploy_gate_artifact_path: Path,
+    deploy_gate_property: Callable[[str, object], None],
+) -> None:
+    """The artifact loads (and is a model with predict())."""
+    artifact = deploy_gate.artifact_or_error(deploy_gate_artifact_path)
+    if isinstance(artifact, BaseException):
+        raise CheckFailure(f"{deploy_gate_artifact_path} failed to load: {describe_exc(artifact)}")
+    deploy_gate_property("loader", artifact.loader)
+    deploy_gate_property("model_type", artifact.profile.model_type)
+    deploy_gate_property("task", artifact.profile.task)
+
+
+@check("smoke", "inference-single")
+def smoke_inference_single(deployment: Any, deploy_gate_data: GateData) -> None:
+    """predict_single on one row returns an output."""
+    output = deployment.predict_single(first_row(deploy_gate_data))
+    if output is None:
+        raise CheckFailure("predict_single returned None for row 0")
+
+
+@check("smoke", "output-valid")
+def smoke_output_valid(
+    deployment: Any, deploy_gate_data: GateData, model_artifact: LoadedArtifact
+) -> None:
+    """The single-row output is a valid prediction (finite, known label, valid probabilities)."""
+    rows = sample(deploy_gate_data, 1)
+    preds = predict(deployment, rows)
+    proba = v.as_array(deployment.batch_predict_proba(rows)) if has_proba(deployment) else None
+    classes = getattr(deployment, "classes", None) or model_artifact.profile.classes
+    problems = v.find_problems(preds, n_rows=1, proba=proba, classes=classes)
+    if problems:
+        raise CheckFailure(
+            "invalid output for row 0: "
+            + "; ".join(map(str, problems))
+            + f"\n  output: {show(preds)}"
+        )
+
+
+@check("smoke", "batch")
+def smoke_batch(deployment: Any, deploy_gate_data: GateData) -> None:
+    """batch_predict returns one output per row."""
+    rows = deploy_gate_data.features
+    preds = predict(deployment, rows)
+    problem = v.length_problem(preds, len(rows))
+    if problem is not None:
+        raise CheckFailure(f"batch_predict on {len(rows)} rows: {problem}")
+
+
+@check("smoke", "batch-consistency")
+def smoke_batch_consistency(deployment: Any, deploy_gate_data: GateData) -> None:
+    """Batch outputs equal row-by-row outputs (relative tolerance 1e-9)."""
+    import numpy as np
+
+    rows = sample(deploy_gate_data)
+    batch = predict(deployment, rows)
+    single = v.as_array(
+        [deployment.predict_single(r) for r in _records(rows)],
+    )
+    if batch.shape[0] != len(rows):
+        raise CheckFailure(f"batch_predict returned {batch.shape[0]} outputs for {len(rows)} rows")
+    single = single.reshape(batch.shape) if single.size == batch.size else single
+    agree = same_outputs(batch, single)
+    differ = [int(i) for i in np.flatnonzero(~agree)] if agree.shape == (len(rows),) else []
+    if agree.shape != (len(rows),) or differ:
+        lines = "\n".join(
+            f"  row {i}: batch {show(batch[i])} vs single {show(single[i])}" for i in differ[:10]
+        )
+        raise CheckFailure(
+            f"batch and row-by-row outputs differ on "
+            f"{v.describe_rows(differ, len(rows)) if differ else 'shape'} "
+            f"(relative tolerance {RTOL:g})\n{lines}"
+        )
+
+
+@check("smoke", "deterministic")
+def smoke_deterministic(deployment: Any, deploy_gate_data: GateData) -> None:
+    """The same rows twice give the same outputs."""
+    import numpy as np
+
+    rows = deploy_gate_data.features
+    first = predict(deployment, rows)
+    second = predict(deployment, rows)
+    agree = same_outputs(first, second)
+    differ = [int(i) for i in np.flatnonzero(~agree)]
+    if first.shape != second.shape or differ:
+        lines = "\n".join(
+            f"  row {i}: {show(first[i])} then {show(second[i])}" for i in differ[:10]
+        )
+        raise CheckFailure(
+            f"outputs changed between two identical calls on "
+            f"{v.describe_rows(differ, len(rows)) if differ else 'shape'}\n{lines}"
+        )
+
+
+@check("smoke", "latency-sanity")
+def smoke_latency_sanity(
+    deployment: Any,
+    deploy_gate_data: GateData,
+    deploy_gate_settings: Settings,
+    deploy_gate_property: Callable[[str, object], None],
+) -> None:
+    """Mean single-row latency is under a generous budget (deploy_gate_smoke_latency_ms)."""
+    records = _records(sample(deploy_gate_data))
+    budget = float(deploy_gate_settings.smoke_latency_ms)
+    for row in records[:2]:  # warm-up, untimed
+        deployment.predict_single(row)
+    timings = []
+    for row in records[: max(5, min(len(records), 10))] if len(records) >= 5 else records * 5:
+        start = time.perf_counter()
+        deployment.predict_single(row)
+        timings.append((time.perf_counter() - start) * 1000.0)
+    mean = sum(timings) / len(timings)
+    deploy_gate_property("mean_ms", round(mean, 4))
+    deploy_gate_property("budget_ms", budget)
+    if mean > budget:
+        raise CheckFailure(
+            f"mean single-row latency {mean:.1f} ms exceeds budget {budget:.1f} ms "
+            f"(n={len(timings)} calls after 2 warm-up calls; deploy_gate_smoke_latency_ms)"
+        )
+
+
+def _records(rows: pd.DataFrame) -> list[dict[str, Any]]:
+    return [{str(k): _plain(val) for k, val in row.items()} for _, row in rows.iterrows()]
+
+
+# -- output validity ------------------------------------------------------------------------
+
+
+@check("output", "shape")
+def output_shape(
+    deployment: Any,
+    deploy_gate_data: GateData,
+    deploy_gate_property: Callable[[str, object], None],
+) -> None:
+    """One output per row (sample and edge rows); probabilities one row per input row."""
+    require_real_rows(deploy_gate_data)
+    obs = observe(deployment, deploy_gate_data)
+    deploy_gate_property("rows_checked", len(obs.labels))
+    n = len(obs.labels)
+    problem = v.length_problem(obs.predictions, n)
+    if problem is None and obs.proba is not None:
+        problem = v.length_problem(obs.proba, n, "probability rows")
+    if problem is not None:
+        raise CheckFailure(f"{problem} (sample rows and edge rows)")
+
+
+@check("output", "numeric-dtype")
+def output_numeric_dtype(
+    deployment: Any, deploy_gate_data: GateData, model_artifact: LoadedArtifact
+) -> None:
+    """Outputs are numbers (regressors' values; classifiers' probabilities)."""
+    require_real_rows(deploy_gate_data)
+    obs = observe(deployment, deploy_gate_data)
+    if model_artifact.profile.task == "classifier":
+        if obs.proba is None:
+            pytest.skip("class labels need not be numeric and there are no probabilities")
+        arrays = [("probabilities", obs.proba)]
+    else:
+        arrays = [("outputs", obs.predictions)]
+    for what, values in arrays:
+        if not v.is_numeric(values) and v.numeric_view(values) is None:
+            raise CheckFailure(
+                f"{what} have dtype {values.dtype}, not numeric (first value {show(values.flat[0])})"
+            )
+
+
+@check("output", "no-nan")
+def output_no_nan(deployment: Any, deploy_gate_data: GateData) -> None:
+    """No NaN in outputs or probabilities, on sample rows and edge rows."""
+    require_real_rows(deploy_gate_data)
+    obs = observe(deployment, deploy_gate_data)
+    for what, values in (("output", obs.predictions), ("probability", obs.proba)):
+        if values is not None:
+            rows = v.nan_rows(values)
+            if rows:
+                _fail_rows(f"NaN {what}", rows, obs, values)
+
+
+@check("output", "no-inf")
+def output_no_inf(deployment: Any, deploy_gate_data: GateData) -> None:
+    """No +/-Inf in outputs or probabilities, on sample rows and edge rows."""
+    require_real_rows(deploy_gate_data)
+    obs = observe(deployment, deploy_gate_data)
+    for what, values in (("output", obs.predictions), ("probability", obs.proba)):
+        if values is not None:
+            rows = v.inf_rows(values)
+            if rows:
+                _fail_rows(f"Inf {what}", rows, obs, values)
+
+
+@check("output", "edge-rows")
+def output_edge_rows(
+    deployment: Any,
+    deploy_gate_data: GateData,
+    deploy_gate_property: Callable[[str, object], None],
+) -> None:
+    """Each edge row gets an output or a clear ValueError (rejections are reported, not failed)."""
+    require_real_rows(deploy_gate_data)
+    obs = observe(deployment, deploy_gate_data)
+    _record_edges(obs, deploy_gate_property)
+    crashed = obs.crashed
+    if crashed:
+        lines = "\n".join(f"  {e.label}: {describe_exc(e.error)}" for e in crashed if e.error)
+        raise CheckFailure(
+            f"{len(crashed)} of {len(obs.edges)} edge rows crashed the model with an error "
+            f"that is not a clear ValueError\n{lines}"
+        )
+
+
+@check("output", "probabilities-range", applies=_with_proba)
+def output_probabilities_range(deployment: Any, deploy_gate_data: GateData) -> None:
+    """Every probability is in [0, 1]."""
+    require_real_rows(deploy_gate_data)
+    obs = observe(deployment, deploy_gate_data)
+    proba = _proba_or_skip(obs, deployment)
+    rows = v.proba_range_rows(proba)
+    if rows:
+        _fail_rows("probability outside [0, 1]", rows, obs, proba)
+
+
+@check("output", "probabilities-sum", applies=_with_proba)
+def output_probabilities_sum(deployment: Any, deploy_gate_data: GateData) -> None:
+    """Each row's probabilities sum to 1 within 1e-6."""
+    require_real_rows(deploy_gate_data)
+    obs = observe(deployment, deploy_gate_data)
+    proba = _proba_or_skip(obs, deployment)
+    rows = v.proba_sum_rows(proba)
+    if rows:
+        sums = proba.astype(float).sum(axis=1)
+        _fail_rows(
+            f"probabilities not summing to 1 (tolerance {v.PROBA_SUM_TOLERANCE:g})", rows, obs, sums
+        )
+
+
+@check("output", "known-labels", applies=_with_classes)
+def output_known_labels(
+    deployment: Any, deploy_gate_data: GateData, model_artifact: LoadedArtifact
+) -> None:
+    """Predicted labels are among the model's classes_."""
+    require_real_rows(deploy_gate_data)
+    obs = observe(deployment, deploy_gate_data)
+    classes = getattr(deployment, "classes", None) or model_artifact.profile.classes or ()
+    rows = v.unknown_label_rows(obs.predictions, classes)
+    if rows:
+        _fail_rows(f"label not among classes {list(classes)!r}", rows, obs, obs.predictions)
+
+
+@check("output", "regression-range", applies=_regressor)
+def output_regression_range(
+    deployment: Any,
+    deploy_gate_data: GateData,
+    deploy_gate_settings: Settings,
+    deploy_gate_property: Callable[[str, object], None],
+) -> None:
+    """Outputs lie in deploy_gate_output_range, or the target's range widened by its span."""
+    require_real_rows(deploy_gate_data)
+    low, high, source = _output_range(deploy_gate_data, deploy_gate_settings)
+    deploy_gate_property("range_low", low)
+    deploy_gate_property("range_high", high)
+    obs = observe(deployment, deploy_gate_data)
+    rows = v.out_of_range_rows(obs.predictions, low, high)
+    if rows:
+        _fail_rows(f"output outside [{low:.6g}, {high:.6g}] ({source})", rows, obs, obs.predictions)
+
+
+def _output_range(data: GateData, settings: Settings) -> tuple[float, float, str]:
+    import pandas as pd
+
+    if settings.output_range is not None:
+        low, high = settings.output_range
+        return float(low), float(high), f"from {settings.source('output_range')}"
+    target = data.target
+    if target is None or not pd.api.types.is_numeric_dtype(target) or target.dropna().empty:
+        pytest.skip(
+            "no output range: set deploy_gate_output_range, or pass --deploy-gate-target "
+            "with a numeric label column to derive it"
+        )
+    lo, hi = float(target.min()), float(target.max())
+    span = hi - lo
+    return lo - span, hi + span, f"target range [{lo:.6g}, {hi:.6g}] widened by its span"
+
+
+# -- error scenarios ------------------------------------------------------------------------
+
+
+def _factory_reaches(deployment: Any, deployment_factory: Callable[[Path], Any], path: Path) -> Any:
+    """A fresh, unloaded deployment from the factory, or a skip when the project overrides
+    ``deployment`` but not ``deployment_factory`` (the check would judge the wrong class)."""
+    fresh = deployment_factory(path)
+    if type(fresh) is not type(deployment):
+        pytest.skip(
+            f"deployment is a {type(deployment).__name__} but deployment_factory makes "
+            f"{type(fresh).__name__}: override deployment_factory too to check loading"
+        )
+    return fresh
+
+
+@check("errors", "missing-artifact")
+def errors_missing_artifact(
+    deployment: Any, deployment_factory: Callable[[Path], Any], tmp_path: Path
+) -> None:
+    """Loading a missing file raises FileNotFoundError naming the path."""
+    missing = tmp_path / "no-such-model.joblib"
+    try:
+        _factory_reaches(deployment, deployment_factory, missing).load_model()
+    except FileNotFoundError as exc:
+        if str(missing) not in str(exc) and missing.name not in str(exc):
+            raise CheckFailure(
+                f"FileNotFoundError for a missing artifact does not name the path: {exc}"
+            ) from None
+        return
+    except Exception as exc:
+        raise CheckFailure(
+            f"loading a missing artifact raised {describe_exc(exc)}, expected FileNotFoundError"
+        ) from None
+    raise CheckFailure(f"loading a missing artifact ({missing}) raised nothing")
+
+
+def _expect_key_error(call: Callable[[], Any], name: str, what: str) -> None:
+    try:
+        result = call()
+    except KeyError as exc:
+        if name not in str(exc):
+            raise CheckFailure(
+                f"{what} raised KeyError that does not name {name!r}: {exc}"
+            ) from None
+        return
+    except Exception as exc:
+        raise CheckFailure(
+            f"{what} raised {describe_exc(exc)}, expected KeyError naming {name!r}"
+        ) from None
+    raise CheckFailure(
+        f"{what} was accepted silently (returned {show(result)}); expected KeyError naming {name!r}"
+    )
+
+
+@check("errors", "unknown-feature")
+def errors_unknown_feature(deployment: Any, deploy_gate_data: GateData) -> None:
+    """A feature the model does not know gives a KeyError naming it."""
+    row = {**first_row(deploy_gate_data), UNKNOWN_FEATURE: 1.0}
+    _expect_key_error(
+        lambda: deployment.predict_single(row),
+        UNKNOWN_FEATURE,
+        "predict_single with an unknown feature",
+    )
+    frame = sample(deploy_gate_data, 3).assign(**{UNKNOWN_FEATURE: 1.0})
+    _expect_key_error(
+        lambda: deployment.batch_predict(frame),
+        UNKNOWN_FEATURE,
+        "batch_predict with an unknown column",
+    )
+
+
+@check("errors", "missing-feature")
+def errors_missing_feature(deployment: Any, deploy_gate_data: GateData) -> None:
+    """A missing feature gives a KeyError naming it."""
+    row = first_row(deploy_gate_data)
+    name = list(row)[-1]
+    del row[name]
+    _expect_key_error(
+        lambda: deployment.predict_single(row), name, f"predict_single without feature {name!r}"
+    )
+    frame = sample(deploy_gate_data, 3).drop(columns=[name])
+    _expect_key_error(
+        lambda: deployment.batch_predict(frame), name, f"batch_predict without column {name!r}"
+    )
+
+
+@check("errors", "nan-input")
+def errors_nan_input(
+    deployment: Any, deploy_gate_data: GateData, model_artifact: LoadedArtifact
+) -> None:
+    """NaN in any feature gives a valid output or a clear ValueError, never NaN or a crash."""
+    import numpy as np
+    import pandas as pd
+
+    features = deploy_gate_data.features
+    base = features.iloc[[0]]
+    failures: list[str] = []
+    classes = getattr(deployment, "classes", None) or model_artifact.profile.classes
+    for column in features.columns:
+        row = base.copy()
+        row[column] = (
+            row[column].astype(float)
+            if pd.api.types.is_numeric_dtype(row[column])
+            else row[column].astype(object)
+        )
+        row.loc[row.index[0], column] = np.nan
+        try:
+            out = predict(deployment, row)
+        except Exception as exc:
+            if isinstance(exc, ValueError) and is_clear_error(exc):
+                continue
+            failures.append(f"  {column}=NaN: {describe_exc(exc)} (not a clear ValueError)")
+            continue
+        problems = v.find_problems(out, n_rows=1, classes=classes)
+        if problems:
+            failures.append(
+                f"  {column}=NaN: invalid output {show(out)} ({'; '.join(map(str, problems))})"
+            )
+    if failures:
+        raise CheckFailure(
+            f"NaN input mishandled for {len(failures)} of {len(features.columns)} features\n"
+            + "\n".join(failures)
+        )
+
+
+@check("errors", "wrong-dtype")
+def errors_wrong_dtype(deployment: Any, deploy_gate_data: GateData) -> None:
+    """A string in a numeric feature gives a clear error, not a silent prediction."""
+    import pandas as pd
+
+    features = deploy_gate_data.features
+    numeric = [
+        c
+        for c in features.columns
+        if pd.api.types.is_numeric_dtype(features[c])
+        and not pd.api.types.is_bool_dtype(features[c])
+    ]
+    if not numeric:
+        pytest.skip("no numeric feature to put a string into")
+    column = numeric[0]
+    row = features.iloc[[0]].copy()
+    row[column] = row[column].astype(object)
+    row.loc[row.index[0], column] = NOT_A_NUMBER
+    try:
+        out = predict(deployment, row)
+    except Exception as exc:
+        if is_clear_error(exc):
+            return
+        raise CheckFailure(
+            f"a string in numeric feature {column!r} raised {describe_exc(exc)}, "
+            "expected a clear ValueError or TypeError"
+        ) from None
+    raise CheckFailure(
+        f"a string ({NOT_A_NUMBER!r}) in numeric feature {column!r} was accepted silently: "
+        f"the model returned {show(out)}"
+    )
+
+
+@check("errors", "empty-batch")
+def errors_empty_batch(deployment: Any, deploy_gate_data: GateData) -> None:
+    """An empty batch gives an empty result or a clear error."""
+    empty = deploy_gate_data.features.iloc[:0]
+    try:
+        out = predict(deployment, empty)
+    except Exception as exc:
+        if is_clear_error(exc):
+            return
+        raise CheckFailure(
+            f"an empty batch raised {describe_exc(exc)}, "
+            "expected an empty result or a clear ValueError"
+        ) from None
+    if out.ndim == 0 or len(out) != 0:
+        raise CheckFailure(f"an empty batch returned {show(out)}, expected an empty result")
+
+
+@check("errors", "reordered-columns")
+def errors_reordered_columns(deployment: Any, deploy_gate_data: GateData) -> None:
+    """Columns in another order give the same outputs or a clear error, never silently others."""
+    import numpy as np
+
+    rows = deploy_gate_data.features.iloc[:200]
+    if rows.shape[1] < 2:
+        pytest.skip("a single feature cannot be reordered")
+    expected = predict(deployment, rows)
+    shuffled = rows[list(reversed(rows.columns))]
+    try:
+        got = predict(deployment, shuffled)
+    except Exception as exc:
+        if is_clear_error(exc):
+            return
+        raise CheckFailure(
+            f"reordered columns raised {describe_exc(exc)}, "
+            "expected the same outputs or a clear error"
+        ) from None
+    agree = same_outputs(expected, got)
+    differ = (
+        [int(i) for i in np.flatnonzero(~agree)]
+        if agree.shape == (len(rows),)
+        else list(range(len(rows)))
+    )
+    if differ:
+        lines = "\n".join(
+            f"  row {i}: {show(expected[i])} became {show(got[i])}" for i in differ[:5]
+        )
+        raise CheckFailure(
+            f"outputs changed on {v.describe_rows(differ, len(rows))} when the columns came in "
+            "reverse order: the model reads columns by position, not by name\n" + lines
+        )
+
+
+@check("errors", "not-loaded")
+def errors_not_loaded(
+    deployment: Any,
+    deployment_factory: Callable[[Path], Any],
+    deploy_gate_artifact_path: Path,
+    deploy_gate_data: GateData,
+) -> None:
+    """Predicting before load_model() raises ValueError mentioning "not loaded"."""
+    fresh = _factory_reaches(deployment, deployment_factory, deploy_gate_artifact_path)
+    try:
+        result = fresh.predict_single(first_row(deploy_gate_data))
+    except ValueError as exc:
+        if "not loaded" not in str(exc).lower():
+            raise CheckFailure(
+                f"ValueError before load_model() does not say 'not loaded': {exc}"
+            ) from None
+        return
+    except Exception as exc:
+        raise CheckFailure(
+            f"predicting before load_model() raised {describe_exc(exc)}, "
+            "expected ValueError mentioning 'not loaded'"
+        ) from None
+    raise CheckFailure(
+        f"predicting before load_model() returned {show(result)}; expected ValueError 'not loaded'"
+    )
+
+
+# -- version --------------------------------------------------------------------------------
+
+
+@check("version", "version-id")
+def version_version_id(
+    model_artifact: LoadedArtifact,
+    deployment: Any,
+    deploy_gate_property: Callable[[str, object], None],
+) -> None:
+    """Records the version id, sha256, size, loader and library versions; the file on disk
+    still has the content that was loaded and checked."""
+    from deploy_gate.artifact import sha256_of_file
+
+    for key, value in model_artifact.metadata().items():
+        deploy_gate_property(key, value)
+    served = getattr(deployment, "model_version", None)
+    if served is not None and served != model_artifact.version_id:
+        deploy_gate_property("deployment_model_version", served)
+    on_disk = sha256_of_file(model_artifact.path)
+    if on_disk != model_artifact.sha256:
+        raise CheckFailure(
+            f"{model_artifact.path} changed during the gate run: sha256 {on_disk[:12]}... on disk, "
+            f"{model_artifact.sha256[:12]}... when loaded and checked"
+        )
+
+
+def iter_checks(extra: Iterable[Iterable[Check]]) -> list[Check]:
+    """Flatten the hook results into one list, keeping the first of any duplicate name."""
+    seen: set[str] = set()
+    out: list[Check] = []
+    for group in extra:
+        for item in group or ():
+            if item.name not in seen:
+                seen.add(item.name)
+                out.append(item)
+    return out

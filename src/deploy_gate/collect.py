@@ -1,0 +1,55 @@
+"""Collection: an artifact named on the command line becomes a file node whose items are checks."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from deploy_gate.errors import CheckFailure
+
+if TYPE_CHECKING:
+    from deploy_gate.checks import Check
+    from deploy_gate.gate import Gate
+
+GATE_KEY: pytest.StashKey[Gate] = pytest.StashKey()
+
+
+class GateFile(pytest.File):
+    """One artifact; ``collect()`` yields an item per check that applies to its model."""
+
+    def collect(self) -> Iterator[pytest.Item]:
+        from deploy_gate.checks import iter_checks
+
+        gate = self.config.stash[GATE_KEY]
+        loaded = gate.artifact_or_error(self.path)
+        profile = None if isinstance(loaded, BaseException) else loaded.profile
+        results = self.config.hook.pytest_deploy_gate_checks(
+            profile=profile, settings=gate.settings
+        )
+        for check in iter_checks(results):
+            yield GateItem.from_parent(self, name=check.name, callobj=check.func, check=check)
+
+
+class GateItem(pytest.Function):
+    """A check run as a real test function, so fixtures and overrides reach it."""
+
+    def __init__(self, *, check: Check, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.check = check
+        self.add_marker("deploy_gate")
+        self.add_marker(check.category)
+
+    def reportinfo(self) -> tuple[Path, int, str]:
+        return self.path, 0, f"{self.path.name}::{self.name}"
+
+    def repr_failure(
+        self,
+        excinfo: pytest.ExceptionInfo[BaseException],
+        style: Any = None,
+    ) -> Any:
+        if isinstance(excinfo.value, CheckFailure):
+            return str(excinfo.value)
+        return super().repr_failure(excinfo)

@@ -1,0 +1,224 @@
+"""The default deployment wrapper: what a serving process runs, and what the gate's checks drive.
+
+A project gates its own serving code by overriding the ``deployment`` (or ``deployment_factory``)
+fixture with an object that has the same methods; see :class:`Deployment`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
+
+from deploy_gate.errors import InvalidOutputError, NotLoadedError, SchemaError
+from deploy_gate.validation import as_array, find_problems
+
+if TYPE_CHECKING:
+    import numpy as np
+    import pandas as pd
+
+    from deploy_gate.artifact import LoadedArtifact
+    from deploy_gate.latency import LatencyTracker
+
+
+@runtime_checkable
+class Deployment(Protocol):
+    """What every built-in check calls. ``batch_predict_proba`` is optional (classifiers)."""
+
+    def load_model(self) -> None: ...
+
+    def predict_single(self, features: Mapping[str, Any]) -> Any: ...
+
+    def batch_predict(self, rows: Any) -> Any: ...
+
+    @property
+    def model_version(self) -> str: ...
+
+    def get_model_metadata(self) -> dict[str, Any]: ...
+
+    def get_latency_stats(self) -> dict[str, Any]: ...
+
+
+class ModelDeployment:
+    """Serve an artifact with input-schema validation, output validation and latency tracking.
+
+    ``predict_single`` builds its row in the model's feature order; ``batch_predict`` checks the
+    column names but passes the frame through as given, so a model that reads columns by
+    position is not hidden by the wrapper. Invalid outputs raise ``InvalidOutputError``
+    (``on_invalid_output="raise"``) or are only counted (``"record"``, what the gate uses so
+    each output check can judge one property).
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        feature_names: Sequence[str] | None = None,
+        trust: Sequence[str] = (),
+        on_invalid_output: Literal["raise", "record"] = "raise",
+        latency_window: int = 10_000,
+        artifact: LoadedArtifact | None = None,
+    ) -> None:
+        from deploy_gate.latency import LatencyTracker
+
+        self.path = Path(path)
+        self.trust = tuple(trust)
+        self.on_invalid_output = on_invalid_output
+        self._given_names = tuple(feature_names) if feature_names is not None else None
+        self._preloaded = artifact
+        self._artifact: LoadedArtifact | None = None
+        self._feature_names: tuple[str, ...] | None = self._given_names
+        self._positional = False
+        self._latency: dict[str, LatencyTracker] = {
+            "single": LatencyTracker(latency_window),
+            "batch": LatencyTracker(latency_window),
+        }
+        self.invalid_outputs: dict[str, int] = {}
+
+    # -- loading ---------------------------------------------------------------------------
+    def load_model(self) -> None:
+        """Load the artifact; FileNotFoundError names a missing path."""
+        from deploy_gate.artifact import load_artifact
+
+        if self._preloaded is not None and self._preloaded.path == self.path:
+            if not self.path.is_file():
+                raise FileNotFoundError(f"model artifact not found: {self.path}")
+            artifact = self._preloaded
+        else:
+            artifact = load_artifact(self.path, trust=self.trust)
+        profile = artifact.profile
+        self._artifact = artifact
+        self._feature_names = self._given_names or profile.feature_names
+        # A model fitted on a plain array reads columns by position and warns when given
+        # names, so it gets the values in the order the caller gave them.
+        self._positional = profile.feature_names is None and profile.n_features is not None
+
+    @property
+    def is_loaded(self) -> bool:
+        return self._artifact is not None
+
+    @property
+    def artifact(self) -> LoadedArtifact:
+        if self._artifact is None:
+            raise NotLoadedError(f"model not loaded: call load_model() first ({self.path})")
+        return self._artifact
+
+    @property
+    def model(self) -> Any:
+        return self.artifact.model
+
+    @property
+    def model_version(self) -> str:
+        return self.artifact.version_id
+
+    @property
+    def feature_names(self) -> tuple[str, ...] | None:
+        return self._feature_names
+
+    @property
+    def supports_proba(self) -> bool:
+        """Whether ``batch_predict_proba`` will work (the model has predict_proba)."""
+        return self.artifact.profile.has_proba
+
+    @property
+    def classes(self) -> tuple[Any, ...] | None:
+        return self.artifact.profile.classes
+
+    def get_model_metadata(self) -> dict[str, Any]:
+        meta = self.artifact.metadata()
+        meta["feature_names"] = list(self._feature_names or ())
+        return meta
+
+    def get_latency_stats(self) -> dict[str, Any]:
+        return {kind: tracker.stats() for kind, tracker in self._latency.items()}
+
+    # -- predictions -----------------------------------------------------------------------
+    def predict_single(self, features: Mapping[str, Any]) -> Any:
+        """Predict one row given as a mapping of feature name to value."""
+        frame = self._frame_from_mapping(features)
+        out = self._predict(frame, "predict", "single")
+        return _plain(out[0])
+
+    def predict_proba_single(self, features: Mapping[str, Any]) -> np.ndarray:
+        frame = self._frame_from_mapping(features)
+        out: np.ndarray = self._predict(frame, "predict_proba", "single")[0]
+        return out
+
+    def batch_predict(self, rows: pd.DataFrame | Sequence[Mapping[str, Any]]) -> np.ndarray:
+        """Predict many rows: one output per row, in order."""
+        return self._predict(self._frame(rows), "predict", "batch")
+
+    def batch_predict_proba(self, rows: pd.DataFrame | Sequence[Mapping[str, Any]]) -> np.ndarray:
+        """Class probabilities, one row per input row (classifiers with predict_proba only)."""
+        if not self.artifact.profile.has_proba:
+            raise AttributeError(f"{self.artifact.profile.model_type} has no predict_proba")
+        return self._predict(self._frame(rows), "predict_proba", "batch")
+
+    def _predict(self, frame: pd.DataFrame, method: str, kind: str) -> np.ndarray:
+        model = self.model
+        X: Any = frame.to_numpy() if self._positional else frame
+        start = time.perf_counter()
+        raw = getattr(model, method)(X)
+        self._latency[kind].record(time.perf_counter() - start)
+        out = as_array(raw)
+        profile = self.artifact.profile
+        if method == "predict_proba":
+            problems = find_problems(None, n_rows=len(frame), proba=out)
+        else:
+            problems = find_problems(out, n_rows=len(frame), classes=profile.classes)
+        if problems:
+            for problem in problems:
+                self.invalid_outputs[problem.kind] = self.invalid_outputs.get(problem.kind, 0) + 1
+            if self.on_invalid_output == "raise":
+                raise InvalidOutputError(
+                    f"{method} returned invalid output: " + "; ".join(map(str, problems))
+                )
+        return out
+
+    # -- input schema ----------------------------------------------------------------------
+    def _frame_from_mapping(self, features: Mapping[str, Any]) -> pd.DataFrame:
+        import pandas as pd
+
+        if not isinstance(features, Mapping):
+            raise TypeError(
+                f"predict_single takes a mapping of feature name to value, "
+                f"got {type(features).__name__}"
+            )
+        self.artifact  # noqa: B018 - raises NotLoadedError before any other complaint
+        names = self._feature_names or tuple(str(k) for k in features)
+        self._check_names(list(features), names)
+        return pd.DataFrame([[features[n] for n in names]], columns=list(names))
+
+    def _frame(self, rows: pd.DataFrame | Sequence[Mapping[str, Any]]) -> pd.DataFrame:
+        import pandas as pd
+
+        self.artifact  # noqa: B018 - raises NotLoadedError before any other complaint
+        frame = rows if isinstance(rows, pd.DataFrame) else pd.DataFrame(list(rows))
+        if self._feature_names is not None and (len(frame.columns) or len(frame)):
+            self._check_names([str(c) for c in frame.columns], self._feature_names)
+        return frame
+
+    @staticmethod
+    def _check_names(given: Sequence[str], expected: Sequence[str]) -> None:
+        known = set(expected)
+        unknown = [n for n in given if n not in known]
+        if unknown:
+            raise SchemaError(
+                f"unknown feature(s) {', '.join(map(repr, unknown))}; "
+                f"the model takes {len(expected)}: {_shorten(expected)}"
+            )
+        present = set(given)
+        missing = [n for n in expected if n not in present]
+        if missing:
+            raise SchemaError(f"missing feature(s) {', '.join(map(repr, missing))}")
+
+
+def _shorten(names: Sequence[str], limit: int = 12) -> str:
+    shown = ", ".join(map(repr, names[:limit]))
+    return shown + (", ..." if len(names) > limit else "")
+
+
+def _plain(value: Any) -> Any:
+    item = getattr(value, "item", None)
+    return item() if callable(item) and getattr(value, "ndim", 0) == 0 else value

@@ -1,0 +1,94 @@
+"""The state of one gate run: settings, the artifacts named on the command line, what loaded."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from deploy_gate.artifact import LoadedArtifact
+    from deploy_gate.data import GateData
+    from deploy_gate.deployment import ModelDeployment
+    from deploy_gate.options import Settings
+
+
+class Gate:
+    """Caches every expensive step once per process: loading artifacts, reading data."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        artifact_paths: Iterable[Path],
+        started: datetime | None = None,
+    ) -> None:
+        self.settings = settings
+        self.artifact_paths = tuple(artifact_paths)
+        self.started = started or datetime.now(timezone.utc)
+        self._loaded: dict[Path, LoadedArtifact | BaseException] = {}
+        self._deployments: dict[Path, ModelDeployment] = {}
+        self._data: GateData | None = None
+        self._data_read = False
+
+    def is_artifact(self, path: Path) -> bool:
+        return path.resolve() in {p.resolve() for p in self.artifact_paths}
+
+    def artifact_or_error(self, path: Path) -> LoadedArtifact | BaseException:
+        """The loaded artifact, or the exception that loading it raised (loaded once)."""
+        from deploy_gate.artifact import load_artifact
+
+        key = path.resolve()
+        if key not in self._loaded:
+            try:
+                self._loaded[key] = load_artifact(
+                    path, trust=self.settings.as_dict().get("trust") or (), started=self.started
+                )
+            except Exception as exc:  # reported by smoke[load]; the other checks skip
+                self._loaded[key] = exc
+        return self._loaded[key]
+
+    def data(self) -> GateData | None:
+        """The rows of --deploy-gate-data (read once), or None when none were given."""
+        from deploy_gate.data import load_data
+
+        if not self._data_read:
+            if self.settings.data is not None:
+                self._data = load_data(self.settings.data, self.settings.target)
+            self._data_read = True
+        return self._data
+
+    def data_for(self, artifact: LoadedArtifact) -> GateData | str:
+        """Rows for this artifact: the real data, or synthetic rows, or why there are none."""
+        from deploy_gate.data import synthetic_data
+
+        real = self.data()
+        if real is not None:
+            return real
+        profile = artifact.profile
+        names = profile.feature_names or (
+            tuple(f"x{i}" for i in range(profile.n_features)) if profile.n_features else None
+        )
+        if names is None:
+            return (
+                f"{artifact.path.name} does not say which features it takes "
+                "(no feature_names_in_ or n_features_in_): pass --deploy-gate-data"
+            )
+        return synthetic_data(names)
+
+    def feature_names(self, artifact: LoadedArtifact) -> tuple[str, ...] | None:
+        if artifact.profile.feature_names is not None:
+            return artifact.profile.feature_names
+        real = self.data()
+        return tuple(map(str, real.features.columns)) if real is not None else None
+
+    def deployment(
+        self, artifact: LoadedArtifact, factory: Callable[[Path], Any]
+    ) -> ModelDeployment:
+        """The default deployment of an artifact, loaded once and shared by the checks."""
+        key = artifact.path.resolve()
+        if key not in self._deployments:
+            deployment = factory(artifact.path)
+            deployment.load_model()
+            self._deployments[key] = deployment
+        return self._deployments[key]

@@ -1,0 +1,926 @@
+"""Latency: a runtime tracker for serving processes, and measurement and verdicts for the gate.
+
+The tracker keeps recent call durations in constant memory so a serving process can report
+p50/p95/p99/max at any time. The gate side times a model in rounds and judges budgets on the
+spread of per-round percentiles, so the noise of a shared CI machine does not flip the verdict.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import enum
+import functools
+import gc
+import json
+import math
+import platform
+import re
+import statistics
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Generic, TypeVar
+
+import numpy as np
+
+from deploy_gate.errors import ConfigError
+
+__all__ = [
+    "Clock",
+    "LatencyComparison",
+    "LatencyMeasurement",
+    "LatencySettings",
+    "LatencyStatus",
+    "LatencyTracker",
+    "LatencyVerdict",
+    "benchmark_document",
+    "benchmark_entry",
+    "benchmark_storage_path",
+    "parse_duration_ms",
+    "parse_percentile",
+    "parse_threads",
+    "time_calls",
+    "write_benchmark_json",
+]
+
+T = TypeVar("T")
+
+#: A monotonic clock in integer nanoseconds; ``time.perf_counter_ns`` unless a test injects one.
+Clock = Callable[[], int]
+
+
+class LatencyTracker:
+    """Call durations over a bounded window, for ``get_latency_stats()`` in a serving process.
+
+    ``record`` is O(1) and memory stays at ``window`` floats however long the process runs;
+    percentiles are computed only when ``stats()`` is asked for. A lock makes it safe to record
+    from several request threads.
+    """
+
+    def __init__(self, window: int = 10_000) -> None:
+        if isinstance(window, bool) or not isinstance(window, int) or window < 1:
+            raise ValueError(f"window must be a positive integer, got {window!r}")
+        self.window = window
+        self._buffer = np.zeros(window, dtype=np.float64)
+        self._next = 0
+        self._count = 0
+        self._lock = threading.Lock()
+
+    def record(self, seconds: float) -> None:
+        """Add one call duration in seconds, overwriting the oldest once the window is full."""
+        with self._lock:
+            self._buffer[self._next] = seconds
+            self._next = (self._next + 1) % self.window
+            self._count += 1
+
+    @property
+    def count(self) -> int:
+        """Calls recorded since creation (or the last ``reset``), not only those in the window."""
+        return self._count
+
+    def reset(self) -> None:
+        """Forget every recorded call, e.g. after a model reload."""
+        with self._lock:
+            self._next = 0
+            self._count = 0
+
+    def durations(self) -> np.ndarray:
+        """The durations in the window, in seconds, oldest first (a copy)."""
+        with self._lock:
+            if self._count < self.window:
+                return self._buffer[: self._count].copy()
+            return np.concatenate((self._buffer[self._next :], self._buffer[: self._next]))
+
+    def stats(self) -> dict[str, float]:
+        """``count`` (all calls ever) and mean/p50/p95/p99/max in ms over the window.
+
+        An empty tracker reports count 0 and zeros rather than NaN, so the figures can go
+        straight into metrics and JSON.
+        """
+        with self._lock:
+            count = self._count
+            filled = self._buffer[: min(count, self.window)].copy()
+        if filled.size == 0:
+            return {
+                "count": 0,
+                "mean_ms": 0.0,
+                "p50_ms": 0.0,
+                "p95_ms": 0.0,
+                "p99_ms": 0.0,
+                "max_ms": 0.0,
+            }
+        ms = filled * 1e3
+        p50, p95, p99 = np.percentile(ms, [50.0, 95.0, 99.0])
+        return {
+            "count": count,
+            "mean_ms": float(ms.mean()),
+            "p50_ms": float(p50),
+            "p95_ms": float(p95),
+            "p99_ms": float(p99),
+            "max_ms": float(ms.max()),
+        }
+
+
+# --- parsing settings ----------------------------------------------------------------------
+
+_DURATION = re.compile(
+    r"^\s*(?P<number>(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?)\s*(?P<unit>ms|s|us|µs|μs|ns)?\s*$"
+)
+_UNIT_TO_MS = {None: 1.0, "ms": 1.0, "s": 1e3, "us": 1e-3, "µs": 1e-3, "μs": 1e-3, "ns": 1e-6}
+
+
+def parse_duration_ms(text: str) -> float:
+    """Milliseconds from a setting such as ``50ms``, ``0.2s``, ``250us`` or a bare ``50`` (ms).
+
+    Budgets live in ini files and on the command line, so units are accepted; negative, NaN and
+    infinite values are refused with a ``ConfigError`` naming the value.
+    """
+    match = _DURATION.match(text) if isinstance(text, str) else None
+    if match is None:
+        raise ConfigError(
+            f"invalid duration {text!r}: expected a non-negative number of milliseconds with an "
+            "optional unit, e.g. 50ms, 0.2s, 250us"
+        )
+    value = float(match["number"]) * _UNIT_TO_MS[match["unit"]]
+    if not math.isfinite(value):
+        raise ConfigError(f"invalid duration {text!r}: the value is not finite")
+    return value
+
+
+_PERCENTILE = re.compile(r"^p(?P<q>\d+(?:\.\d+)?)$")
+
+
+def parse_percentile(label: str) -> float:
+    """The percentile in ``(0, 100]`` that a label such as ``p99`` or ``p99.9`` names."""
+    match = _PERCENTILE.match(label) if isinstance(label, str) else None
+    q = float(match["q"]) if match else math.nan
+    if not 0.0 < q <= 100.0:
+        raise ConfigError(f"invalid percentile {label!r}: expected e.g. p50, p95, p99 or p99.9")
+    return q
+
+
+def parse_threads(text: str) -> int | None:
+    """Thread-pool limit from a setting: a positive integer, or ``auto`` (None: leave alone)."""
+    value = text.strip().lower() if isinstance(text, str) else ""
+    if value == "auto":
+        return None
+    if value.isdigit() and int(value) >= 1:
+        return int(value)
+    raise ConfigError(f"invalid thread count {text!r}: expected a positive integer or 'auto'")
+
+
+# --- measurement ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LatencySettings:
+    """How latency is measured and judged; one instance serves every batch size.
+
+    Rounds are sized from the warm-up so that ``min_rounds`` fit in half of ``max_seconds``;
+    more rounds are taken while a verdict is undecided, until ``max_seconds`` is spent.
+    """
+
+    #: Thread-pool limit applied through threadpoolctl while measuring; None leaves pools alone.
+    threads: int | None = 1
+    #: Disable the garbage collector during timed rounds (production usually keeps it on).
+    disable_gc: bool = False
+    #: Time cap for one measurement (warm-up included), after which an undecided verdict is
+    #: INCONCLUSIVE.
+    max_seconds: float = 10.0
+    #: Six rounds is the fewest whose min-max interval covers the median with 95% confidence.
+    min_rounds: int = 6
+    #: Safety stop for clocks that barely move (injected clocks, coarse timers).
+    max_rounds: int = 1000
+    #: Confidence of the interval around the median of per-round percentiles.
+    confidence: float = 0.95
+    #: Target duration of one round; the calls per round follow from the warm-up.
+    round_seconds: float = 0.1
+    #: Fixed calls per round instead of sizing them from the warm-up.
+    calls_per_round: int | None = None
+    min_calls_per_round: int = 5
+    max_calls_per_round: int = 1000
+    warmup_calls: int = 20
+    #: Cap on the warm-up, so a slow model spends its time in rounds rather than warming up.
+    warmup_seconds: float = 0.5
+
+    def __post_init__(self) -> None:
+        def positive_int(name: str, value: object) -> None:
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ConfigError(
+                    f"latency setting {name} must be a positive integer, not {value!r}"
+                )
+
+        def positive_float(name: str, value: float) -> None:
+            if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
+                raise ConfigError(
+                    f"latency setting {name} must be a positive number, not {value!r}"
+                )
+
+        if self.threads is not None:
+            positive_int("threads", self.threads)
+        if self.calls_per_round is not None:
+            positive_int("calls_per_round", self.calls_per_round)
+        for name in ("min_rounds", "max_rounds", "min_calls_per_round", "max_calls_per_round"):
+            positive_int(name, getattr(self, name))
+        positive_int("warmup_calls", self.warmup_calls)
+        for name in ("max_seconds", "round_seconds", "warmup_seconds"):
+            positive_float(name, getattr(self, name))
+        if not 0.5 <= self.confidence < 1.0:
+            raise ConfigError(
+                f"latency setting confidence must be in [0.5, 1), not {self.confidence!r}"
+            )
+        if self.min_calls_per_round > self.max_calls_per_round:
+            raise ConfigError("latency setting min_calls_per_round exceeds max_calls_per_round")
+        if self.min_rounds > self.max_rounds:
+            raise ConfigError("latency setting min_rounds exceeds max_rounds")
+
+    @property
+    def threads_label(self) -> str:
+        """``1``, ``4`` or ``auto``, as shown in messages and reports."""
+        return "auto" if self.threads is None else str(self.threads)
+
+
+def time_calls(
+    fn: Callable[[T], object],
+    inputs: Sequence[T],
+    calls: int,
+    *,
+    start: int = 0,
+    clock: Clock = time.perf_counter_ns,
+) -> np.ndarray:
+    """Duration in ns of each of ``calls`` calls of ``fn``, cycling through ``inputs``.
+
+    Inputs are taken from index ``start`` on, wrapping around. The input order is prepared
+    before timing, so the timed region holds only the call and two
+    clock reads, as in a bare ``perf_counter_ns`` loop.
+    """
+    k = len(inputs)
+    batch = [inputs[(start + i) % k] for i in range(calls)]
+    durations: list[int] = []
+    append = durations.append
+    for x in batch:
+        t0 = clock()
+        fn(x)
+        append(clock() - t0)
+    return np.asarray(durations, dtype=np.float64)
+
+
+@contextlib.contextmanager
+def _measuring_conditions(settings: LatencySettings) -> Iterator[None]:
+    """Thread pools limited and GC as configured, for the duration of a measurement.
+
+    threadpoolctl reaches only libraries loaded at this moment, which is why the limit is taken
+    when measuring, after the model (and its OpenMP/BLAS runtimes) has been loaded.
+    """
+    with contextlib.ExitStack() as stack:
+        if settings.threads is not None:
+            from threadpoolctl import threadpool_limits
+
+            stack.enter_context(threadpool_limits(limits=settings.threads))
+        gc_was_enabled = gc.isenabled()
+        if settings.disable_gc:
+            gc.disable()
+        try:
+            yield
+        finally:
+            if gc_was_enabled:
+                gc.enable()
+
+
+@functools.lru_cache(maxsize=4096)
+def _median_ci_ranks(n: int, confidence: float) -> int:
+    """Rank ``l`` such that ``[x(l), x(n+1-l)]`` covers the median with ``confidence``; 0 if none.
+
+    The distribution-free order-statistic interval (the one ``scipy.stats.quantile_test``
+    reports), computed from the binomial law once per round count because it is judged after
+    every round.
+    """
+    from scipy.stats import binom
+
+    alpha = (1.0 - confidence) / 2.0
+    return int(np.sum(binom.cdf(np.arange(n), n, 0.5) <= alpha))
+
+
+def _median_ci(values: np.ndarray, confidence: float) -> tuple[float, float]:
+    """Confidence interval of the median of ``values``; (-inf, inf) when too few values."""
+    rank = _median_ci_ranks(values.size, confidence)
+    if rank == 0:
+        return (-math.inf, math.inf)
+    ordered = np.sort(values)
+    return (float(ordered[rank - 1]), float(ordered[values.size - rank]))
+
+
+def _fmt_ms(value: float) -> str:
+    if not math.isfinite(value):
+        return str(value)
+    if abs(value) >= 1.0:
+        return f"{value:.1f}"
+    if abs(value) >= 0.01:
+        return f"{value:.3f}"
+    return f"{value:.4f}"
+
+
+def _fmt_ratio(value: float) -> str:
+    return f"{value:.2f}" if math.isfinite(value) else str(value)
+
+
+class LatencyStatus(str, enum.Enum):
+    """Outcome of a latency verdict; INCONCLUSIVE is neither a pass nor a plain failure."""
+
+    PASSED = "passed"
+    FAILED = "failed"
+    INCONCLUSIVE = "inconclusive"
+    MEASURED = "measured"
+
+
+@dataclass(frozen=True)
+class LatencyVerdict:
+    """A judged (or, without a budget, only measured) latency percentile for one batch size.
+
+    ``value`` and ``limit`` are milliseconds for an absolute budget and ratios for a comparison
+    with the baseline; ``figures`` holds flat numbers for JUnit properties and the summary.
+    """
+
+    status: LatencyStatus
+    message: str
+    percentile: str
+    batch_size: int
+    value: float
+    limit: float | None
+    ci: tuple[float, float]
+    rounds: int
+    calls_per_round: int
+    figures: dict[str, float | int | str] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        """True unless the verdict failed or was inconclusive."""
+        return self.status in (LatencyStatus.PASSED, LatencyStatus.MEASURED)
+
+
+class _Timed(Generic[T]):
+    """One callable's rounds: warm-up, round sizing and the per-call durations in ns."""
+
+    def __init__(self, fn: Callable[[T], object], inputs: Sequence[T], clock: Clock) -> None:
+        self.fn = fn
+        self.inputs = inputs
+        self.clock = clock
+        self.rounds: list[np.ndarray] = []
+        self.warm_ns = 0.0
+        self._percentiles: dict[float, list[float]] = {}
+
+    def warm_up(self, settings: LatencySettings, offset: int) -> None:
+        # Untimed for the verdict; the median call time sizes the rounds.
+        cap_ns = settings.warmup_seconds * 1e9
+        warm: list[int] = []
+        begin = self.clock()
+        for i in range(settings.warmup_calls):
+            warm.extend(time_calls(self.fn, self.inputs, 1, start=offset + i, clock=self.clock))
+            if self.clock() - begin >= cap_ns:
+                break
+        self.warm_ns = float(np.median(warm))
+
+    def run_round(self, calls: int, start: int) -> np.ndarray:
+        durations = time_calls(self.fn, self.inputs, calls, start=start, clock=self.clock)
+        self.rounds.append(durations)
+        return durations
+
+    def round_percentiles_ms(self, q: float) -> np.ndarray:
+        # Judged after every round: compute each round's percentile once, not every time.
+        known = self._percentiles.setdefault(q, [])
+        known.extend(float(np.percentile(r, q)) / 1e6 for r in self.rounds[len(known) :])
+        return np.asarray(known)
+
+    def figures(self, labels: Sequence[str]) -> dict[str, float | int | str]:
+        if not self.rounds:
+            return {}
+        every = np.concatenate(self.rounds)
+        out: dict[str, float | int | str] = {
+            f"{label}_ms": float(np.median(self.round_percentiles_ms(parse_percentile(label))))
+            for label in labels
+        }
+        out["max_ms"] = float(every.max() / 1e6)
+        out["mean_ms"] = float(every.mean() / 1e6)
+        out["calls"] = int(every.size)
+        out["rounds"] = len(self.rounds)
+        return out
+
+
+def _check_inputs(fn: object, inputs: Sequence[object], what: str) -> None:
+    if not callable(fn):
+        raise TypeError(f"{what} must be callable, got {type(fn).__name__}")
+    if len(inputs) == 0:
+        raise ConfigError("latency inputs are empty: give at least one input row or batch")
+
+
+def _calls_per_round(settings: LatencySettings, call_ns: float) -> int:
+    if settings.calls_per_round is not None:
+        return settings.calls_per_round
+    # Keep min_rounds inside half the cap so a slow model still gets a decision.
+    round_s = min(settings.round_seconds, settings.max_seconds / (2 * settings.min_rounds))
+    wanted = round_s * 1e9 / max(call_ns, 1.0)
+    return int(np.clip(wanted, settings.min_calls_per_round, settings.max_calls_per_round))
+
+
+_STANDARD_LABELS = ("p50", "p95", "p99")
+
+
+class LatencyMeasurement(Generic[T]):
+    """Rounds of timed calls for one artifact and batch size, judged against several budgets.
+
+    Create one per (artifact, batch size) with every percentile's budget (None: report only),
+    then ask each latency item for its ``verdict(label)``: the first call measures, taking more
+    rounds while any budget is undecided, and every later call reads the same cached result.
+    """
+
+    def __init__(
+        self,
+        fn: Callable[[T], object],
+        inputs: Sequence[T],
+        budgets_ms: Mapping[str, float | None],
+        *,
+        batch_size: int = 1,
+        settings: LatencySettings | None = None,
+        clock: Clock = time.perf_counter_ns,
+    ) -> None:
+        _check_inputs(fn, inputs, "the timed function")
+        for label, budget in budgets_ms.items():
+            parse_percentile(label)
+            if budget is not None and not (math.isfinite(budget) and budget > 0):
+                raise ConfigError(
+                    f"latency budget for {label} must be a positive number of ms, not {budget!r}"
+                )
+        self.batch_size = batch_size
+        self.budgets_ms = dict(budgets_ms)
+        self.settings = settings or LatencySettings()
+        self._timed = _Timed(fn, inputs, clock)
+        self._clock = clock
+        self._verdicts: dict[str, LatencyVerdict] | None = None
+        self.calls_per_round = 0
+        self.seconds = 0.0
+
+    @property
+    def measured(self) -> bool:
+        """Whether the rounds have been taken (``verdicts()`` has run)."""
+        return self._verdicts is not None
+
+    def verdicts(self) -> dict[str, LatencyVerdict]:
+        """Every budgeted or reported percentile's verdict, measuring on the first call."""
+        if self._verdicts is None:
+            self._verdicts = self._measure()
+        return dict(self._verdicts)
+
+    def verdict(self, label: str) -> LatencyVerdict:
+        """The verdict of one percentile label such as ``p99`` (measured on first use)."""
+        verdicts = self.verdicts()
+        if label not in verdicts:
+            raise KeyError(f"no latency budget or report requested for {label!r}")
+        return verdicts[label]
+
+    def round_values_ms(self, label: str) -> np.ndarray:
+        """Per-round values of a percentile in ms, in round order (after measuring)."""
+        self.verdicts()
+        return self._timed.round_percentiles_ms(parse_percentile(label))
+
+    def durations_ns(self) -> list[np.ndarray]:
+        """The per-call durations of every round, in ns (after measuring)."""
+        self.verdicts()
+        return list(self._timed.rounds)
+
+    def figures(self) -> dict[str, float | int | str]:
+        """p50/p95/p99 (median of rounds), max, mean, calls, rounds, threads over all rounds."""
+        self.verdicts()
+        return self._figures()
+
+    def _figures(self) -> dict[str, float | int | str]:
+        labels = sorted({*_STANDARD_LABELS, *self.budgets_ms}, key=parse_percentile)
+        out = self._timed.figures(labels)
+        out["calls_per_round"] = self.calls_per_round
+        out["batch_size"] = self.batch_size
+        out["threads"] = self.settings.threads_label
+        out["seconds"] = round(self.seconds, 3)
+        return out
+
+    def _measure(self) -> dict[str, LatencyVerdict]:
+        settings = self.settings
+        _median_ci_ranks(settings.min_rounds, settings.confidence)  # imports scipy off the clock
+        begin = self._clock()
+        with _measuring_conditions(settings):
+            self._timed.warm_up(settings, offset=0)
+            self.calls_per_round = calls = _calls_per_round(settings, self._timed.warm_ns)
+            start = settings.warmup_calls
+            while True:
+                round_begin = self._clock()
+                self._timed.run_round(calls, start)
+                start += calls
+                now = self._clock()
+                self.seconds = (now - begin) / 1e9
+                rounds = len(self._timed.rounds)
+                # Every budget is judged on the same rounds, so all items of a batch size agree;
+                # a budget decided early is re-judged as rounds are added for the others.
+                if rounds >= settings.min_rounds and all(
+                    self._status(label, budget) is not None
+                    for label, budget in self.budgets_ms.items()
+                ):
+                    break
+                # Stop before a round would overrun the cap rather than after it has.
+                if (now - begin) + (now - round_begin) > settings.max_seconds * 1e9:
+                    break
+                if rounds >= settings.max_rounds:
+                    break
+        figures = self._figures()
+        return {
+            label: self._verdict(label, budget, figures)
+            for label, budget in self.budgets_ms.items()
+        }
+
+    def _status(self, label: str, budget: float | None) -> LatencyStatus | None:
+        """PASSED/FAILED once the interval clears the budget, MEASURED without one, else None."""
+        if budget is None:
+            return LatencyStatus.MEASURED
+        values = self._timed.round_percentiles_ms(parse_percentile(label))
+        low, high = _median_ci(values, self.settings.confidence)
+        if high <= budget:
+            return LatencyStatus.PASSED
+        if low > budget:
+            return LatencyStatus.FAILED
+        return None
+
+    def _verdict(
+        self, label: str, budget: float | None, figures: dict[str, float | int | str]
+    ) -> LatencyVerdict:
+        values = self._timed.round_percentiles_ms(parse_percentile(label))
+        value = float(np.median(values))
+        ci = _median_ci(values, self.settings.confidence)
+        status = self._status(label, budget) or LatencyStatus.INCONCLUSIVE
+        detail = (
+            f"batch={self.batch_size}, {values.size} rounds x {self.calls_per_round} calls, "
+            f"round {label} range {_fmt_ms(float(values.min()))}-{_fmt_ms(float(values.max()))} ms"
+        )
+        threads = f"threads={self.settings.threads_label}"
+        measured = f"{label} latency {_fmt_ms(value)} ms"
+        limit = _fmt_ms(budget) if budget is not None else ""
+        if status is LatencyStatus.MEASURED:
+            message = f"{measured} measured, no budget ({detail}, {threads})"
+        elif status is LatencyStatus.PASSED:
+            message = f"{measured} within budget {limit} ms ({detail}, {threads})"
+        elif status is LatencyStatus.FAILED:
+            message = f"{measured} exceeds budget {limit} ms ({detail}, {threads})"
+        else:
+            conf = f"{self.settings.confidence:.0%} CI {_fmt_ms(ci[0])}-{_fmt_ms(ci[1])} ms"
+            message = (
+                f"{measured} inconclusive against budget {limit} ms, still undecided at the "
+                f"{self.settings.max_seconds:g} s cap ({detail}, {conf}, {threads})"
+            )
+        figures = dict(figures)
+        if budget is not None:
+            figures.update(budget_ms=budget, ci_low_ms=ci[0], ci_high_ms=ci[1])
+        figures["status"] = status.value
+        return LatencyVerdict(
+            status=status,
+            message=message,
+            percentile=label,
+            batch_size=self.batch_size,
+            value=value,
+            limit=budget,
+            ci=ci,
+            rounds=int(values.size),
+            calls_per_round=self.calls_per_round,
+            figures=figures,
+        )
+
+
+class LatencyComparison(Generic[T]):
+    """Candidate against baseline, timed interleaved in paired rounds on the same inputs.
+
+    Each pair times both callables back to back on the same inputs, alternating which goes
+    first, so a machine that speeds up or slows down during the run affects both alike. The
+    verdict is judged on the per-pair ratios of the percentile: it fails when the candidate is
+    confidently slower than ``max_ratio`` times the baseline, and never fails when the candidate
+    is within ``noise_floor_ms`` of the baseline.
+    """
+
+    def __init__(
+        self,
+        candidate: Callable[[T], object],
+        baseline: Callable[[T], object],
+        inputs: Sequence[T],
+        *,
+        percentile: str = "p99",
+        max_ratio: float = 1.2,
+        noise_floor_ms: float = 0.05,
+        batch_size: int = 1,
+        settings: LatencySettings | None = None,
+        clock: Clock = time.perf_counter_ns,
+    ) -> None:
+        _check_inputs(candidate, inputs, "the candidate")
+        _check_inputs(baseline, inputs, "the baseline")
+        self.q = parse_percentile(percentile)
+        if not (math.isfinite(max_ratio) and max_ratio > 0):
+            raise ConfigError(f"latency max_ratio must be a positive number, not {max_ratio!r}")
+        if not (math.isfinite(noise_floor_ms) and noise_floor_ms >= 0):
+            raise ConfigError(
+                f"latency noise_floor_ms must be a non-negative number, not {noise_floor_ms!r}"
+            )
+        self.percentile = percentile
+        self.max_ratio = max_ratio
+        self.noise_floor_ms = noise_floor_ms
+        self.batch_size = batch_size
+        self.settings = settings or LatencySettings()
+        self._candidate = _Timed(candidate, inputs, clock)
+        self._baseline = _Timed(baseline, inputs, clock)
+        self._clock = clock
+        self._verdict: LatencyVerdict | None = None
+        self.calls_per_round = 0
+        self.seconds = 0.0
+
+    def verdict(self) -> LatencyVerdict:
+        """The comparison's verdict, measuring on the first call and cached afterwards."""
+        if self._verdict is None:
+            self._verdict = self._measure()
+        return self._verdict
+
+    def round_values_ms(self) -> tuple[np.ndarray, np.ndarray]:
+        """Per-pair percentile values in ms of the candidate and of the baseline."""
+        self.verdict()
+        return (
+            self._candidate.round_percentiles_ms(self.q),
+            self._baseline.round_percentiles_ms(self.q),
+        )
+
+    def _measure(self) -> LatencyVerdict:
+        settings = self.settings
+        _median_ci_ranks(settings.min_rounds, settings.confidence)  # imports scipy off the clock
+        begin = self._clock()
+        with _measuring_conditions(settings):
+            self._candidate.warm_up(settings, offset=0)
+            self._baseline.warm_up(settings, offset=0)
+            pair_ns = self._candidate.warm_ns + self._baseline.warm_ns
+            self.calls_per_round = calls = _calls_per_round(settings, pair_ns)
+            start = settings.warmup_calls
+            while True:
+                pair_begin = self._clock()
+                first, second = (self._candidate, self._baseline)
+                if len(self._candidate.rounds) % 2:
+                    first, second = second, first
+                first.run_round(calls, start)
+                second.run_round(calls, start)
+                start += calls
+                now = self._clock()
+                self.seconds = (now - begin) / 1e9
+                pairs = len(self._candidate.rounds)
+                if pairs >= settings.min_rounds and self._status() is not None:
+                    break
+                if (now - begin) + (now - pair_begin) > settings.max_seconds * 1e9:
+                    break
+                if pairs >= settings.max_rounds:
+                    break
+        return self._final()
+
+    def _status(self) -> LatencyStatus | None:
+        cand, base = self._candidate_and_baseline()
+        ratio_low, ratio_high = _median_ci(cand / base, self.settings.confidence)
+        diff_low, diff_high = _median_ci(cand - base, self.settings.confidence)
+        if ratio_high <= self.max_ratio or diff_high <= self.noise_floor_ms:
+            return LatencyStatus.PASSED
+        if ratio_low > self.max_ratio and diff_low > self.noise_floor_ms:
+            return LatencyStatus.FAILED
+        return None
+
+    def _candidate_and_baseline(self) -> tuple[np.ndarray, np.ndarray]:
+        cand = self._candidate.round_percentiles_ms(self.q)
+        # A zero baseline round (coarse clock) would make the ratio infinite, not informative.
+        base = np.maximum(self._baseline.round_percentiles_ms(self.q), 1e-9)
+        return cand, base
+
+    def _final(self) -> LatencyVerdict:
+        cand, base = self._candidate_and_baseline()
+        ratios = cand / base
+        diff = float(np.median(cand - base))
+        ratio = float(np.median(ratios))
+        ratio_ci = _median_ci(ratios, self.settings.confidence)
+        status = self._status()
+        if status is None:
+            # Never fail on a difference inside the noise floor, even undecided at the cap.
+            below_floor = diff <= self.noise_floor_ms
+            status = LatencyStatus.PASSED if below_floor else LatencyStatus.INCONCLUSIVE
+        label = self.percentile
+        cand_ms, base_ms = float(np.median(cand)), float(np.median(base))
+        head = (
+            f"{label} latency {_fmt_ms(cand_ms)} ms is {_fmt_ratio(ratio)}x the baseline's "
+            f"{_fmt_ms(base_ms)} ms"
+        )
+        limit = f"the {_fmt_ratio(self.max_ratio)}x limit"
+        detail = (
+            f"batch={self.batch_size}, {ratios.size} paired rounds x {self.calls_per_round} "
+            f"calls, round ratio range {_fmt_ratio(float(ratios.min()))}-"
+            f"{_fmt_ratio(float(ratios.max()))}"
+        )
+        threads = f"threads={self.settings.threads_label}"
+        if status is LatencyStatus.FAILED:
+            message = f"{head}, above {limit} ({detail}, {threads})"
+        elif status is LatencyStatus.INCONCLUSIVE:
+            conf = (
+                f"{self.settings.confidence:.0%} CI "
+                f"{_fmt_ratio(ratio_ci[0])}-{_fmt_ratio(ratio_ci[1])}x"
+            )
+            message = (
+                f"{head}, inconclusive against {limit}, still undecided at the "
+                f"{self.settings.max_seconds:g} s cap ({detail}, {conf}, {threads})"
+            )
+        elif ratio_ci[1] > self.max_ratio:  # passed on the noise floor, not on the ratio
+            message = (
+                f"{head}, but the {_fmt_ms(diff)} ms difference is within the "
+                f"{_fmt_ms(self.noise_floor_ms)} ms noise floor ({detail}, {threads})"
+            )
+        else:
+            message = f"{head}, within {limit} ({detail}, {threads})"
+        figures: dict[str, float | int | str] = {
+            f"candidate_{label}_ms": cand_ms,
+            f"baseline_{label}_ms": base_ms,
+            "ratio": ratio,
+            "ratio_ci_low": ratio_ci[0],
+            "ratio_ci_high": ratio_ci[1],
+            "diff_ms": diff,
+            "max_ratio": self.max_ratio,
+            "noise_floor_ms": self.noise_floor_ms,
+            "calls": int(sum(r.size for r in self._candidate.rounds)),
+            "rounds": int(ratios.size),
+            "calls_per_round": self.calls_per_round,
+            "batch_size": self.batch_size,
+            "threads": self.settings.threads_label,
+            "seconds": round(self.seconds, 3),
+            "status": status.value,
+        }
+        return LatencyVerdict(
+            status=status,
+            message=message,
+            percentile=f"{label}-vs-baseline",
+            batch_size=self.batch_size,
+            value=ratio,
+            limit=self.max_ratio,
+            ci=ratio_ci,
+            rounds=int(ratios.size),
+            calls_per_round=self.calls_per_round,
+            figures=figures,
+        )
+
+
+# --- pytest-benchmark's JSON format ----------------------------------------------------------
+#
+# pytest-benchmark saves only what its ``benchmark`` fixture timed: with no such test in the
+# run it writes nothing and never calls ``pytest_benchmark_update_json``. So the gate writes its
+# measurements as a file in pytest-benchmark's own format, which ``pytest-benchmark compare``
+# reads like any saved run. Each entry's data points are the per-round values of a percentile.
+
+
+def benchmark_entry(
+    name: str,
+    fullname: str,
+    round_values_ms: Sequence[float] | np.ndarray,
+    *,
+    group: str | None = None,
+    extra_info: Mapping[str, object] | None = None,
+) -> dict[str, Any]:
+    """One entry of a pytest-benchmark ``benchmarks`` list from per-round values in ms.
+
+    ``name``/``fullname`` should be the item's name and node id (``model.joblib::latency[p99-
+    batch=1]``) so that runs of successive model versions line up in ``pytest-benchmark compare``.
+    """
+    data = [float(v) / 1e3 for v in round_values_ms]  # pytest-benchmark stores seconds
+    if not data:
+        raise ValueError(f"no rounds to store for {fullname!r}")
+    ordered = sorted(data)
+    mean = statistics.fmean(data)
+    stddev = statistics.stdev(data) if len(data) > 1 else 0.0
+    q1, _, q3 = statistics.quantiles(data, n=4, method="inclusive") if len(data) > 1 else data * 3
+    iqr = q3 - q1
+    inside = [v for v in ordered if q1 - 1.5 * iqr <= v <= q3 + 1.5 * iqr] or ordered
+    total = sum(data)
+    stats = {
+        "min": ordered[0],
+        "max": ordered[-1],
+        "mean": mean,
+        "stddev": stddev,
+        "rounds": len(data),
+        "median": statistics.median(data),
+        "iqr": iqr,
+        "q1": q1,
+        "q3": q3,
+        "iqr_outliers": len(data) - len(inside),
+        "stddev_outliers": sum(1 for v in data if abs(v - mean) > stddev),
+        "outliers": "",
+        "ld15iqr": inside[0],
+        "hd15iqr": inside[-1],
+        "ops": len(data) / total if total else 0.0,
+        "total": total,
+        "data": data,
+        "iterations": 1,
+    }
+    stats["outliers"] = f"{stats['stddev_outliers']};{stats['iqr_outliers']}"
+    return {
+        "group": group,
+        "name": name,
+        "fullname": fullname,
+        "params": None,
+        "param": None,
+        "extra_info": dict(extra_info or {}),
+        "options": {"timer": "perf_counter_ns", "source": "pytest-deploy-gate"},
+        "stats": stats,
+    }
+
+
+def _default_machine_info() -> dict[str, Any]:
+    # The keys of pytest-benchmark's own machine_info, without py-cpuinfo's slow probe.
+    return {
+        "node": platform.node(),
+        "processor": platform.processor(),
+        "machine": platform.machine(),
+        "python_compiler": platform.python_compiler(),
+        "python_implementation": platform.python_implementation(),
+        "python_implementation_version": platform.python_version(),
+        "python_version": platform.python_version(),
+        "python_build": list(platform.python_build()),
+        "release": platform.release(),
+        "system": platform.system(),
+        "cpu": {},
+    }
+
+
+def benchmark_document(
+    entries: Sequence[Mapping[str, Any]],
+    *,
+    machine_info: Mapping[str, Any] | None = None,
+    commit_info: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """A whole pytest-benchmark JSON document around ``benchmark_entry`` results.
+
+    Under pytest, pass ``config.hook.pytest_benchmark_generate_machine_info(config=config)``
+    and ``config.hook.pytest_benchmark_generate_commit_info(config=config)`` so the document
+    carries exactly what pytest-benchmark itself would record.
+    """
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        benchmark_version = version("pytest-benchmark")
+    except PackageNotFoundError:  # pragma: no cover - a declared dependency
+        benchmark_version = "unknown"
+    return {
+        "machine_info": dict(machine_info) if machine_info is not None else _default_machine_info(),
+        "commit_info": dict(commit_info)
+        if commit_info is not None
+        else {"id": "unversioned", "dirty": False, "project": Path.cwd().name},
+        "benchmarks": [dict(entry) for entry in entries],
+        "datetime": datetime.now(timezone.utc).isoformat(),
+        "version": benchmark_version,
+    }
+
+
+def write_benchmark_json(
+    path: str | Path,
+    entries: Sequence[Mapping[str, Any]],
+    *,
+    machine_info: Mapping[str, Any] | None = None,
+    commit_info: Mapping[str, Any] | None = None,
+) -> Path:
+    """Write ``entries`` as a pytest-benchmark JSON file that ``pytest-benchmark compare`` reads."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    document = benchmark_document(entries, machine_info=machine_info, commit_info=commit_info)
+    target.write_text(json.dumps(document, indent=4, default=str), encoding="utf-8")
+    return target
+
+
+_RUN_NUMBER = re.compile(r"^(\d{4})_")
+
+
+def benchmark_storage_path(storage: str | Path, save_name: str) -> Path:
+    """Where ``--benchmark-save NAME``/``--benchmark-autosave`` would put the next saved run.
+
+    ``<storage>/<machine id>/<NNNN>_<save_name>.json`` as pytest-benchmark's file storage lays it
+    out, so ``pytest-benchmark compare`` and ``--benchmark-compare`` find the gate's runs.
+    """
+    text = str(storage)
+    if "://" in text:
+        scheme, _, rest = text.partition("://")
+        if scheme != "file":
+            raise ConfigError(f"latency results can only be saved to file storage, not {text!r}")
+        text = rest
+    machine_id = "-".join(
+        (
+            platform.system(),
+            platform.python_implementation(),
+            ".".join(platform.python_version_tuple()[:2]),
+            platform.architecture()[0],
+        )
+    )
+    folder = Path(text) / machine_id
+    numbers = [
+        int(match[1])
+        for child in (folder.iterdir() if folder.is_dir() else ())
+        if (match := _RUN_NUMBER.match(child.name))
+    ]
+    return folder / f"{max(numbers, default=0) + 1:04d}_{save_name}.json"

@@ -1,0 +1,222 @@
+"""Every setting of the gate: one spec gives the command-line option, the ini key and the parser.
+
+Names follow one pattern, ``--deploy-gate-<name>`` and ``deploy_gate_<name>``; the command line
+wins over the ini file, which wins over the default. A bad value is rejected while pytest parses
+its configuration, naming the option and where the value came from.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from deploy_gate.errors import ConfigError
+
+if TYPE_CHECKING:
+    import pytest
+
+_DURATION = re.compile(r"^\s*([0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*(ms|s|us|µs|ns)?\s*$")
+_UNIT_MS = {"ms": 1.0, None: 1.0, "s": 1000.0, "us": 1e-3, "µs": 1e-3, "ns": 1e-6}
+
+
+def parse_duration_ms(text: str) -> float:
+    """``50ms``, ``0.2s``, ``250us`` or a bare number of milliseconds, as milliseconds."""
+    match = _DURATION.match(str(text))
+    if not match:
+        raise ConfigError(f"expected a duration such as 50ms, 0.2s or 250us, got {text!r}")
+    value = float(match.group(1)) * _UNIT_MS[match.group(2)]
+    if not math.isfinite(value):
+        raise ConfigError(f"expected a finite duration, got {text!r}")
+    return value
+
+
+def parse_range(text: str) -> tuple[float, float]:
+    """``LOW,HIGH`` (or ``LOW:HIGH``) with LOW < HIGH."""
+    parts = re.split(r"[,:]", str(text))
+    try:
+        low, high = (float(p) for p in parts)
+    except ValueError:
+        raise ConfigError(f"expected LOW,HIGH such as 0,100, got {text!r}") from None
+    if not low < high:
+        raise ConfigError(f"expected LOW < HIGH, got {text!r}")
+    return low, high
+
+
+def parse_positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise ConfigError(f"expected a positive number, got {text!r}") from None
+    if not (value > 0 and math.isfinite(value)):
+        raise ConfigError(f"expected a positive number, got {text!r}")
+    return value
+
+
+def parse_text(text: str) -> str:
+    if not str(text).strip():
+        raise ConfigError("expected a non-empty value")
+    return str(text).strip()
+
+
+@dataclass(frozen=True)
+class Option:
+    """One setting. ``kind`` is "value", "path" (relative to the ini file's folder when set
+    there), "flag" (a switch) or "lines" (repeatable on the command line, a line list in ini)."""
+
+    name: str
+    help: str
+    parse: Callable[[str], Any] = parse_text
+    default: Any = None
+    kind: str = "value"
+    metavar: str | None = None
+
+    @property
+    def flag(self) -> str:
+        return "--deploy-gate-" + self.name.replace("_", "-")
+
+    @property
+    def ini(self) -> str:
+        return "deploy_gate_" + self.name
+
+
+OPTIONS: tuple[Option, ...] = (
+    Option(
+        "data",
+        "sample/holdout rows for the checks: CSV, Parquet or JSON lines (may hold the labels)",
+        kind="path",
+        metavar="PATH",
+    ),
+    Option(
+        "target",
+        "label column of the data: removed from the features and kept for metric checks",
+        metavar="COLUMN",
+    ),
+    Option(
+        "output_range",
+        "allowed range of a regressor's outputs, LOW,HIGH "
+        "(default: the target's observed range widened by its span on both sides)",
+        parse=parse_range,
+        metavar="LOW,HIGH",
+    ),
+    Option(
+        "smoke_latency_ms",
+        "budget of the smoke latency-sanity check: mean single-row latency (default 100ms)",
+        parse=parse_duration_ms,
+        default=100.0,
+        metavar="DURATION",
+    ),
+)
+
+
+class Settings:
+    """Resolved settings: ``settings.data``, ``settings.target``, ... (None when unset)."""
+
+    def __init__(self, values: Mapping[str, Any], sources: Mapping[str, str]) -> None:
+        self._values = dict(values)
+        self._sources = dict(sources)
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self._values[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+    def source(self, name: str) -> str:
+        """Where a value came from: the flag, the ini file, or "default"."""
+        return self._sources.get(name, "default")
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(self._values)
+
+
+def _cli_type(option: Option) -> Callable[[str], Any]:
+    def convert(text: str) -> Any:
+        try:
+            return option.parse(text)
+        except ConfigError as exc:
+            raise argparse.ArgumentTypeError(f"invalid value {text!r}: {exc}") from None
+
+    convert.__name__ = option.name
+    return convert
+
+
+def add_options(parser: pytest.Parser, options: tuple[Option, ...] = OPTIONS) -> None:
+    group = parser.getgroup("deploy-gate", "model deployment gate")
+    group.addoption(
+        "--deploy-gate",
+        action="store_true",
+        default=False,
+        help="run the deployment checks on the artifacts named on the command line "
+        "(pytest --deploy-gate model.joblib --deploy-gate-data holdout.parquet)",
+    )
+    for option in options:
+        help_text = f"{option.help} [ini: {option.ini}]"
+        if option.kind == "flag":
+            group.addoption(option.flag, action="store_true", default=None, help=help_text)
+            parser.addini(option.ini, option.help, type="bool", default=None)
+        elif option.kind == "lines":
+            group.addoption(
+                option.flag,
+                action="append",
+                type=_cli_type(option),
+                default=None,
+                metavar=option.metavar,
+                help=help_text + " (repeatable)",
+            )
+            parser.addini(option.ini, option.help, type="linelist", default=[])
+        else:
+            group.addoption(
+                option.flag,
+                type=_cli_type(option),
+                default=None,
+                metavar=option.metavar,
+                help=help_text,
+            )
+            parser.addini(option.ini, option.help, type="string", default="")
+
+
+def resolve(config: pytest.Config, options: tuple[Option, ...] = OPTIONS) -> Settings:
+    """Settings from the command line, then the ini file, then the defaults."""
+    import pytest
+
+    values: dict[str, Any] = {}
+    sources: dict[str, str] = {}
+    inipath = config.inipath
+    ini_name = inipath.name if inipath is not None else "the configuration file"
+    for option in options:
+        cli = config.getoption(option.ini)
+        if cli is not None:
+            values[option.name] = _finish(option, cli, Path.cwd())
+            sources[option.name] = option.flag
+            continue
+        raw = config.getini(option.ini)
+        if raw in (None, "", []):
+            values[option.name] = option.default
+            continue
+        base = inipath.parent if inipath is not None else config.rootpath
+        try:
+            if option.kind == "flag":
+                parsed: Any = bool(raw)
+            elif option.kind == "lines":
+                parsed = [option.parse(line) for line in raw]
+            else:
+                parsed = option.parse(raw)
+        except ConfigError as exc:
+            raise pytest.UsageError(
+                f"Invalid {option.ini} {raw!r} from {ini_name}: {exc}"
+            ) from None
+        values[option.name] = _finish(option, parsed, base)
+        sources[option.name] = f"{option.ini} in {ini_name}"
+    return Settings(values, sources)
+
+
+def _finish(option: Option, value: Any, base: Path) -> Any:
+    if option.kind == "path" and value is not None:
+        path = Path(value)
+        return path if path.is_absolute() else base / path
+    return value

@@ -1,0 +1,204 @@
+"""The gate's verdict and checklist, built from test reports (so it works on the xdist controller),
+and its renderings: terminal summary, GitHub step summary and annotations, JUnit touch-ups."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import pytest
+
+CATEGORIES = ("smoke", "output", "latency", "errors", "version", "baseline", "rollout", "drift")
+PROJECT = "project"  # a project's own tests that use the gate's fixtures
+OTHER = "other"  # tests run beside the gate that do not use its fixtures
+APPROVED = "APPROVED FOR DEPLOYMENT"
+
+
+@dataclass
+class Outcome:
+    nodeid: str
+    category: str
+    artifact: str | None
+    outcome: str = "passed"  # passed, failed, error, skipped
+    message: str = ""
+    properties: list[tuple[str, Any]] = field(default_factory=list)
+
+    @property
+    def failed(self) -> bool:
+        return self.outcome in ("failed", "error")
+
+
+class GateReport:
+    """Outcomes of every test of the run, merged over setup, call and teardown."""
+
+    def __init__(self) -> None:
+        self.outcomes: dict[str, Outcome] = {}
+
+    def add(self, report: pytest.TestReport) -> None:
+        keywords = report.keywords
+        category = next((c for c in CATEGORIES if c in keywords), None)
+        if category is None:
+            category = PROJECT if "deploy_gate" in keywords else OTHER
+        artifact = report.nodeid.split("::")[0] if category not in (PROJECT, OTHER) else None
+        outcome = self.outcomes.setdefault(
+            report.nodeid, Outcome(report.nodeid, category, artifact)
+        )
+        if report.user_properties:
+            outcome.properties = list(report.user_properties)
+        if report.failed:
+            kind = "failed" if report.when == "call" else "error"
+            if not outcome.failed:
+                outcome.outcome, outcome.message = kind, _first_line(report)
+        elif report.skipped and not outcome.failed:
+            outcome.outcome, outcome.message = "skipped", _skip_reason(report)
+
+    # -- figures -------------------------------------------------------------------------
+    def gate_outcomes(self) -> list[Outcome]:
+        return [o for o in self.outcomes.values() if o.category != OTHER]
+
+    def failures(self) -> list[Outcome]:
+        return [o for o in self.outcomes.values() if o.failed]
+
+    def counts(self, outcomes: Iterable[Outcome]) -> dict[str, int]:
+        counts = {"passed": 0, "failed": 0, "skipped": 0}
+        for o in outcomes:
+            counts["failed" if o.failed else o.outcome] += 1
+        return counts
+
+    def by_artifact(self) -> dict[str, dict[str, list[Outcome]]]:
+        table: dict[str, dict[str, list[Outcome]]] = {}
+        for o in self.outcomes.values():
+            key = o.artifact or ("project tests" if o.category == PROJECT else "other tests")
+            table.setdefault(key, {}).setdefault(o.category, []).append(o)
+        return table
+
+    def version_ids(self) -> dict[str, str]:
+        ids = {}
+        for o in self.outcomes.values():
+            if o.artifact is not None:
+                for name, value in o.properties:
+                    if name == "version_id":
+                        ids[o.artifact] = str(value)
+        return ids
+
+    def verdict(self) -> tuple[bool, str]:
+        failed = len(self.failures())
+        passed = sum(1 for o in self.gate_outcomes() if o.outcome == "passed")
+        if failed:
+            return False, f"DEPLOYMENT BLOCKED ({failed} failed)"
+        if passed == 0:
+            return False, "DEPLOYMENT BLOCKED (no check passed)"
+        return True, APPROVED
+
+    # -- renderings ----------------------------------------------------------------------
+    def lines(self) -> list[str]:
+        ids = self.version_ids()
+        out = []
+        for artifact, categories in self.by_artifact().items():
+            head = artifact + (f"  {ids[artifact]}" if artifact in ids else "")
+            out.append(head)
+            for category in (*CATEGORIES, PROJECT, OTHER):
+                if category in categories:
+                    c = self.counts(categories[category])
+                    mark = "FAIL" if c["failed"] else ("ok" if c["passed"] else "--")
+                    out.append(
+                        f"  {mark:<4} {category:<8} {c['passed']:>3} passed "
+                        f"{c['failed']:>3} failed {c['skipped']:>3} skipped"
+                    )
+        for o in self.failures():
+            out.append(f"FAILED {o.nodeid}: {o.message}")
+        out.append(self.verdict()[1])
+        return out
+
+    def markdown(self) -> str:
+        approved, line = self.verdict()
+        ids = self.version_ids()
+        md = [f"## {'✅' if approved else '❌'} {line}", ""]
+        for artifact, categories in self.by_artifact().items():
+            md.append(f"### `{artifact}`" + (f" — `{ids[artifact]}`" if artifact in ids else ""))
+            md += ["", "| check | passed | failed | skipped |", "|---|---:|---:|---:|"]
+            for category in (*CATEGORIES, PROJECT, OTHER):
+                if category in categories:
+                    c = self.counts(categories[category])
+                    md.append(f"| {category} | {c['passed']} | {c['failed']} | {c['skipped']} |")
+            md.append("")
+        failures = self.failures()
+        if failures:
+            md += ["### Failures", ""]
+            md += [f"- `{o.nodeid}`: {o.message}" for o in failures]
+            md.append("")
+        return "\n".join(md) + "\n"
+
+    def annotations(self) -> list[str]:
+        return [
+            f"::error file={_escape_property(o.nodeid.split('::')[0])},"
+            f"title={_escape_property('deploy-gate ' + o.nodeid)}::{_escape_data(o.message)}"
+            for o in self.failures()
+        ]
+
+
+def _first_line(report: pytest.TestReport) -> str:
+    text = report.longreprtext.strip()
+    crash = getattr(report.longrepr, "reprcrash", None)
+    if crash is not None and getattr(crash, "message", None):
+        text = str(crash.message)
+    for line in text.splitlines():
+        if line.strip():
+            return line.strip()[:500]
+    return f"{report.when} failed"
+
+
+def _skip_reason(report: pytest.TestReport) -> str:
+    longrepr = report.longrepr
+    if isinstance(longrepr, tuple) and len(longrepr) == 3:
+        return str(longrepr[2]).removeprefix("Skipped: ")
+    return str(longrepr)
+
+
+def _escape_data(text: str) -> str:
+    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+
+
+def _escape_property(text: str) -> str:
+    return _escape_data(text).replace(":", "%3A").replace(",", "%2C")
+
+
+def finish_junit(path: Path, *, suite_name: str | None, move_properties: bool) -> None:
+    """Give the suite the gate's name, and for xunit2 (whose schema has no properties on a
+    testcase) move each testcase's figures to the suite, prefixed with the test's name.
+
+    pytest's junitxml writes the file; this only renames and moves what it wrote.
+    """
+    import xml.etree.ElementTree as ET
+
+    if not path.is_file():
+        return
+    tree = ET.parse(path)
+    root = tree.getroot()
+    for suite in root.iter("testsuite"):
+        if suite_name is not None:
+            suite.set("name", suite_name)
+        if not move_properties:
+            continue
+        moved = []
+        for case in suite.findall("testcase"):
+            props = case.find("properties")
+            if props is None:
+                continue
+            case.remove(props)
+            test = f"{case.get('classname', '')}::{case.get('name', '')}"
+            for prop in props.findall("property"):
+                moved.append((f"{test}::{prop.get('name', '')}", prop.get("value", "")))
+        if moved:
+            suite_props = suite.find("properties")
+            if suite_props is None:
+                suite_props = ET.Element("properties")
+                suite.insert(0, suite_props)
+            for name, value in moved:
+                ET.SubElement(suite_props, "property", name=name, value=value)
+    tmp = path.with_name(path.name + ".tmp")
+    tree.write(tmp, encoding="utf-8", xml_declaration=True)
+    tmp.replace(path)

@@ -1,0 +1,211 @@
+"""Output validation: plain functions that find the rows whose output is not a valid prediction.
+
+Used by the gate's output checks, by the default deployment wrapper and by the runtime monitor.
+Every finder returns the offending row positions so a message can name them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import numpy as np
+
+#: Probabilities of one row must sum to 1 within this.
+PROBA_SUM_TOLERANCE = 1e-6
+
+
+@dataclass(frozen=True)
+class OutputProblem:
+    """One kind of invalid output and the rows that show it."""
+
+    kind: str  # "length", "nan", "inf", "dtype", "proba-range", "proba-sum", "label", "range"
+    rows: tuple[int, ...]
+    detail: str
+
+    def __str__(self) -> str:
+        return self.detail
+
+
+def as_array(outputs: Any) -> np.ndarray:
+    """The model's output as an array; pandas objects and lists are accepted."""
+    import numpy as np
+
+    values = getattr(outputs, "to_numpy", None)
+    return np.asarray(values() if callable(values) else outputs)
+
+
+def is_numeric(arr: np.ndarray) -> bool:
+    import numpy as np
+
+    return bool(np.issubdtype(arr.dtype, np.number) or np.issubdtype(arr.dtype, np.bool_))
+
+
+def numeric_view(arr: np.ndarray) -> np.ndarray | None:
+    """A float view of the output, or None when it holds non-numbers (such as string labels)."""
+
+    if is_numeric(arr):
+        return arr.astype(float, copy=False)
+    if arr.dtype == object:
+        try:
+            return arr.astype(float)
+        except (TypeError, ValueError):
+            return None
+    return None
+
+
+def rows_where(mask: np.ndarray) -> tuple[int, ...]:
+    """Row positions where ``mask`` holds, for 1-D or 2-D masks (any column counts)."""
+    import numpy as np
+
+    if mask.ndim > 1:
+        mask = np.asarray(mask.reshape(mask.shape[0], -1).any(axis=1))
+    return tuple(int(i) for i in np.flatnonzero(mask))
+
+
+def describe_rows(rows: Sequence[int], total: int, labels: Sequence[str] | None = None) -> str:
+    """``rows 4, 17, 33 (3 of 120)``, naming rows by label when labels are given."""
+    more = ", ..." if len(rows) > 5 else ""
+    if labels is not None:
+        names = [labels[i] if i < len(labels) else f"row {i}" for i in rows[:5]]
+        return f"{', '.join(names)}{more} ({len(rows)} of {total})"
+    word = "row" if len(rows) == 1 else "rows"
+    return f"{word} {', '.join(map(str, rows[:5]))}{more} ({len(rows)} of {total})"
+
+
+def length_problem(outputs: np.ndarray, n_rows: int, what: str = "outputs") -> OutputProblem | None:
+    if outputs.ndim == 0:
+        return OutputProblem("length", (), f"expected {n_rows} {what}, got a scalar")
+    if outputs.shape[0] != n_rows:
+        return OutputProblem(
+            "length", (), f"expected {n_rows} {what} (one per row), got {outputs.shape[0]}"
+        )
+    if outputs.ndim > 2:
+        return OutputProblem("length", (), f"expected 1-D or 2-D {what}, got shape {outputs.shape}")
+    return None
+
+
+def nan_rows(outputs: np.ndarray) -> tuple[int, ...]:
+    import numpy as np
+
+    values = numeric_view(outputs)
+    return () if values is None else rows_where(np.isnan(values))
+
+
+def inf_rows(outputs: np.ndarray) -> tuple[int, ...]:
+    import numpy as np
+
+    values = numeric_view(outputs)
+    return () if values is None else rows_where(np.isinf(values))
+
+
+def proba_range_rows(proba: np.ndarray) -> tuple[int, ...]:
+    import numpy as np
+
+    values = numeric_view(proba)
+    if values is None:
+        return tuple(range(len(proba)))
+    with np.errstate(invalid="ignore"):
+        return rows_where(~((values >= 0.0) & (values <= 1.0)))
+
+
+def proba_sum_rows(proba: np.ndarray, tolerance: float = PROBA_SUM_TOLERANCE) -> tuple[int, ...]:
+    import numpy as np
+
+    values = numeric_view(proba)
+    if values is None or values.ndim != 2:
+        return tuple(range(len(proba)))
+    with np.errstate(invalid="ignore"):
+        return rows_where(~(np.abs(values.sum(axis=1) - 1.0) <= tolerance))
+
+
+def unknown_label_rows(predictions: np.ndarray, classes: Sequence[Any]) -> tuple[int, ...]:
+    known = set(classes)
+    flat = predictions.reshape(len(predictions), -1) if predictions.ndim > 1 else predictions
+    rows = []
+    for i, value in enumerate(flat):
+        items = value if flat.ndim > 1 else (value,)
+        if any(_plain(v) not in known for v in items):
+            rows.append(i)
+    return tuple(rows)
+
+
+def out_of_range_rows(outputs: np.ndarray, low: float, high: float) -> tuple[int, ...]:
+    import numpy as np
+
+    values = numeric_view(outputs)
+    if values is None:
+        return tuple(range(len(outputs)))
+    with np.errstate(invalid="ignore"):
+        return rows_where(~((values >= low) & (values <= high)))
+
+
+def find_problems(
+    predictions: Any = None,
+    *,
+    n_rows: int,
+    proba: Any = None,
+    classes: Sequence[Any] | None = None,
+    value_range: tuple[float, float] | None = None,
+) -> list[OutputProblem]:
+    """Every problem with one batch of outputs (predictions and/or probabilities).
+
+    Used by the runtime wrapper and monitor; the gate's checks call the finders one by one so
+    each check judges one property.
+    """
+    problems: list[OutputProblem] = []
+    if predictions is not None:
+        problems += _prediction_problems(as_array(predictions), n_rows, classes, value_range)
+    if proba is not None:
+        probs = as_array(proba)
+        length = length_problem(probs, n_rows, "probability rows")
+        if length is not None:
+            return [*problems, length]
+        for kind, rows in (
+            ("nan", nan_rows(probs)),
+            ("proba-range", proba_range_rows(probs)),
+            ("proba-sum", proba_sum_rows(probs)),
+        ):
+            if rows:
+                problems.append(
+                    OutputProblem(kind, rows, f"{kind} in {describe_rows(rows, n_rows)}")
+                )
+    return problems
+
+
+def _prediction_problems(
+    preds: np.ndarray,
+    n_rows: int,
+    classes: Sequence[Any] | None,
+    value_range: tuple[float, float] | None,
+) -> list[OutputProblem]:
+    length = length_problem(preds, n_rows)
+    if length is not None:
+        return [length]
+    problems = [
+        OutputProblem(kind, rows, f"{kind.upper()} in {describe_rows(rows, n_rows)}")
+        for kind, rows in (("nan", nan_rows(preds)), ("inf", inf_rows(preds)))
+        if rows
+    ]
+    if classes is not None:
+        rows = unknown_label_rows(preds, classes)
+        if rows:
+            problems.append(
+                OutputProblem("label", rows, f"unknown label in {describe_rows(rows, n_rows)}")
+            )
+    elif value_range is not None:
+        rows = out_of_range_rows(preds, *value_range)
+        if rows:
+            problems.append(
+                OutputProblem(
+                    "range", rows, f"outside {value_range} in {describe_rows(rows, n_rows)}"
+                )
+            )
+    return problems
+
+
+def _plain(value: Any) -> Any:
+    item = getattr(value, "item", None)
+    return item() if callable(item) else value
