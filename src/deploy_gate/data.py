@@ -37,6 +37,19 @@ class GateData:
     def n_rows(self) -> int:
         return len(self.features)
 
+    def restrict(self, names: tuple[str, ...]) -> GateData:
+        """The columns a model takes, in its order; other columns (ids, timestamps, other
+        labels) stay out of the features. Missing model features are a DataError."""
+        missing = [n for n in names if n not in self.features.columns]
+        if missing:
+            raise DataError(
+                f"--deploy-gate-data: {self.source} lacks feature(s) the model takes: "
+                f"{', '.join(map(repr, missing))}"
+            )
+        if list(self.features.columns) == list(names):
+            return self
+        return GateData(self.features[list(names)], self.target, self.source, self.synthetic)
+
 
 def read_table(path: Path, *, what: str = "--deploy-gate-data") -> pd.DataFrame:
     """Read CSV, Parquet or JSON lines, naming the option and the file in every error."""

@@ -42,6 +42,13 @@ class ConfigError(DeployGateError, ValueError):
     """A setting of the gate has a value it cannot use."""
 
 
+class MetricUnavailableError(DataError):
+    """A metric cannot be computed on these outputs or labels (no probabilities, one class).
+
+    Its check is skipped with this message as the reason, not failed.
+    """
+
+
 class LedgerError(DeployGateError):
     """The deployment ledger cannot be read or written."""
 

@@ -30,6 +30,7 @@ class Gate:
         self._deployments: dict[Path, ModelDeployment] = {}
         self._data: GateData | None = None
         self._data_read = False
+        self._artifact_data: dict[Path, GateData | str] = {}
 
     def is_artifact(self, path: Path) -> bool:
         return path.resolve() in {p.resolve() for p in self.artifact_paths}
@@ -60,12 +61,19 @@ class Gate:
 
     def data_for(self, artifact: LoadedArtifact) -> GateData | str:
         """Rows for this artifact: the real data, or synthetic rows, or why there are none."""
+        key = artifact.path.resolve()
+        if key not in self._artifact_data:
+            self._artifact_data[key] = self._rows_for(artifact)
+        return self._artifact_data[key]
+
+    def _rows_for(self, artifact: LoadedArtifact) -> GateData | str:
         from deploy_gate.data import synthetic_data
 
         real = self.data()
-        if real is not None:
-            return real
         profile = artifact.profile
+        if real is not None:
+            return real if profile.feature_names is None else real.restrict(profile.feature_names)
+
         names = profile.feature_names or (
             tuple(f"x{i}" for i in range(profile.n_features)) if profile.n_features else None
         )

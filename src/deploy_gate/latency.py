@@ -11,6 +11,7 @@ import contextlib
 import enum
 import functools
 import gc
+import itertools
 import json
 import math
 import platform
@@ -257,8 +258,8 @@ def time_calls(
     before timing, so the timed region holds only the call and two
     clock reads, as in a bare ``perf_counter_ns`` loop.
     """
-    k = len(inputs)
-    batch = [inputs[(start + i) % k] for i in range(calls)]
+    offset = start % len(inputs)
+    batch = list(itertools.islice(itertools.cycle(inputs), offset, offset + calls))
     durations: list[int] = []
     append = durations.append
     for x in batch:
@@ -364,13 +365,17 @@ class LatencyVerdict:
 class _Timed(Generic[T]):
     """One callable's rounds: warm-up, round sizing and the per-call durations in ns."""
 
-    def __init__(self, fn: Callable[[T], object], inputs: Sequence[T], clock: Clock) -> None:
+    def __init__(
+        self, fn: Callable[[T], object], inputs: Sequence[T], clock: Clock, qs: Sequence[float]
+    ) -> None:
         self.fn = fn
         self.inputs = inputs
         self.clock = clock
         self.rounds: list[np.ndarray] = []
         self.warm_ns = 0.0
-        self._percentiles: dict[float, list[float]] = {}
+        # Judged after every round: each round's percentiles are computed once, all in one call.
+        self._qs = sorted(set(qs))
+        self._percentiles: dict[float, list[float]] = {q: [] for q in self._qs}
 
     def warm_up(self, settings: LatencySettings, offset: int) -> None:
         # Untimed for the verdict; the median call time sizes the rounds.
@@ -386,10 +391,12 @@ class _Timed(Generic[T]):
     def run_round(self, calls: int, start: int) -> np.ndarray:
         durations = time_calls(self.fn, self.inputs, calls, start=start, clock=self.clock)
         self.rounds.append(durations)
+        if self._qs:
+            for q, value in zip(self._qs, np.percentile(durations, self._qs), strict=True):
+                self._percentiles[q].append(float(value) / 1e6)
         return durations
 
     def round_percentiles_ms(self, q: float) -> np.ndarray:
-        # Judged after every round: compute each round's percentile once, not every time.
         known = self._percentiles.setdefault(q, [])
         known.extend(float(np.percentile(r, q)) / 1e6 for r in self.rounds[len(known) :])
         return np.asarray(known)
@@ -456,7 +463,8 @@ class LatencyMeasurement(Generic[T]):
         self.batch_size = batch_size
         self.budgets_ms = dict(budgets_ms)
         self.settings = settings or LatencySettings()
-        self._timed = _Timed(fn, inputs, clock)
+        labels = {*_STANDARD_LABELS, *self.budgets_ms}
+        self._timed = _Timed(fn, inputs, clock, [parse_percentile(label) for label in labels])
         self._clock = clock
         self._verdicts: dict[str, LatencyVerdict] | None = None
         self.calls_per_round = 0
@@ -512,11 +520,13 @@ class LatencyMeasurement(Generic[T]):
             self._timed.warm_up(settings, offset=0)
             self.calls_per_round = calls = _calls_per_round(settings, self._timed.warm_ns)
             start = settings.warmup_calls
+            longest = 0
             while True:
                 round_begin = self._clock()
                 self._timed.run_round(calls, start)
                 start += calls
                 now = self._clock()
+                longest = max(longest, now - round_begin)
                 self.seconds = (now - begin) / 1e9
                 rounds = len(self._timed.rounds)
                 # Every budget is judged on the same rounds, so all items of a batch size agree;
@@ -527,7 +537,7 @@ class LatencyMeasurement(Generic[T]):
                 ):
                     break
                 # Stop before a round would overrun the cap rather than after it has.
-                if (now - begin) + (now - round_begin) > settings.max_seconds * 1e9:
+                if (now - begin) + longest > settings.max_seconds * 1e9:
                     break
                 if rounds >= settings.max_rounds:
                     break
@@ -577,7 +587,9 @@ class LatencyMeasurement(Generic[T]):
             )
         figures = dict(figures)
         if budget is not None:
-            figures.update(budget_ms=budget, ci_low_ms=ci[0], ci_high_ms=ci[1])
+            figures["budget_ms"] = budget
+        if math.isfinite(ci[0]):  # too few rounds leave the interval unbounded: omit it
+            figures.update(ci_low_ms=ci[0], ci_high_ms=ci[1])
         figures["status"] = status.value
         return LatencyVerdict(
             status=status,
@@ -630,8 +642,8 @@ class LatencyComparison(Generic[T]):
         self.noise_floor_ms = noise_floor_ms
         self.batch_size = batch_size
         self.settings = settings or LatencySettings()
-        self._candidate = _Timed(candidate, inputs, clock)
-        self._baseline = _Timed(baseline, inputs, clock)
+        self._candidate = _Timed(candidate, inputs, clock, [self.q])
+        self._baseline = _Timed(baseline, inputs, clock, [self.q])
         self._clock = clock
         self._verdict: LatencyVerdict | None = None
         self.calls_per_round = 0
@@ -661,6 +673,7 @@ class LatencyComparison(Generic[T]):
             pair_ns = self._candidate.warm_ns + self._baseline.warm_ns
             self.calls_per_round = calls = _calls_per_round(settings, pair_ns)
             start = settings.warmup_calls
+            longest = 0
             while True:
                 pair_begin = self._clock()
                 first, second = (self._candidate, self._baseline)
@@ -670,11 +683,12 @@ class LatencyComparison(Generic[T]):
                 second.run_round(calls, start)
                 start += calls
                 now = self._clock()
+                longest = max(longest, now - pair_begin)
                 self.seconds = (now - begin) / 1e9
                 pairs = len(self._candidate.rounds)
                 if pairs >= settings.min_rounds and self._status() is not None:
                     break
-                if (now - begin) + (now - pair_begin) > settings.max_seconds * 1e9:
+                if (now - begin) + longest > settings.max_seconds * 1e9:
                     break
                 if pairs >= settings.max_rounds:
                     break
@@ -742,8 +756,6 @@ class LatencyComparison(Generic[T]):
             f"candidate_{label}_ms": cand_ms,
             f"baseline_{label}_ms": base_ms,
             "ratio": ratio,
-            "ratio_ci_low": ratio_ci[0],
-            "ratio_ci_high": ratio_ci[1],
             "diff_ms": diff,
             "max_ratio": self.max_ratio,
             "noise_floor_ms": self.noise_floor_ms,
@@ -755,6 +767,8 @@ class LatencyComparison(Generic[T]):
             "seconds": round(self.seconds, 3),
             "status": status.value,
         }
+        if math.isfinite(ratio_ci[0]):
+            figures.update(ratio_ci_low=ratio_ci[0], ratio_ci_high=ratio_ci[1])
         return LatencyVerdict(
             status=status,
             message=message,

@@ -196,6 +196,7 @@ class LedgerEntry:
         path: str | os.PathLike[str],
         *,
         sha256: str | None = None,
+        version: str | None = None,
         when: datetime | None = None,
         counts: Mapping[str, Mapping[str, int]] | None = None,
         latency: Mapping[str, Any] | None = None,
@@ -204,26 +205,39 @@ class LedgerEntry:
         baseline_sha256: str | None = None,
         metric_ratios: Mapping[str, float] | None = None,
         ml_test_score: Mapping[str, Any] | None = None,
-        libraries: Iterable[str] = DEFAULT_LIBRARIES,
+        libraries: Iterable[str] | Mapping[str, str] = DEFAULT_LIBRARIES,
         git_cwd: str | os.PathLike[str] | None = None,
     ) -> LedgerEntry:
         """Describe the artifact at ``path`` for the ledger: hash, size, version id, git, versions.
 
-        ``sha256`` skips re-hashing when the caller already has it; ``path`` is stored as
-        given, so pass it relative to the project root to keep the ledger portable.
+        ``sha256`` skips re-hashing when the caller already has it, and ``version`` reuses the
+        id the gate already showed (it must end in the hash prefix); otherwise the id is made
+        from ``when`` (default now), which is also the recorded time. ``libraries`` is either
+        distribution names to look up or a ready ``{name: version}`` table. ``path`` is stored
+        as given, so pass it relative to the project root to keep the ledger portable; git
+        runs in ``git_cwd``, by default the artifact's directory.
         """
         now = datetime.now(timezone.utc) if when is None else when
         digest = sha256_file(path) if sha256 is None else _check_sha256(sha256, "sha256")
+        if version is None:
+            version = version_id(digest, now)
+        elif not version.endswith(f"_{digest[:8]}"):
+            raise ValueError(
+                f"version {version!r} does not end in the artifact's sha256 prefix {digest[:8]!r}"
+            )
         git = git_info(git_cwd if git_cwd is not None else Path(path).resolve().parent)
+        versions = (
+            dict(libraries) if isinstance(libraries, Mapping) else library_versions(libraries)
+        )
         return cls(
-            version=version_id(digest, now),
+            version=version,
             sha256=digest,
             size=os.stat(path).st_size,
             path=os.fspath(path),
             recorded_at=now.astimezone(timezone.utc).isoformat(timespec="seconds"),
             git_commit=git.commit,
             git_branch=git.branch,
-            libraries=library_versions(libraries),
+            libraries=versions,
             loader=loader,
             counts={k: dict(v) for k, v in (counts or {}).items()},
             latency=dict(latency or {}),

@@ -207,7 +207,12 @@ def model_artifact(deploy_gate: Gate, deploy_gate_artifact_path: Path) -> Loaded
 @pytest.fixture
 def deploy_gate_data(deploy_gate: Gate, model_artifact: LoadedArtifact) -> GateData:
     """Rows to feed the model: --deploy-gate-data, or synthetic rows when the model allows."""
-    data = deploy_gate.data_for(model_artifact)
+    from deploy_gate.errors import DataError
+
+    try:
+        data = deploy_gate.data_for(model_artifact)
+    except DataError as exc:
+        pytest.fail(str(exc), pytrace=False)
     if isinstance(data, str):
         pytest.skip(data)
     return data

@@ -102,23 +102,25 @@ def inf_rows(outputs: np.ndarray) -> tuple[int, ...]:
 
 
 def proba_range_rows(proba: np.ndarray) -> tuple[int, ...]:
+    """Rows with a probability outside [0, 1] (NaN is left to ``nan_rows``)."""
     import numpy as np
 
     values = numeric_view(proba)
     if values is None:
         return tuple(range(len(proba)))
     with np.errstate(invalid="ignore"):
-        return rows_where(~((values >= 0.0) & (values <= 1.0)))
+        return rows_where((values < 0.0) | (values > 1.0))
 
 
 def proba_sum_rows(proba: np.ndarray, tolerance: float = PROBA_SUM_TOLERANCE) -> tuple[int, ...]:
+    """Rows whose probabilities do not sum to 1 within ``tolerance`` (NaN rows left out)."""
     import numpy as np
 
     values = numeric_view(proba)
     if values is None or values.ndim != 2:
         return tuple(range(len(proba)))
-    with np.errstate(invalid="ignore"):
-        return rows_where(~(np.abs(values.sum(axis=1) - 1.0) <= tolerance))
+    sums = values.sum(axis=1)
+    return rows_where(np.isfinite(sums) & (np.abs(sums - 1.0) > tolerance))
 
 
 def unknown_label_rows(predictions: np.ndarray, classes: Sequence[Any]) -> tuple[int, ...]:
@@ -133,13 +135,15 @@ def unknown_label_rows(predictions: np.ndarray, classes: Sequence[Any]) -> tuple
 
 
 def out_of_range_rows(outputs: np.ndarray, low: float, high: float) -> tuple[int, ...]:
+    """Rows with a finite output outside [low, high]; NaN, Inf and non-numbers are other
+    checks' business."""
     import numpy as np
 
     values = numeric_view(outputs)
     if values is None:
-        return tuple(range(len(outputs)))
+        return ()
     with np.errstate(invalid="ignore"):
-        return rows_where(~((values >= low) & (values <= high)))
+        return rows_where(np.isfinite(values) & ((values < low) | (values > high)))
 
 
 def find_problems(

@@ -1,0 +1,373 @@
+"""Load ``.skops`` and ``.onnx`` artifacts through their own safe paths.
+
+skops files load with the gate's own allowlist deciding which types to trust; ONNX files load
+in onnxruntime without external data and are wrapped in ``OnnxModel``, which gives them the
+sklearn-like surface the gate's checks drive (``predict``, ``predict_proba``, ``classes_``,
+``feature_names_in_``, ``n_features_in_``).
+"""
+
+from __future__ import annotations
+
+import mmap
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Final
+
+import numpy as np
+import pandas as pd
+
+from deploy_gate.errors import ArtifactLoadError, SchemaError, UnsafeArtifactError
+
+if TYPE_CHECKING:
+    from numpy.typing import NDArray
+
+    from deploy_gate.safeload import ImportPolicy
+
+__all__ = ["OnnxModel", "load_onnx", "load_skops", "looks_like_onnx"]
+
+
+# --------------------------------------------------------------------------------------------
+# skops
+
+
+def load_skops(path: Path, policy: ImportPolicy) -> object:
+    """Load a ``.skops`` file, trusting only the types the gate's ``policy`` admits.
+
+    skops lists the types it does not trust by default; each one is judged by the same
+    allowlist as pickles (never trusted because the file names it). Any refused type raises
+    ``UnsafeArtifactError`` listing all of them before skops builds a single object.
+    """
+    try:
+        import skops.io as sio
+    except ImportError:
+        raise ArtifactLoadError(
+            f"{path}: a skops artifact; install the 'skops' extra "
+            "(pip install pytest-deploy-gate[skops]) to load it"
+        ) from None
+    try:
+        listed: list[str] = sio.get_untrusted_types(file=path)
+    except Exception as exc:  # whatever a corrupt archive makes skops raise
+        raise ArtifactLoadError(
+            f"{path}: corrupt skops file ({type(exc).__name__}: {exc})"
+        ) from exc
+    admitted: list[str] = []
+    refused: list[str] = []
+    missing: list[str] = []
+    for qualified in listed:
+        module, _, name = qualified.rpartition(".")
+        decision = policy.decide(module, name)
+        if decision.obj is not None:
+            admitted.append(qualified)
+        elif decision.missing is not None:
+            missing.append(f"{qualified}: {decision.missing}")
+        else:
+            refused.append(f"{decision.label} ({decision.reason})")
+    if refused:
+        raise UnsafeArtifactError(
+            f"{path}: refused to load: the skops file uses {len(refused)} "
+            f"{'type' if len(refused) == 1 else 'types'} the allowlist does not admit: "
+            + "; ".join(refused)
+            + ". Nothing from the file was run."
+        )
+    if missing:
+        raise ArtifactLoadError(f"{path}: cannot load: " + "; ".join(missing))
+    try:
+        return sio.load(path, trusted=admitted)
+    except Exception as exc:  # whatever a corrupt archive makes skops raise
+        raise ArtifactLoadError(
+            f"{path}: the skops file failed to load: {type(exc).__name__}: {exc}"
+        ) from exc
+
+
+# --------------------------------------------------------------------------------------------
+# A minimal protobuf reader, enough to recognise an ONNX ModelProto, refuse external data and
+# read class labels without needing the onnx package.
+
+_Field = tuple[int, int, "int | memoryview"]
+
+# ModelProto fields (onnx.proto): ir_version=1, producer_name=2, producer_version=3, domain=4,
+# model_version=5, doc_string=6, graph=7, opset_import=8, metadata_props=14,
+# training_info=20, functions=25, configuration=26.
+_MODEL_FIELDS: Final = frozenset({1, 2, 3, 4, 5, 6, 7, 8, 14, 20, 25, 26})
+_MAX_DEPTH: Final = 64
+
+
+def _varint(buf: memoryview, pos: int) -> tuple[int, int]:
+    result = 0
+    shift = 0
+    while True:
+        if pos >= len(buf) or shift > 63:
+            raise ValueError("truncated varint")
+        byte = buf[pos]
+        pos += 1
+        result |= (byte & 0x7F) << shift
+        if not byte & 0x80:
+            return result, pos
+        shift += 7
+
+
+def _fields(buf: memoryview) -> Iterator[_Field]:
+    pos = 0
+    end = len(buf)
+    while pos < end:
+        key, pos = _varint(buf, pos)
+        number, wire = key >> 3, key & 7
+        if number == 0:
+            raise ValueError("field number 0")
+        value: int | memoryview
+        if wire == 0:
+            value, pos = _varint(buf, pos)
+        elif wire == 1:
+            value, pos = buf[pos : pos + 8], pos + 8
+        elif wire == 2:
+            length, pos = _varint(buf, pos)
+            value, pos = buf[pos : pos + length], pos + length
+        elif wire == 5:
+            value, pos = buf[pos : pos + 4], pos + 4
+        else:
+            raise ValueError(f"wire type {wire}")
+        if pos > end:
+            raise ValueError("truncated field")
+        yield number, wire, value
+
+
+def looks_like_onnx(data: mmap.mmap | bytes) -> bool:
+    """Whether ``data`` parses as an ONNX ModelProto with an IR version and a graph."""
+    try:
+        seen = {(number, wire) for number, wire, _ in _fields(memoryview(data))}
+    except ValueError:
+        return False
+    numbers = {number for number, _ in seen}
+    return (1, 0) in seen and (7, 2) in seen and numbers <= _MODEL_FIELDS
+
+
+def _sub(fields: list[_Field], number: int) -> Iterator[memoryview]:
+    for field_number, wire, value in fields:
+        if field_number == number and wire == 2 and isinstance(value, memoryview):
+            yield value
+
+
+def _external_tensors(graph: memoryview, depth: int = 0) -> Iterator[str]:
+    """Names of tensors in a GraphProto (and its subgraphs) whose data lives in other files."""
+    if depth > _MAX_DEPTH:
+        raise ValueError("graphs nested too deep")
+    fields = list(_fields(graph))
+    tensors = list(_sub(fields, 5))  # initializer
+    for sparse in _sub(fields, 15):  # sparse_initializer: values=1, indices=2
+        sparse_fields = list(_fields(sparse))
+        tensors += [*_sub(sparse_fields, 1), *_sub(sparse_fields, 2)]
+    for node in _sub(fields, 1):
+        for attribute in _sub(list(_fields(node)), 5):
+            attribute_fields = list(_fields(attribute))
+            tensors += [*_sub(attribute_fields, 5), *_sub(attribute_fields, 10)]
+            for subgraph in [*_sub(attribute_fields, 6), *_sub(attribute_fields, 11)]:
+                yield from _external_tensors(subgraph, depth + 1)
+    for tensor in tensors:
+        tensor_fields = list(_fields(tensor))
+        # external_data=13, data_location=14 (EXTERNAL = 1)
+        if any(n == 13 or (n == 14 and v == 1) for n, _, v in tensor_fields):
+            names = [bytes(v).decode("utf-8", "replace") for v in _sub(tensor_fields, 8)]
+            yield names[0] if names else "<unnamed>"
+
+
+def _class_labels(graph: memoryview) -> np.ndarray[Any, Any] | None:
+    """``classes_`` from the ZipMap node (or a classifier node) skl2onnx and others write."""
+    found: dict[str, np.ndarray[Any, Any]] = {}
+    for node in _sub(list(_fields(graph)), 1):
+        node_fields = list(_fields(node))
+        op_type = b"".join(bytes(v) for v in _sub(node_fields, 4)).decode("utf-8", "replace")
+        for attribute in _sub(node_fields, 5):
+            attribute_fields = list(_fields(attribute))
+            name = b"".join(bytes(v) for v in _sub(attribute_fields, 1)).decode()
+            if name == "classlabels_strings":
+                labels = [bytes(v).decode("utf-8") for v in _sub(attribute_fields, 9)]
+                found.setdefault(op_type, np.array(labels, dtype=object))
+            elif name == "classlabels_int64s":
+                found.setdefault(op_type, np.array(_int64s(attribute_fields), dtype=np.int64))
+    if "ZipMap" in found:
+        return found["ZipMap"]
+    return next(iter(found.values()), None)
+
+
+def _int64s(fields: list[_Field]) -> list[int]:
+    values: list[int] = []
+    for number, wire, value in fields:
+        if number != 8:
+            continue
+        if wire == 0 and isinstance(value, int):
+            values.append(value)
+        elif isinstance(value, memoryview):  # packed
+            pos = 0
+            while pos < len(value):
+                item, pos = _varint(value, pos)
+                values.append(item)
+    return [v - (1 << 64) if v >= 1 << 63 else v for v in values]
+
+
+# --------------------------------------------------------------------------------------------
+# ONNX
+
+
+_ONNX_DTYPES: Final[Mapping[str, Any]] = {
+    "tensor(float)": np.float32,
+    "tensor(double)": np.float64,
+    "tensor(int64)": np.int64,
+    "tensor(int32)": np.int32,
+    "tensor(bool)": np.bool_,
+    "tensor(string)": object,
+}
+
+
+def load_onnx(path: Path) -> OnnxModel:
+    """Load an ``.onnx`` file in onnxruntime (CPU), refusing models with external data."""
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        raise ArtifactLoadError(
+            f"{path}: an ONNX artifact; install the 'onnx' extra "
+            "(pip install pytest-deploy-gate[onnx]) to load it"
+        ) from None
+    data = path.read_bytes()
+    try:
+        top = list(_fields(memoryview(data)))
+        graphs = list(_sub(top, 7))
+        external = [name for graph in graphs for name in _external_tensors(graph)]
+        classes = _class_labels(graphs[0]) if graphs else None
+    except ValueError as exc:
+        raise ArtifactLoadError(f"{path}: truncated or corrupt ONNX file ({exc})") from None
+    if external:
+        raise UnsafeArtifactError(
+            f"{path}: refused to load: the ONNX model keeps tensors in external files "
+            f"({', '.join(external[:5])}{', ...' if len(external) > 5 else ''}); the gate "
+            "loads self-contained models only"
+        )
+    options = ort.SessionOptions()
+    options.log_severity_level = 3  # errors surface as exceptions, not stderr noise
+    try:
+        # Loading from bytes gives onnxruntime no directory to resolve external data against.
+        session = ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
+    except Exception as exc:  # onnxruntime raises its own Fail/InvalidGraph/... classes
+        raise ArtifactLoadError(
+            f"{path}: onnxruntime cannot load the model: {type(exc).__name__}: {exc}"
+        ) from exc
+    return OnnxModel(session, classes)
+
+
+class OnnxModel:
+    """An onnxruntime session with the sklearn-like surface the gate uses.
+
+    Inputs are either one 2-D tensor (``n_features_in_`` from its shape) or one ``[N, 1]``
+    tensor per column (``feature_names_in_`` from the input names, as skl2onnx writes
+    DataFrame pipelines). The label output feeds ``predict``; a probability output (ZipMap
+    dictionaries or a tensor) feeds ``predict_proba``.
+    """
+
+    def __init__(self, session: Any, classes: np.ndarray[Any, Any] | None = None) -> None:
+        self.session = session
+        self._inputs = list(session.get_inputs())
+        outputs = list(session.get_outputs())
+        self._per_column = len(self._inputs) > 1 or (
+            len(self._inputs) == 1 and list(self._inputs[0].shape)[1:] == [1]
+        )
+        self._probability = next(
+            (o.name for o in outputs if o.type.startswith("seq(map(") or "prob" in o.name),
+            None,
+        )
+        tensors = [o.name for o in outputs if o.type.startswith("tensor(")]
+        labels = [name for name in tensors if name != self._probability]
+        self._label = next((name for name in labels if "label" in name), None) or (
+            labels[0] if labels else None
+        )
+        if self._label is None:
+            raise ArtifactLoadError("the ONNX model has no tensor output to predict from")
+        self._classes = classes
+
+    @property
+    def classes_(self) -> np.ndarray[Any, Any]:
+        """Class labels, when the graph names them (classifiers converted by skl2onnx)."""
+        if self._classes is None:
+            raise AttributeError("classes_ is not known for this ONNX model")
+        return self._classes
+
+    @property
+    def feature_names_in_(self) -> np.ndarray[Any, Any]:
+        """Input column names, when the graph has one input per column."""
+        if not self._per_column:
+            raise AttributeError("the ONNX model takes one 2-D input, not named columns")
+        return np.array([i.name for i in self._inputs], dtype=object)
+
+    @property
+    def n_features_in_(self) -> int:
+        """Number of input features, from the graph's inputs."""
+        if self._per_column:
+            return len(self._inputs)
+        width = list(self._inputs[0].shape)[1:2]
+        if not width or not isinstance(width[0], int):
+            raise AttributeError("the ONNX model's input width is not fixed")
+        return width[0]
+
+    def __getattr__(self, name: str) -> Any:
+        # predict_proba only exists when the graph has a probability output, so that
+        # hasattr(model, "predict_proba") tells the checks what the model can do.
+        if name == "predict_proba" and self.__dict__.get("_probability") is not None:
+            return self._predict_proba
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+    def predict(self, X: Any) -> NDArray[Any]:
+        """Predicted labels (classifiers) or values (regressors), one per row."""
+        (result,) = self.session.run([self._label], self._feed(X))
+        values = np.asarray(result)
+        return values.ravel() if values.ndim == 2 and values.shape[1] == 1 else values
+
+    def _predict_proba(self, X: Any) -> NDArray[np.float64]:
+        (result,) = self.session.run([self._probability], self._feed(X))
+        if isinstance(result, list):  # ZipMap: one {class: probability} dict per row
+            classes = list(self._classes) if self._classes is not None else list(result[0])
+            return np.array([[row[c] for c in classes] for row in result], dtype=np.float64)
+        return np.asarray(result, dtype=np.float64)
+
+    def _feed(self, X: Any) -> dict[str, Any]:
+        if self._per_column:
+            return self._feed_columns(X)
+        single = self._inputs[0]
+        dtype = _ONNX_DTYPES.get(single.type)
+        if dtype is None:
+            raise TypeError(f"unsupported ONNX input type {single.type} for {single.name!r}")
+        values = X.to_numpy() if isinstance(X, pd.DataFrame) else np.asarray(X)
+        if values.ndim == 1:
+            values = values.reshape(1, -1)
+        width = list(single.shape)[1:2]
+        if width and isinstance(width[0], int) and values.shape[1] != width[0]:
+            raise ValueError(
+                f"X has {values.shape[1]} features, but the ONNX model expects {width[0]}"
+            )
+        return {single.name: values.astype(dtype)}
+
+    def _feed_columns(self, X: Any) -> dict[str, Any]:
+        names = [i.name for i in self._inputs]
+        if isinstance(X, pd.DataFrame):
+            missing = [n for n in names if n not in X.columns]
+            unknown = [str(c) for c in X.columns if c not in names]
+            if missing or unknown:
+                raise SchemaError(
+                    f"feature names do not match the ONNX model's inputs: "
+                    f"missing {missing}, unknown {unknown}"
+                )
+            columns = [X[n].to_numpy() for n in names]
+        else:
+            values = np.asarray(X)
+            if values.ndim != 2 or values.shape[1] != len(names):
+                raise ValueError(
+                    f"X has shape {values.shape}, but the ONNX model expects "
+                    f"{len(names)} columns ({', '.join(names)})"
+                )
+            columns = [values[:, j] for j in range(len(names))]
+        feed: dict[str, Any] = {}
+        for spec, column in zip(self._inputs, columns, strict=True):
+            dtype = _ONNX_DTYPES.get(spec.type)
+            if dtype is None:
+                raise TypeError(f"unsupported ONNX input type {spec.type} for {spec.name!r}")
+            if dtype is object:
+                column = np.array(["" if pd.isna(v) else str(v) for v in column], dtype=object)
+            feed[spec.name] = np.asarray(column).astype(dtype).reshape(-1, 1)
+        return feed

@@ -1,0 +1,1076 @@
+"""Candidate versus baseline on the same rows: metrics, error rate and prediction shift.
+
+The gate's ``baseline[...]`` items and the rollout router both judge a candidate model against the
+model in production. This module holds the pieces that need no pytest: a small adapter so that
+deployment-like objects (``batch_predict``) and bare scikit-learn estimators (``predict``) are
+called the same way, a robust evaluation that finds the rows on which a model raises or returns
+an invalid output, the metric catalogue (computed with ``sklearn.metrics``), and the comparisons
+with their pass/fail rule and one-line messages.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Callable, Hashable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
+
+from deploy_gate.errors import ConfigError, DataError, MetricUnavailableError
+from deploy_gate.stats import binned_shares, psi, quantile_edges
+
+if TYPE_CHECKING:
+    import numpy as np
+    import pandas as pd
+    from numpy.typing import ArrayLike
+
+Task = Literal["classification", "regression"]
+
+#: Relative floor of the metric checks: the candidate keeps at least 95% of the baseline's figure.
+DEFAULT_MIN_RELATIVE = 0.95
+#: The candidate's error rate may be at most this multiple of the baseline's ...
+DEFAULT_MAX_ERROR_RATIO = 2.0
+#: ... or this absolute share, whichever is larger, so that 0 vs 1 in 1000 is no failure by
+#: division.
+DEFAULT_ERROR_FLOOR = 0.001
+#: PSI above 0.2 is the usual "significant shift" mark (0.1-0.2 moderate, below 0.1 stable).
+DEFAULT_MAX_PSI = 0.2
+#: One row in ten answered differently is a behaviour change a reviewer should sign off:
+#: two retrains of a 90%-accurate model typically disagree on a few percent of rows.
+DEFAULT_MAX_LABEL_FLIPS = 0.1
+#: Rows per call to the model before falling back to bisection on failure.
+DEFAULT_BATCH_SIZE = 1024
+#: Absolute slack on metric comparisons, so floating-point noise never fails a check.
+DEFAULT_ATOL = 1e-9
+
+# Probabilities may come from float32 runtimes (ONNX): allow that much rounding.
+_PROBA_TOL = 1e-4
+# How many failing rows and example reasons are kept for messages.
+_MAX_ROWS_KEPT = 1000
+_MAX_EXAMPLES = 5
+
+
+# --------------------------------------------------------------------------------------------
+# Adapter
+# --------------------------------------------------------------------------------------------
+
+
+class ModelAdapter:
+    """One calling convention for deployment-like objects and bare scikit-learn estimators.
+
+    A deployment-like object offers ``batch_predict(rows)`` and, for classifiers,
+    ``batch_predict_proba(rows)`` and ``classes``; a bare estimator offers ``predict``,
+    ``predict_proba`` and ``classes_``. The comparison and the rollout router only call this.
+    """
+
+    def __init__(self, model: object) -> None:
+        self.model = model
+        predict = getattr(model, "batch_predict", None)
+        if callable(predict):
+            proba = getattr(model, "batch_predict_proba", None)
+            classes = _safe_getattr(model, "classes")
+            supports = _safe_getattr(model, "supports_proba")
+            has_proba = callable(proba) and (supports is None or bool(supports))
+        else:
+            predict = getattr(model, "predict", None)
+            if not callable(predict):
+                raise ConfigError(
+                    f"{type(model).__name__} cannot be compared: it has neither "
+                    "batch_predict(rows) nor predict(rows)"
+                )
+            proba = getattr(model, "predict_proba", None)
+            classes = _safe_getattr(model, "classes_")
+            has_proba = callable(proba)
+        self._predict: Callable[[Any], Any] = predict
+        self._proba: Callable[[Any], Any] | None = proba if has_proba else None
+        self.classes: np.ndarray | None = None
+        if classes is not None:
+            import numpy as np
+
+            self.classes = np.asarray(classes)
+
+    @property
+    def name(self) -> str:
+        """Class name of the wrapped model, for messages."""
+        return type(self.model).__name__
+
+    @property
+    def has_proba(self) -> bool:
+        """Whether the model offers class probabilities."""
+        return self._proba is not None
+
+    def predict(self, rows: pd.DataFrame) -> Any:
+        """Labels (classifiers) or values (regressors), one per row."""
+        return self._predict(rows)
+
+    def predict_proba(self, rows: pd.DataFrame) -> Any:
+        """Class probabilities, one row per input row, columns in ``classes`` order."""
+        if self._proba is None:
+            raise ConfigError(f"{self.name} has no probabilities (no predict_proba)")
+        return self._proba(rows)
+
+
+def adapt_model(model: object) -> ModelAdapter:
+    """Wrap ``model`` in a :class:`ModelAdapter` (an adapter is returned as it is)."""
+    return model if isinstance(model, ModelAdapter) else ModelAdapter(model)
+
+
+def _safe_getattr(obj: object, name: str) -> Any:
+    # A deployment's property may raise (e.g. NotLoadedError) instead of AttributeError.
+    try:
+        return getattr(obj, name, None)
+    except Exception:
+        return None
+
+
+def infer_task(model: object, y_true: ArrayLike | None = None) -> Task:
+    """Whether ``model`` is a classifier or a regressor, from the model first, then the labels.
+
+    A model with classes or probabilities, or a scikit-learn classifier (also when wrapped as
+    ``.model``/``.estimator``), is a classifier; a scikit-learn regressor is a regressor. Otherwise
+    float labels mean regression and integer, boolean or string labels mean classification. Pass
+    ``task=`` explicitly where this guess is wrong (an integer-valued regression target).
+    """
+    adapter = adapt_model(model)
+    if adapter.classes is not None or adapter.has_proba:
+        return "classification"
+    from sklearn.base import is_classifier, is_regressor
+
+    for candidate in (adapter.model, _safe_getattr(adapter.model, "model")):
+        for inner in (candidate, _safe_getattr(candidate, "estimator")):
+            if inner is None:
+                continue
+            if is_classifier(inner):
+                return "classification"
+            if is_regressor(inner):
+                return "regression"
+    if y_true is not None:
+        import numpy as np
+
+        y = np.asarray(y_true)
+        return "regression" if y.dtype.kind in "fc" else "classification"
+    raise ConfigError(
+        f"cannot tell whether {adapter.name} is a classifier or a regressor: "
+        "pass task='classification' or task='regression'"
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Robust evaluation: outputs and error rate
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ErrorRate:
+    """Share of rows on which a model raised or returned an invalid output."""
+
+    errors: int
+    n: int
+    #: Index labels of the failing rows (the first 1000).
+    failing_rows: tuple[Hashable, ...] = ()
+    #: A few distinct reasons, each with the first row showing it, for messages.
+    examples: tuple[str, ...] = ()
+
+    @property
+    def rate(self) -> float:
+        """``errors / n`` (0.0 on no rows)."""
+        return self.errors / self.n if self.n else 0.0
+
+
+@dataclass(frozen=True, eq=False)
+class ModelOutputs:
+    """What a model returned on each row, with a mask of the rows where the output is valid.
+
+    ``labels`` holds labels (classification) or values (regression); entries where ``valid`` is
+    False are placeholders. ``proba`` has one column per entry of ``classes`` and NaN rows where
+    the output is invalid.
+    """
+
+    task: Task
+    labels: np.ndarray
+    valid: np.ndarray
+    index: pd.Index
+    proba: np.ndarray | None = None
+    classes: np.ndarray | None = None
+    #: A few distinct failure reasons, each with the first row showing it.
+    examples: tuple[str, ...] = ()
+
+    @property
+    def n(self) -> int:
+        """Number of rows evaluated."""
+        return int(self.valid.shape[0])
+
+    @property
+    def errors(self) -> int:
+        """Number of rows without a valid output."""
+        return self.n - int(self.valid.sum())
+
+    def error_rate(self) -> ErrorRate:
+        """The error rate of these outputs."""
+        import numpy as np
+
+        failing = np.flatnonzero(~self.valid)[:_MAX_ROWS_KEPT]
+        return ErrorRate(
+            errors=self.errors,
+            n=self.n,
+            failing_rows=tuple(self.index[failing]),
+            examples=self.examples,
+        )
+
+
+class _BadOutput(Exception):
+    """A model call returned something that is not one output per row."""
+
+
+def predict_outputs(
+    model: object,
+    rows: pd.DataFrame,
+    *,
+    task: Task | None = None,
+    proba: bool | None = None,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+) -> ModelOutputs:
+    """Run ``model`` on ``rows`` in batches and record, per row, a valid output or a failure.
+
+    A batch that raises or returns the wrong number of outputs is split in halves until the
+    failing rows are isolated, so one bad row costs a few extra calls, not a call per row. An
+    output is invalid when it is NaN/Inf (regression), missing or not among the model's classes
+    (classification), or when its probabilities are not finite, outside [0, 1] or do not sum to
+    1. ``proba=None`` asks for probabilities when the model has them.
+    """
+    _check_frame(rows, "rows")
+    if batch_size < 1:
+        raise ConfigError(f"batch_size must be at least 1, got {batch_size}")
+    adapter = adapt_model(model)
+    task = task or infer_task(adapter)
+    want_proba = task == "classification" and (adapter.has_proba if proba is None else proba)
+    if want_proba and not adapter.has_proba:
+        raise ConfigError(f"{adapter.name} has no probabilities (no predict_proba)")
+    n = len(rows)
+    collector = _Collector(n, adapter.classes)
+    for start in range(0, n, batch_size):
+        _evaluate_span(
+            adapter, rows, start, min(n, start + batch_size), task, want_proba, collector
+        )
+    labels = collector.labels()
+    return ModelOutputs(
+        task=task,
+        labels=labels,
+        valid=collector.valid,
+        index=rows.index,
+        proba=collector.proba if want_proba else None,
+        classes=adapter.classes,
+        examples=tuple(
+            f"{reason} (first at row {rows.index[pos]!r})"
+            for reason, pos in collector.examples.items()
+        ),
+    )
+
+
+def error_rate(
+    model: object,
+    rows: pd.DataFrame,
+    *,
+    task: Task | None = None,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+) -> ErrorRate:
+    """Share of ``rows`` on which ``model`` raises or returns an invalid output.
+
+    See :func:`predict_outputs` for what counts as invalid; when you also need the outputs, call
+    that and use ``outputs.error_rate()`` instead of predicting twice.
+    """
+    return predict_outputs(model, rows, task=task, batch_size=batch_size).error_rate()
+
+
+class _Collector:
+    """Accumulates per-row outputs of a robust evaluation."""
+
+    def __init__(self, n: int, classes: np.ndarray | None) -> None:
+        import numpy as np
+
+        self.n = n
+        self.classes = classes
+        self.valid = np.zeros(n, dtype=bool)
+        self.proba: np.ndarray | None = None
+        self.parts: list[tuple[np.ndarray, np.ndarray]] = []
+        self.examples: dict[str, int] = {}
+
+    def fail(self, positions: np.ndarray, reason: str) -> None:
+        # One example per distinct reason (the first row showing it), a few reasons at most.
+        if reason not in self.examples and len(self.examples) < _MAX_EXAMPLES and positions.size:
+            self.examples[reason] = int(positions[0])
+
+    def store(
+        self, start: int, labels: np.ndarray, proba: np.ndarray | None, ok: np.ndarray
+    ) -> None:
+        import numpy as np
+
+        positions = np.arange(start, start + labels.shape[0])
+        self.valid[positions[ok]] = True
+        self.parts.append((positions[ok], labels[ok]))
+        if proba is not None:
+            if self.proba is None:
+                self.proba = np.full((self.n, proba.shape[1]), np.nan)
+            if self.proba.shape[1] == proba.shape[1]:
+                self.proba[positions[ok]] = proba[ok]
+            else:  # a different number of columns than earlier batches: inconsistent output
+                self.valid[positions] = False
+                self.fail(
+                    positions,
+                    f"predict_proba returned {proba.shape[1]} columns, "
+                    f"earlier batches {self.proba.shape[1]}",
+                )
+
+    def labels(self) -> np.ndarray:
+        import numpy as np
+
+        values = [v for _, v in self.parts if v.size]
+        if not values:
+            return np.full(self.n, np.nan)
+        # One concatenate finds the dtype that holds every batch (e.g. '<U3' and '<U5').
+        merged = np.concatenate(values)
+        out = np.empty(self.n, dtype=merged.dtype)
+        if out.dtype.kind == "f":
+            out[:] = np.nan
+        out[np.concatenate([p for p, v in self.parts if v.size])] = merged
+        return out
+
+
+def _evaluate_span(
+    adapter: ModelAdapter,
+    rows: pd.DataFrame,
+    lo: int,
+    hi: int,
+    task: Task,
+    want_proba: bool,
+    out: _Collector,
+) -> None:
+    import numpy as np
+
+    try:
+        labels, proba = _call(adapter, rows.iloc[lo:hi], task, want_proba)
+    except Exception as exc:
+        if hi - lo > 1:
+            mid = (lo + hi) // 2
+            _evaluate_span(adapter, rows, lo, mid, task, want_proba, out)
+            _evaluate_span(adapter, rows, mid, hi, task, want_proba, out)
+        else:
+            out.fail(np.array([lo]), _describe(exc))
+        return
+    ok, reasons = _row_validity(labels, proba, task, out.classes)
+    for i in np.flatnonzero(~ok):
+        out.fail(np.array([lo + i]), reasons[i])
+    out.store(lo, labels, proba, ok)
+
+
+def _call(
+    adapter: ModelAdapter, chunk: pd.DataFrame, task: Task, want_proba: bool
+) -> tuple[np.ndarray, np.ndarray | None]:
+    import numpy as np
+
+    m = len(chunk)
+    labels = np.asarray(adapter.predict(chunk))
+    if labels.ndim == 2 and labels.shape[1] == 1:
+        labels = labels[:, 0]
+    if labels.ndim != 1 or labels.shape[0] != m:
+        raise _BadOutput(f"predict returned shape {labels.shape} for {m} row(s)")
+    if task == "regression" and labels.dtype.kind not in "biuf":
+        try:
+            labels = labels.astype(float)
+        except (TypeError, ValueError):
+            raise _BadOutput(f"predict returned non-numeric values ({labels.dtype})") from None
+    proba: np.ndarray | None = None
+    if want_proba:
+        proba = np.asarray(adapter.predict_proba(chunk), dtype=float)
+        expected_cols = None if adapter.classes is None else adapter.classes.shape[0]
+        if (
+            proba.ndim != 2
+            or proba.shape[0] != m
+            or (expected_cols is not None and proba.shape[1] != expected_cols)
+        ):
+            raise _BadOutput(
+                f"predict_proba returned shape {proba.shape} for {m} row(s)"
+                + ("" if expected_cols is None else f" and {expected_cols} classes")
+            )
+    return labels, proba
+
+
+def _row_validity(
+    labels: np.ndarray, proba: np.ndarray | None, task: Task, classes: np.ndarray | None
+) -> tuple[np.ndarray, list[str]]:
+    import numpy as np
+    import pandas as pd
+
+    m = labels.shape[0]
+    ok = np.ones(m, dtype=bool)
+    reasons = [""] * m
+    if task == "regression":
+        values = labels.astype(float)
+        bad = ~np.isfinite(values)
+        for i in np.flatnonzero(bad):
+            reasons[i] = f"predict returned {values[i]!r}"
+        ok &= ~bad
+    else:
+        missing = np.asarray(pd.isna(labels), dtype=bool)
+        unknown = ~missing & (~np.isin(labels, classes) if classes is not None else False)
+        for i in np.flatnonzero(missing):
+            reasons[i] = f"predict returned missing label {labels[i]!r}"
+        for i in np.flatnonzero(unknown):
+            reasons[i] = f"predict returned label {labels[i]!r}, not among the model's classes"
+        ok &= ~missing & ~unknown
+    if proba is not None:
+        finite: np.ndarray = np.isfinite(proba).all(axis=1)
+        with np.errstate(invalid="ignore"):
+            in_range = np.all((proba >= -_PROBA_TOL) & (proba <= 1 + _PROBA_TOL), axis=1)
+            sums: np.ndarray = np.abs(proba.sum(axis=1) - 1) <= _PROBA_TOL
+        good = finite & in_range & sums
+        for i in np.flatnonzero(~good & ok):
+            if not finite[i]:
+                reasons[i] = "predict_proba returned NaN/Inf"
+            elif not in_range[i]:
+                reasons[i] = "predict_proba returned values outside [0, 1]"
+            else:
+                reasons[i] = f"predict_proba sums to {proba[i].sum():.6g}, not 1"
+        ok &= good
+    return ok, reasons
+
+
+def _describe(exc: BaseException) -> str:
+    text = f"{type(exc).__name__}: {exc}" if not isinstance(exc, _BadOutput) else str(exc)
+    return text if len(text) <= 200 else text[:197] + "..."
+
+
+# --------------------------------------------------------------------------------------------
+# Metric catalogue
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MetricSpec:
+    """A metric of the catalogue: its task, direction and whether it needs probabilities."""
+
+    name: str
+    task: Task
+    higher_is_better: bool
+    needs_proba: bool
+    description: str
+    compute: Callable[[np.ndarray, ModelOutputs, np.ndarray], float]
+
+
+def _accuracy(y: np.ndarray, out: ModelOutputs, mask: np.ndarray) -> float:
+    from sklearn.metrics import accuracy_score
+
+    return float(accuracy_score(y[mask], out.labels[mask]))
+
+
+def _balanced_accuracy(y: np.ndarray, out: ModelOutputs, mask: np.ndarray) -> float:
+    from sklearn.metrics import balanced_accuracy_score
+
+    return float(balanced_accuracy_score(y[mask], out.labels[mask]))
+
+
+def _proba_and_classes(out: ModelOutputs, metric: str) -> tuple[np.ndarray, np.ndarray]:
+    if out.proba is None or out.classes is None:
+        raise MetricUnavailableError(
+            f"{metric} needs class probabilities and classes, which the model does not offer"
+        )
+    return out.proba, out.classes
+
+
+def _roc_auc(y: np.ndarray, out: ModelOutputs, mask: np.ndarray) -> float:
+    from sklearn.metrics import roc_auc_score
+
+    proba, classes = _proba_and_classes(out, "roc_auc")
+    if classes.shape[0] == 2:
+        return float(roc_auc_score(y[mask] == classes[1], proba[mask, 1]))
+    return float(
+        roc_auc_score(y[mask], proba[mask], multi_class="ovr", average="macro", labels=classes)
+    )
+
+
+def _log_loss(y: np.ndarray, out: ModelOutputs, mask: np.ndarray) -> float:
+    from sklearn.metrics import log_loss
+
+    proba, classes = _proba_and_classes(out, "log_loss")
+    return float(log_loss(y[mask], proba[mask], labels=classes))
+
+
+def _mae(y: np.ndarray, out: ModelOutputs, mask: np.ndarray) -> float:
+    from sklearn.metrics import mean_absolute_error
+
+    return float(mean_absolute_error(y[mask].astype(float), out.labels[mask].astype(float)))
+
+
+def _rmse(y: np.ndarray, out: ModelOutputs, mask: np.ndarray) -> float:
+    from sklearn.metrics import root_mean_squared_error
+
+    return float(root_mean_squared_error(y[mask].astype(float), out.labels[mask].astype(float)))
+
+
+def _r2(y: np.ndarray, out: ModelOutputs, mask: np.ndarray) -> float:
+    from sklearn.metrics import r2_score
+
+    return float(r2_score(y[mask].astype(float), out.labels[mask].astype(float)))
+
+
+#: Every metric the baseline checks know, by name.
+METRICS: Mapping[str, MetricSpec] = {
+    spec.name: spec
+    for spec in (
+        MetricSpec("accuracy", "classification", True, False, "accuracy", _accuracy),
+        MetricSpec(
+            "balanced_accuracy",
+            "classification",
+            True,
+            False,
+            "balanced accuracy",
+            _balanced_accuracy,
+        ),
+        MetricSpec(
+            "roc_auc", "classification", True, True, "ROC AUC (macro one-vs-rest)", _roc_auc
+        ),
+        MetricSpec("log_loss", "classification", False, True, "log loss", _log_loss),
+        MetricSpec("mae", "regression", False, False, "mean absolute error", _mae),
+        MetricSpec("rmse", "regression", False, False, "root mean squared error", _rmse),
+        MetricSpec("r2", "regression", True, False, "R2", _r2),
+    )
+}
+
+#: Metrics checked when none are configured.
+DEFAULT_METRICS: Mapping[Task, tuple[str, ...]] = {
+    "classification": ("accuracy", "balanced_accuracy", "roc_auc", "log_loss"),
+    "regression": ("mae", "rmse", "r2"),
+}
+
+
+def default_metrics(task: Task, *, has_proba: bool = True) -> tuple[str, ...]:
+    """The default metric names for ``task``; probability metrics only if the models have them."""
+    return tuple(n for n in DEFAULT_METRICS[task] if has_proba or not METRICS[n].needs_proba)
+
+
+def metric_spec(name: str) -> MetricSpec:
+    """The catalogue entry of ``name``; a :class:`ConfigError` listing the known names otherwise."""
+    try:
+        return METRICS[name]
+    except KeyError:
+        raise ConfigError(
+            f"unknown metric {name!r}: expected one of {', '.join(METRICS)}"
+        ) from None
+
+
+def compute_metric(name: str, y_true: ArrayLike, outputs: ModelOutputs | ArrayLike) -> float:
+    """The metric ``name`` of one model's outputs on the rows where they are valid."""
+    spec = metric_spec(name)
+    out = _as_outputs(outputs, spec.task, "outputs")
+    y = _as_labels(y_true, out.n, "y_true")
+    return _compute(spec, y, out, out.valid)
+
+
+def _compute(spec: MetricSpec, y: np.ndarray, out: ModelOutputs, mask: np.ndarray) -> float:
+    if spec.needs_proba:
+        _proba_and_classes(out, spec.name)
+    if not mask.any():
+        raise MetricUnavailableError(f"{spec.name}: no row has a valid output")
+    # Undefined-metric and "y_pred has classes not in y_true" warnings are about the data; the
+    # value (or the error below) says all there is to say.
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            value = spec.compute(y, out, mask)
+    except MetricUnavailableError:
+        raise
+    except ValueError as exc:
+        raise MetricUnavailableError(f"{spec.name} cannot be computed here: {exc}") from None
+    if not math.isfinite(value):
+        raise MetricUnavailableError(
+            f"{spec.name} is undefined on these {int(mask.sum())} rows (e.g. constant labels)"
+        )
+    return value
+
+
+# --------------------------------------------------------------------------------------------
+# Comparisons
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MetricComparison:
+    """One metric of the candidate judged against the baseline's, with its pass/fail message."""
+
+    metric: str
+    candidate: float
+    baseline: float
+    #: ``candidate / baseline`` when the baseline is positive, else None (see compare_metric).
+    ratio: float | None
+    threshold: float
+    n: int
+    passed: bool
+    higher_is_better: bool
+    min_relative: float
+    message: str
+
+
+def compare_metric(
+    name: str,
+    y_true: ArrayLike,
+    candidate: ModelOutputs | ArrayLike,
+    baseline: ModelOutputs | ArrayLike,
+    *,
+    min_relative: float = DEFAULT_MIN_RELATIVE,
+    atol: float = DEFAULT_ATOL,
+) -> MetricComparison:
+    """Judge metric ``name`` of the candidate against the baseline's on the same rows.
+
+    The threshold is relative to the baseline ``b`` and sign-safe, so no division by ``b`` ever
+    happens: for higher-is-better metrics the candidate must reach
+    ``b - (1 - min_relative) * |b|`` (``0.95 * b`` for a positive baseline; a baseline of 0 is
+    met by any candidate >= 0; a negative R2 of -0.4 by any candidate >= -0.42), for
+    lower-is-better metrics it must not exceed ``b + (1 / min_relative - 1) * |b|``
+    (``b / 0.95``; a perfect baseline of 0 leaves only ``atol`` of floating-point slack). Rows
+    where either model has no valid output are left out (the error-rate check counts them).
+    ``candidate``/``baseline`` are :class:`ModelOutputs`, or plain label/value arrays for the
+    metrics that need no probabilities.
+    """
+    spec = metric_spec(name)
+    if not min_relative > 0:
+        raise ConfigError(f"min_relative must be positive, got {min_relative}")
+    cand = _as_outputs(candidate, spec.task, "candidate")
+    base = _as_outputs(baseline, spec.task, "baseline")
+    if cand.n != base.n:
+        raise DataError(
+            f"candidate has {cand.n} outputs and baseline {base.n}: compare them on the same rows"
+        )
+    y = _as_labels(y_true, cand.n, "y_true")
+    mask = cand.valid & base.valid
+    c = _compute(spec, y, cand, mask)
+    b = _compute(spec, y, base, mask)
+    n = int(mask.sum())
+    m = min_relative
+    floor_text = f"{m * 100:g}%"
+    if spec.higher_is_better:
+        threshold = b - (1 - m) * abs(b)
+        passed = c >= threshold - atol
+    else:
+        threshold = b + (1 / m - 1) * abs(b)
+        passed = c <= threshold + atol
+    ratio = c / b if b > 0 else None
+    name_c, name_b, name_t = _fmt(c), _fmt(b), _fmt(threshold)
+    if ratio is not None and spec.higher_is_better:
+        verdict = "meets" if passed else "below"
+        first = (
+            f"{name} {name_c} is {ratio:.1%} of baseline {name_b}, "
+            f"{verdict} the {floor_text} floor {name_t}"
+        )
+    elif ratio is not None:
+        verdict = "within" if passed else "above"
+        first = (
+            f"{name} {name_c} is {ratio:.1%} of baseline {name_b}, {verdict} the limit {name_t} "
+            f"(baseline / {m:g})"
+        )
+    elif b == 0 and spec.higher_is_better:
+        verdict = "meets" if passed else "below"
+        first = f"{name} {name_c} {verdict} the floor 0 set by a baseline of 0"
+    elif b == 0:
+        verdict = "within" if passed else "above"
+        first = f"{name} {name_c} is {verdict} the tolerance {atol:g} of a perfect baseline of 0"
+    else:
+        allowed = f"{(1 - m) * 100:g}%" if spec.higher_is_better else f"{(1 / m - 1) * 100:.3g}%"
+        verdict = (
+            ("meets" if passed else "below")
+            if spec.higher_is_better
+            else ("within" if passed else "above")
+        )
+        kind = "floor" if spec.higher_is_better else "limit"
+        first = (
+            f"{name} {name_c} {verdict} the {kind} {name_t} (baseline {name_b} "
+            f"{'minus' if spec.higher_is_better else 'plus'} {allowed} of its magnitude)"
+        )
+    lines = [f"{first} (n={n})"]
+    direction = "higher" if spec.higher_is_better else "lower"
+    lines.append(f"candidate {_fmt(c)}, baseline {_fmt(b)}; {direction} is better")
+    if n < cand.n:
+        lines.append(
+            f"computed on {n} of {cand.n} rows: {cand.n - n} row(s) where a model had no valid "
+            "output are left out (see the error-rate check)"
+        )
+    return MetricComparison(
+        metric=name,
+        candidate=c,
+        baseline=b,
+        ratio=ratio,
+        threshold=threshold,
+        n=n,
+        passed=bool(passed),
+        higher_is_better=spec.higher_is_better,
+        min_relative=m,
+        message="\n".join(lines),
+    )
+
+
+@dataclass(frozen=True)
+class ErrorRateComparison:
+    """The candidate's error rate judged against the baseline's."""
+
+    candidate: ErrorRate
+    baseline: ErrorRate
+    limit: float
+    max_ratio: float
+    abs_floor: float
+    passed: bool
+    message: str
+
+
+def compare_error_rate(
+    candidate: ErrorRate,
+    baseline: ErrorRate,
+    *,
+    max_ratio: float = DEFAULT_MAX_ERROR_RATIO,
+    abs_floor: float = DEFAULT_ERROR_FLOOR,
+) -> ErrorRateComparison:
+    """Pass when the candidate's error rate is at most ``max(max_ratio * baseline, abs_floor)``.
+
+    The absolute floor keeps a baseline of 0 from turning one failing row into a failure by
+    division: 0 vs 0.001 passes at the default floor, 0 vs 0.01 does not.
+    """
+    if max_ratio < 1:
+        raise ConfigError(f"max_ratio must be at least 1, got {max_ratio}")
+    if not 0 <= abs_floor < 1:
+        raise ConfigError(f"abs_floor must be in [0, 1), got {abs_floor}")
+    limit = max(max_ratio * baseline.rate, abs_floor)
+    passed = candidate.rate <= limit + DEFAULT_ATOL
+    verdict = "within" if passed else "exceeds"
+    lines = [
+        f"error rate {candidate.rate:.2%} ({candidate.errors} of {candidate.n} rows) {verdict} "
+        f"the limit {limit:.2%} ({max_ratio:g}x baseline {baseline.rate:.2%}, floor "
+        f"{abs_floor:.2%}) (n={candidate.n})",
+        f"baseline: {baseline.errors} of {baseline.n} rows failed",
+    ]
+    if candidate.errors:
+        lines.append(
+            "candidate failing rows: " + _list_rows(candidate.failing_rows, candidate.errors)
+        )
+        lines.extend(f"  {e}" for e in candidate.examples)
+    return ErrorRateComparison(
+        candidate=candidate,
+        baseline=baseline,
+        limit=limit,
+        max_ratio=max_ratio,
+        abs_floor=abs_floor,
+        passed=bool(passed),
+        message="\n".join(lines),
+    )
+
+
+@dataclass(frozen=True)
+class Shift:
+    """How differently the candidate answers than the baseline on the same rows."""
+
+    psi: float
+    #: Share of rows whose predicted label changes (None for regression).
+    label_flips: float | None
+    max_psi: float
+    max_label_flips: float
+    n: int
+    passed: bool
+    message: str
+    #: For per-class probabilities, the class whose column shifted most.
+    worst_class: Hashable | None = None
+
+
+def prediction_shift(
+    cand_scores: ArrayLike | None,
+    base_scores: ArrayLike | None,
+    labels_cand: ArrayLike | None = None,
+    labels_base: ArrayLike | None = None,
+    *,
+    max_psi: float = DEFAULT_MAX_PSI,
+    max_label_flips: float = DEFAULT_MAX_LABEL_FLIPS,
+    bins: int = 10,
+    classes: Sequence[Hashable] | None = None,
+) -> Shift:
+    """PSI between the two models' scores, and the share of rows whose predicted label changes.
+
+    Scores are binned on the baseline's quantiles (``deploy_gate.stats``); a 2-D score matrix
+    (per-class probabilities) is judged on its worst column. Without scores, the PSI is taken
+    over the predicted labels as categories. Fails when the PSI exceeds ``max_psi`` (0.2, the
+    usual "significant shift" mark) or the label flip share exceeds ``max_label_flips`` (0.1).
+    """
+    import numpy as np
+
+    if cand_scores is None or base_scores is None:
+        if labels_cand is None or labels_base is None:
+            raise DataError("prediction_shift needs scores or labels of both models")
+        lc, lb = np.asarray(labels_cand), np.asarray(labels_base)
+        _same_length(lc, lb, "labels_cand", "labels_base")
+        cats = np.unique(np.concatenate([lb, lc]).astype(str))
+        value = psi(_category_shares(lb, cats), _category_shares(lc, cats))
+        n = lb.shape[0]
+        worst: Hashable | None = None
+    else:
+        sc = np.asarray(cand_scores, dtype=float)
+        sb = np.asarray(base_scores, dtype=float)
+        if sc.shape != sb.shape or sc.ndim not in (1, 2):
+            raise DataError(
+                f"cand_scores {sc.shape} and base_scores {sb.shape} must have the same 1-D or "
+                "2-D shape (one score or one probability row per row)"
+            )
+        n = sb.shape[0]
+        if sb.ndim == 1:
+            value, worst = _score_psi(sb, sc, bins), None
+        else:
+            per_class = [_score_psi(sb[:, j], sc[:, j], bins) for j in range(sb.shape[1])]
+            j = int(np.argmax(per_class))
+            value = per_class[j]
+            worst = classes[j] if classes is not None else j
+    flips: float | None = None
+    if labels_cand is not None and labels_base is not None:
+        lc, lb = np.asarray(labels_cand), np.asarray(labels_base)
+        _same_length(lc, lb, "labels_cand", "labels_base")
+        if lb.shape[0] != n:
+            raise DataError(f"labels cover {lb.shape[0]} rows but scores {n}")
+        flips = float(np.mean(lc != lb)) if n else 0.0
+    psi_ok = value <= max_psi
+    flips_ok = flips is None or flips <= max_label_flips
+    on = f" (class {worst!r})" if worst is not None else ""
+    psi_text = f"PSI {value:.3f}{on} {'within' if psi_ok else 'exceeds'} {max_psi:g}"
+    flip_text = (
+        ""
+        if flips is None
+        else f"labels changed on {flips:.1%} of rows ({'within' if flips_ok else 'exceeds'} "
+        f"{max_label_flips:.0%})"
+    )
+    # The failing figure first, so that the -ra line shows it.
+    parts = [flip_text, psi_text] if psi_ok and not flips_ok else [psi_text, flip_text]
+    first = "prediction shift: " + ", ".join(p for p in parts if p) + f" (n={n})"
+    return Shift(
+        psi=value,
+        label_flips=flips,
+        max_psi=max_psi,
+        max_label_flips=max_label_flips,
+        n=n,
+        passed=bool(psi_ok and flips_ok),
+        message=first,
+        worst_class=worst,
+    )
+
+
+def output_shift(
+    candidate: ModelOutputs,
+    baseline: ModelOutputs,
+    *,
+    max_psi: float = DEFAULT_MAX_PSI,
+    max_label_flips: float = DEFAULT_MAX_LABEL_FLIPS,
+    bins: int = 10,
+) -> Shift:
+    """:func:`prediction_shift` on two models' outputs, picking the right scores for the task.
+
+    Regression compares the values; a binary classifier the positive-class probability; a
+    multiclass classifier each class's probability (worst class reported); a classifier
+    without probabilities the predicted-label distribution. Label flips are counted for
+    classifiers. Only rows where both outputs are valid count.
+    """
+    if candidate.n != baseline.n:
+        raise DataError(
+            f"candidate has {candidate.n} outputs and baseline {baseline.n}: "
+            "compare them on the same rows"
+        )
+    mask = candidate.valid & baseline.valid
+    if candidate.task == "regression":
+        return prediction_shift(
+            candidate.labels[mask].astype(float),
+            baseline.labels[mask].astype(float),
+            max_psi=max_psi,
+            max_label_flips=max_label_flips,
+            bins=bins,
+        )
+    lc, lb = candidate.labels[mask], baseline.labels[mask]
+    pc, pb, classes = candidate.proba, baseline.proba, candidate.classes
+    same_classes = (
+        classes is not None
+        and baseline.classes is not None
+        and list(classes) == list(baseline.classes)
+    )
+    if pc is None or pb is None or classes is None or not same_classes:
+        return prediction_shift(
+            None, None, lc, lb, max_psi=max_psi, max_label_flips=max_label_flips, bins=bins
+        )
+    pc, pb = pc[mask], pb[mask]
+    if pc.shape[1] == 2:
+        pc, pb = pc[:, 1], pb[:, 1]
+    return prediction_shift(
+        pc,
+        pb,
+        lc,
+        lb,
+        max_psi=max_psi,
+        max_label_flips=max_label_flips,
+        bins=bins,
+        classes=classes.tolist(),
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Everything at once, for the gate
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, eq=False)
+class BaselineComparison:
+    """All baseline checks of one candidate: metrics, skipped metrics, error rate, shift."""
+
+    task: Task
+    metrics: tuple[MetricComparison, ...]
+    #: ``(metric, reason)`` for metrics that cannot be computed here (no labels, no proba, ...).
+    skipped: tuple[tuple[str, str], ...]
+    error_rate: ErrorRateComparison
+    shift: Shift | None
+    candidate_outputs: ModelOutputs
+    baseline_outputs: ModelOutputs
+
+
+def compare_models(
+    candidate: object,
+    baseline: object,
+    rows: pd.DataFrame,
+    y_true: ArrayLike | None = None,
+    *,
+    metrics: Sequence[str] | None = None,
+    task: Task | None = None,
+    min_relative: float = DEFAULT_MIN_RELATIVE,
+    max_error_ratio: float = DEFAULT_MAX_ERROR_RATIO,
+    error_floor: float = DEFAULT_ERROR_FLOOR,
+    max_psi: float = DEFAULT_MAX_PSI,
+    max_label_flips: float = DEFAULT_MAX_LABEL_FLIPS,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+) -> BaselineComparison:
+    """Predict once with each model and run every baseline comparison on ``rows``.
+
+    Without ``y_true`` every metric is skipped with the reason, while the error rate and the
+    prediction shift still run. ``metrics=None`` takes the task's defaults, leaving out
+    probability metrics when either model has no probabilities.
+    """
+    cand_a, base_a = adapt_model(candidate), adapt_model(baseline)
+    if task is None:
+        try:
+            task = infer_task(base_a, y_true)
+        except ConfigError:
+            task = infer_task(cand_a, y_true)
+    cand = predict_outputs(cand_a, rows, task=task, batch_size=batch_size)
+    base = predict_outputs(base_a, rows, task=task, batch_size=batch_size)
+    names = (
+        tuple(metrics)
+        if metrics is not None
+        else default_metrics(task, has_proba=cand.proba is not None and base.proba is not None)
+    )
+    results: list[MetricComparison] = []
+    skipped: list[tuple[str, str]] = []
+    for name in names:
+        spec = metric_spec(name)
+        if spec.task != task:
+            raise ConfigError(f"metric {name!r} is for {spec.task}, the models do {task}")
+        if y_true is None:
+            skipped.append((name, f"{name} needs labels: no target column in the data"))
+            continue
+        try:
+            results.append(compare_metric(name, y_true, cand, base, min_relative=min_relative))
+        except MetricUnavailableError as exc:
+            skipped.append((name, str(exc)))
+    errors = compare_error_rate(
+        cand.error_rate(), base.error_rate(), max_ratio=max_error_ratio, abs_floor=error_floor
+    )
+    shift = (
+        output_shift(cand, base, max_psi=max_psi, max_label_flips=max_label_flips)
+        if (cand.valid & base.valid).any()
+        else None
+    )
+    return BaselineComparison(
+        task=task,
+        metrics=tuple(results),
+        skipped=tuple(skipped),
+        error_rate=errors,
+        shift=shift,
+        candidate_outputs=cand,
+        baseline_outputs=base,
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Helpers
+# --------------------------------------------------------------------------------------------
+
+
+def _check_frame(rows: object, name: str) -> None:
+    import pandas as pd
+
+    if not isinstance(rows, pd.DataFrame):
+        raise DataError(f"{name} must be a pandas DataFrame, got {type(rows).__name__}")
+
+
+def _as_labels(y_true: ArrayLike, n: int, name: str) -> np.ndarray:
+    import numpy as np
+    import pandas as pd
+
+    y = np.asarray(y_true.to_numpy() if isinstance(y_true, pd.Series) else y_true)
+    if y.ndim != 1:
+        raise DataError(f"{name} must be one label per row, got shape {y.shape}")
+    if y.shape[0] != n:
+        raise DataError(f"{name} has {y.shape[0]} labels for {n} rows")
+    missing = np.asarray(pd.isna(y), dtype=bool)
+    if missing.any():
+        first = np.flatnonzero(missing)[:5].tolist()
+        raise DataError(
+            f"{name} has {int(missing.sum())} missing label(s) (positions {first}...): "
+            "drop those rows first"
+        )
+    return y
+
+
+def _as_outputs(value: ModelOutputs | ArrayLike, task: Task, name: str) -> ModelOutputs:
+    import numpy as np
+    import pandas as pd
+
+    if isinstance(value, ModelOutputs):
+        if value.task != task:
+            raise ConfigError(f"{name} outputs are for {value.task}, the metric for {task}")
+        return value
+    labels = np.asarray(value)
+    if labels.ndim != 1:
+        raise DataError(
+            f"{name} must be ModelOutputs or a 1-D array of labels/values, got shape {labels.shape}"
+        )
+    if task == "regression":
+        labels = labels.astype(float)
+        valid = np.isfinite(labels)
+    else:
+        valid = ~np.asarray(pd.isna(labels), dtype=bool)
+    return ModelOutputs(task=task, labels=labels, valid=valid, index=pd.RangeIndex(labels.shape[0]))
+
+
+def _same_length(a: np.ndarray, b: np.ndarray, name_a: str, name_b: str) -> None:
+    if a.shape[0] != b.shape[0]:
+        raise DataError(f"{name_a} has {a.shape[0]} rows and {name_b} {b.shape[0]}")
+
+
+def _category_shares(labels: np.ndarray, categories: np.ndarray) -> np.ndarray:
+    import numpy as np
+
+    codes = np.searchsorted(categories, labels.astype(str))
+    counts = np.bincount(codes, minlength=categories.shape[0]).astype(float)
+    total = counts.sum()
+    return counts / total if total else counts
+
+
+def _score_psi(base: np.ndarray, cand: np.ndarray, bins: int) -> float:
+    edges = quantile_edges(base, bins)
+    return psi(binned_shares(base, edges), binned_shares(cand, edges))
+
+
+def _fmt(x: float) -> str:
+    if x == 0 or 0.001 <= abs(x) < 1000:
+        return f"{x:.3f}"
+    return f"{x:.4g}"
+
+
+def _list_rows(rows: Sequence[Hashable], total: int, limit: int = 10) -> str:
+    shown = ", ".join(repr(r) if isinstance(r, str) else str(r) for r in rows[:limit])
+    return shown + (f" (+{total - limit} more)" if total > limit else "")

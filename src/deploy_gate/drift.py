@@ -1,0 +1,1292 @@
+"""Per-feature drift between reference data (or a saved profile of it) and current data.
+
+Numeric features are compared with the population stability index (PSI) on quantile bins of the
+reference plus the two-sample Kolmogorov-Smirnov test; categorical features with PSI on category
+shares plus the chi-square test of homogeneity. Missing values are a bin/category of their own,
+so a feature that suddenly goes missing drifts too.
+
+Verdict rule (the same for every feature): a feature drifts when the change is both
+**significant** and **material**:
+
+- significant: ``p < pvalue``, where ``p`` is the KS p-value (numeric; the smaller of it and a
+  chi-square test on the missing share when either side has missing values) or the chi-square
+  p-value on the category table (categorical);
+- material: ``PSI > psi_threshold``, or the effect size reaches its floor: KS ``D >= ks_floor``
+  (numeric) or Cramér's ``V >= cramers_v_floor`` (categorical).
+
+Significance keeps a hundred rows of noise (where PSI alone fluctuates around 0.2) from failing;
+the effect floor keeps a million rows from turning a negligible but "significant" shift into a
+failure. For identical distributions the false-alarm rate per feature is at most ``pvalue`` at
+small sizes and essentially zero from a few thousand rows on.
+
+A :class:`Profile` replaces the reference data: it is built in one streaming pass with bounded
+memory and holds, per feature, the bin edges and counts, category counts, missing counts and a
+quantile summary. Drift against a profile is computed in one streaming pass over the current data;
+the KS statistic then carries a stated error bound (``FeatureDrift.ks_error``, see
+:func:`build_profile`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import json
+import math
+import os
+import warnings
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal, TypeAlias
+
+import numpy as np
+import pandas as pd
+
+from deploy_gate.errors import ConfigError, DataError
+from deploy_gate.stats import psi, psi_terms, quantile_edges
+
+if TYPE_CHECKING:
+    from numpy.typing import ArrayLike
+
+Kind: TypeAlias = Literal["numeric", "categorical", "prediction"]
+#: Name under which prediction drift is reported (its own item, ``drift[prediction]``).
+PREDICTION = "prediction"
+#: Beyond this many rows per side the KS p-value is asymptotic (as in ``scipy.stats.ks_2samp``).
+_EXACT_KS_MAX_N = 10_000
+#: How many of the bins/categories that moved most a result names.
+_MOVED_SHOWN = 3
+#: Unseen categories named individually; the rest share one bin.
+_UNSEEN_NAMED = 50
+_UNSEEN_REST = "(other unseen)"
+_OTHER = "(other)"
+_MISSING = "missing"
+_FORMAT = "deploy-gate-profile"
+_FORMAT_VERSION = 1
+
+
+# --------------------------------------------------------------------------------------------
+# Settings and results
+
+
+@dataclass(frozen=True)
+class DriftThresholds:
+    """When a feature counts as drifted: PSI threshold, p-value and the effect-size floors."""
+
+    psi_threshold: float = 0.2
+    pvalue: float = 0.01
+    ks_floor: float = 0.1
+    cramers_v_floor: float = 0.1
+
+    def __post_init__(self) -> None:
+        if not (math.isfinite(self.psi_threshold) and self.psi_threshold > 0):
+            raise ConfigError(f"psi_threshold must be > 0, got {self.psi_threshold!r}")
+        if not 0 < self.pvalue < 1:
+            raise ConfigError(f"pvalue must be in (0, 1), got {self.pvalue!r}")
+        for name in ("ks_floor", "cramers_v_floor"):
+            value = getattr(self, name)
+            if not 0 <= value <= 1:
+                raise ConfigError(f"{name} must be in [0, 1], got {value!r}")
+
+
+@dataclass(frozen=True)
+class MovedBin:
+    """One bin or category and how its share moved between reference and current data."""
+
+    label: str
+    reference_share: float
+    current_share: float
+    psi_term: float
+
+    def __str__(self) -> str:
+        return f"{self.label}: {self.reference_share:.1%} -> {self.current_share:.1%}"
+
+
+@dataclass(frozen=True)
+class FeatureDrift:
+    """The drift verdict for one feature (or for the model's predictions).
+
+    ``statistic``/``pvalue`` are the KS ``D`` (numeric) or the chi-square statistic
+    (categorical) and the p-value the verdict used; ``effect`` is KS ``D`` or Cramér's ``V``.
+    ``ks_error`` bounds ``|D - exact D|`` when the reference is a profile (0 when exact).
+    """
+
+    feature: str
+    kind: Kind
+    psi: float
+    psi_threshold: float
+    test: Literal["ks", "chi2"]
+    statistic: float
+    pvalue: float
+    pvalue_threshold: float
+    effect: float
+    effect_floor: float
+    passed: bool
+    n_reference: int
+    n_current: int
+    missing_reference: float
+    missing_current: float
+    moved: tuple[MovedBin, ...]
+    unseen: tuple[str, ...]
+    ks_error: float
+    message: str
+
+    @property
+    def effect_name(self) -> str:
+        """``"KS D"`` or ``"Cramér's V"``."""
+        return "KS D" if self.test == "ks" else "Cramér's V"
+
+    def properties(self) -> list[tuple[str, object]]:
+        """Figures for JUnit ``user_properties`` and the summary table, as name/value pairs."""
+        return [
+            ("drift_feature", self.feature),
+            ("drift_kind", self.kind),
+            ("drift_passed", self.passed),
+            ("drift_psi", round(self.psi, 6)),
+            ("drift_psi_threshold", self.psi_threshold),
+            ("drift_test", self.test),
+            ("drift_statistic", round(self.statistic, 6)),
+            ("drift_pvalue", float(f"{self.pvalue:.6g}")),
+            ("drift_pvalue_threshold", self.pvalue_threshold),
+            ("drift_effect", round(self.effect, 6)),
+            ("drift_effect_floor", self.effect_floor),
+            ("drift_n_reference", self.n_reference),
+            ("drift_n_current", self.n_current),
+            ("drift_missing_reference", round(self.missing_reference, 6)),
+            ("drift_missing_current", round(self.missing_current, 6)),
+        ]
+
+
+# --------------------------------------------------------------------------------------------
+# Profile
+
+
+@dataclass(frozen=True)
+class NumericProfile:
+    """Reference summary of one numeric feature (or of the model's scores).
+
+    ``quantiles[i]`` is the value at rank ``i / (len(quantiles) - 1)`` of the non-missing values;
+    ``rank_error`` bounds the error of those ranks as a share of the non-missing count.
+    """
+
+    name: str
+    count: int
+    missing: int
+    edges: tuple[float, ...]
+    bin_counts: tuple[int, ...]
+    quantiles: tuple[float, ...]
+    rank_error: float
+    kind: Literal["numeric"] = "numeric"
+
+    @property
+    def ks_error(self) -> float:
+        """Bound on ``|D - exact D|`` for a KS statistic computed against this profile."""
+        if self.count - self.missing == 0:
+            return 0.0
+        return 2.0 / (len(self.quantiles) - 1) + 3.0 * self.rank_error
+
+
+@dataclass(frozen=True)
+class CategoricalProfile:
+    """Reference summary of one categorical feature: counts per category (as strings).
+
+    ``other`` counts the values of categories beyond the ``max_categories`` most frequent.
+    """
+
+    name: str
+    count: int
+    missing: int
+    categories: tuple[str, ...]
+    counts: tuple[int, ...]
+    other: int = 0
+    kind: Literal["categorical"] = "categorical"
+
+
+FeatureProfile: TypeAlias = NumericProfile | CategoricalProfile
+
+
+@dataclass(frozen=True)
+class Profile:
+    """A saved reference: everything drift needs from the training data, in a small JSON file."""
+
+    features: tuple[FeatureProfile, ...]
+    prediction: NumericProfile | None = None
+    rows: int = 0
+    bins: int = 10
+    _by_name: dict[str, FeatureProfile] = field(
+        init=False, repr=False, compare=False, default_factory=dict
+    )
+
+    def __post_init__(self) -> None:
+        self._by_name.update((f.name, f) for f in self.features)
+
+    @property
+    def feature_names(self) -> tuple[str, ...]:
+        """The profiled features, in order."""
+        return tuple(f.name for f in self.features)
+
+    def feature(self, name: str) -> FeatureProfile:
+        """The profile of one feature; a ``DataError`` naming it when it is not profiled."""
+        try:
+            return self._by_name[name]
+        except KeyError:
+            raise DataError(f"feature {name!r} is not in the profile") from None
+
+    def to_json(self, *, indent: int | None = None) -> str:
+        """The profile as JSON text (shares are written next to counts for readers)."""
+        doc = {
+            "format": _FORMAT,
+            "version": _FORMAT_VERSION,
+            "rows": self.rows,
+            "bins": self.bins,
+            "features": [_feature_to_dict(f) for f in self.features],
+            "prediction": None if self.prediction is None else _feature_to_dict(self.prediction),
+        }
+        return json.dumps(doc, indent=indent)
+
+    @classmethod
+    def from_json(cls, text: str, *, source: str = "profile") -> Profile:
+        """Read a profile written by :meth:`to_json`; a ``DataError`` naming ``source`` if bad."""
+        try:
+            doc = json.loads(text)
+            if not isinstance(doc, dict) or doc.get("format") != _FORMAT:
+                raise ValueError("not a deploy-gate profile")
+            if doc.get("version") != _FORMAT_VERSION:
+                raise ValueError(f"unsupported profile version {doc.get('version')!r}")
+            features = tuple(_feature_from_dict(d) for d in doc["features"])
+            pred = doc.get("prediction")
+            prediction = None if pred is None else _feature_from_dict(pred)
+            if prediction is not None and not isinstance(prediction, NumericProfile):
+                raise ValueError("the prediction profile must be numeric")
+            return cls(features, prediction, rows=int(doc["rows"]), bins=int(doc["bins"]))
+        except (ValueError, KeyError, TypeError) as exc:
+            detail = f"missing key {exc}" if isinstance(exc, KeyError) else str(exc)
+            raise DataError(f"cannot read {source}: {detail}") from exc
+
+    def save(self, path: str | os.PathLike[str]) -> None:
+        """Write the profile as JSON to ``path``."""
+        with open(path, "w", encoding="utf-8") as fh:
+            fh.write(self.to_json(indent=1))
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> Profile:
+        """Read a profile saved with :meth:`save`; a ``DataError`` naming the file if unreadable."""
+        try:
+            with open(path, encoding="utf-8") as fh:
+                text = fh.read()
+        except OSError as exc:
+            raise DataError(f"cannot read profile {os.fspath(path)!r}: {exc.strerror}") from exc
+        return cls.from_json(text, source=f"profile {os.fspath(path)!r}")
+
+
+def _feature_to_dict(f: FeatureProfile) -> dict[str, Any]:
+    non_missing = f.count - f.missing
+    base: dict[str, Any] = {
+        "name": f.name,
+        "kind": f.kind,
+        "count": f.count,
+        "missing": f.missing,
+        "missing_share": f.missing / f.count if f.count else 0.0,
+    }
+    if isinstance(f, NumericProfile):
+        base.update(
+            edges=list(f.edges),
+            bin_counts=list(f.bin_counts),
+            bin_shares=[c / non_missing if non_missing else 0.0 for c in f.bin_counts],
+            quantiles=list(f.quantiles),
+            rank_error=f.rank_error,
+        )
+    else:
+        base.update(
+            categories=dict(zip(f.categories, f.counts, strict=True)),
+            category_shares={
+                c: n / non_missing if non_missing else 0.0
+                for c, n in zip(f.categories, f.counts, strict=True)
+            },
+            other=f.other,
+        )
+    return base
+
+
+def _feature_from_dict(d: Mapping[str, Any]) -> FeatureProfile:
+    name = str(d["name"])
+    try:
+        if d["kind"] == "numeric":
+            edges = tuple(float(x) for x in d["edges"])
+            counts = tuple(int(x) for x in d["bin_counts"])
+            quantiles = tuple(float(x) for x in d["quantiles"])
+            if len(counts) != len(edges) + 1 or len(quantiles) < 2:
+                raise ValueError("edges, bin_counts and quantiles do not fit together")
+            return NumericProfile(
+                name,
+                int(d["count"]),
+                int(d["missing"]),
+                edges,
+                counts,
+                quantiles,
+                float(d["rank_error"]),
+            )
+        if d["kind"] == "categorical":
+            cats = {str(k): int(v) for k, v in d["categories"].items()}
+            return CategoricalProfile(
+                name,
+                int(d["count"]),
+                int(d["missing"]),
+                tuple(cats),
+                tuple(cats.values()),
+                int(d.get("other", 0)),
+            )
+    except KeyError as exc:
+        raise ValueError(f"feature {name!r} lacks key {exc}") from exc
+    raise ValueError(f"feature {name!r} has unknown kind {d['kind']!r}")
+
+
+class _QuantileSketch:
+    """Deterministic mergeable quantile summary with bounded memory and a tracked error bound.
+
+    Compactors as in KLL (Karnin, Lang, Liberty 2016) without the randomness: level ``h`` holds
+    sorted values of weight ``2**h``; a level over ``capacity`` keeps every other value (offset
+    alternating) and pushes them one level up. One compaction at level ``h`` moves any rank
+    estimate by at most ``2**h``, and the sum of those is tracked, so the rank error is a
+    proven bound rather than a probabilistic one. Memory: about ``capacity * log2(n /
+    capacity)`` values plus the chunk being added. Compaction runs before new values are added,
+    so a sketch fed a single chunk stays exact.
+    """
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self.levels: list[np.ndarray] = [np.empty(0)]
+        self.offsets: list[int] = [0]
+        self.n = 0
+        self.error = 0  # absolute rank error bound, in values
+
+    def add(self, values: np.ndarray) -> None:
+        if values.size == 0:
+            return
+        self._compact()
+        self.n += int(values.size)
+        self.levels[0] = np.sort(np.concatenate([self.levels[0], values]), kind="stable")
+
+    def _compact(self) -> None:
+        h = 0
+        while h < len(self.levels):
+            level = self.levels[h]
+            if level.size > self.capacity:
+                if h + 1 == len(self.levels):
+                    self.levels.append(np.empty(0))
+                    self.offsets.append(0)
+                even = level.size - level.size % 2
+                kept = level[self.offsets[h] : even : 2]
+                self.offsets[h] ^= 1
+                self.levels[h] = level[even:]
+                above = self.levels[h + 1]
+                self.levels[h + 1] = np.sort(np.concatenate([above, kept]), kind="stable")
+                self.error += 2**h
+            h += 1
+
+    def weighted(self) -> tuple[np.ndarray, np.ndarray]:
+        """All retained values sorted, with the cumulative weight (estimated rank) of each."""
+        values = np.concatenate(self.levels)
+        weights = np.concatenate(
+            [np.full(level.size, 2**h, dtype=np.int64) for h, level in enumerate(self.levels)]
+        )
+        order = np.argsort(values, kind="stable")
+        return values[order], np.cumsum(weights[order])
+
+
+class _NumericBuilder:
+    def __init__(self, name: str, capacity: int) -> None:
+        self.name = name
+        self.count = 0
+        self.missing = 0
+        self.sketch = _QuantileSketch(capacity)
+        self.lo = math.inf
+        self.hi = -math.inf
+
+    def add(self, values: np.ndarray) -> None:
+        nan = np.isnan(values)
+        n_nan = int(np.count_nonzero(nan))
+        self.count += int(values.size)
+        self.missing += n_nan
+        finite_or_inf = values[~nan] if n_nan else values
+        if finite_or_inf.size:
+            self.lo = min(self.lo, float(finite_or_inf.min()))
+            self.hi = max(self.hi, float(finite_or_inf.max()))
+            self.sketch.add(finite_or_inf)
+
+    def finish(self, bins: int, n_quantiles: int) -> NumericProfile:
+        non_missing = self.count - self.missing
+        if non_missing == 0:
+            return NumericProfile(self.name, self.count, self.missing, (), (0,), (0.0, 0.0), 0.0)
+        values, ranks = self.sketch.weighted()
+        targets = np.arange(n_quantiles + 1) / n_quantiles * non_missing
+        idx = np.minimum(np.searchsorted(ranks, targets, side="left"), values.size - 1)
+        grid = values[idx]
+        # The extremes are tracked exactly; the sketch may have compacted them away.
+        grid[0], grid[-1] = self.lo, self.hi
+        edges = quantile_edges(grid, bins)
+        below = _rank_below(values, ranks, edges)
+        bin_counts = np.diff(np.concatenate([[0], below, [non_missing]]))
+        return NumericProfile(
+            self.name,
+            self.count,
+            self.missing,
+            tuple(float(e) for e in edges),
+            tuple(int(c) for c in bin_counts),
+            tuple(float(q) for q in grid),
+            self.sketch.error / non_missing,
+        )
+
+
+def _rank_below(values: np.ndarray, ranks: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """Estimated number of values strictly below each point, from a sorted weighted summary."""
+    pos = np.searchsorted(values, points, side="left")
+    out: np.ndarray = np.where(pos > 0, ranks[np.maximum(pos - 1, 0)], 0)
+    return out
+
+
+class _CategoricalCounter:
+    """Exact category counts while the number of distinct values stays under ``limit``."""
+
+    def __init__(self, name: str, limit: int) -> None:
+        self.name = name
+        self.count = 0
+        self.missing = 0
+        self.counts: dict[str, int] = {}
+        self.other = 0
+        self.limit = limit
+
+    def add(self, series: pd.Series) -> None:
+        self.count += len(series)
+        self.missing += int(series.isna().sum())
+        vc = series.value_counts(dropna=True, sort=False)
+        for key, n in zip(vc.index, vc.to_numpy(), strict=True):
+            if n:
+                k = str(key)
+                self.counts[k] = self.counts.get(k, 0) + int(n)
+        if len(self.counts) > self.limit:
+            # Bounded memory for very high-cardinality features: keep the frequent half.
+            keep = sorted(self.counts.items(), key=lambda kv: -kv[1])[: self.limit // 2]
+            self.other += sum(self.counts.values()) - sum(n for _, n in keep)
+            self.counts = dict(keep)
+
+    def finish(self, max_categories: int) -> CategoricalProfile:
+        items = sorted(self.counts.items(), key=lambda kv: (-kv[1], kv[0]))
+        kept, rest = items[:max_categories], items[max_categories:]
+        return CategoricalProfile(
+            self.name,
+            self.count,
+            self.missing,
+            tuple(k for k, _ in kept),
+            tuple(n for _, n in kept),
+            self.other + sum(n for _, n in rest),
+        )
+
+
+def build_profile(
+    data: pd.DataFrame | Iterable[pd.DataFrame],
+    *,
+    features: Sequence[str] | None = None,
+    predict: Callable[[pd.DataFrame], ArrayLike] | None = None,
+    bins: int = 10,
+    quantiles: int = 1000,
+    sketch_capacity: int = 4096,
+    max_categories: int = 1000,
+) -> Profile:
+    """Summarise reference data in one streaming pass, for drift checks without the data.
+
+    ``data`` is a DataFrame or an iterable of DataFrame chunks (see :func:`iter_chunks`).
+    ``predict`` maps a chunk to the model's scores (one per row, see
+    :func:`prediction_scores`) so that prediction drift can be judged later.
+
+    Memory is bounded by the chunk size plus about ``sketch_capacity * log2(rows /
+    sketch_capacity)`` floats per numeric feature. A single DataFrame is summarised exactly.
+    The stored ranks are within ``rank_error`` (a proven bound, typically well under 0.5% of
+    the rows; 0 when exact), and a KS statistic computed against the profile is within
+    ``2 / quantiles + 3 * rank_error`` of the exact one (``NumericProfile.ks_error``).
+    """
+    for name, value, low in (
+        ("bins", bins, 2),
+        ("quantiles", quantiles, 2),
+        ("sketch_capacity", sketch_capacity, 16),
+        ("max_categories", max_categories, 1),
+    ):
+        if not isinstance(value, int) or value < low:
+            raise ConfigError(f"{name} must be an integer >= {low}, got {value!r}")
+    if quantiles < bins:
+        raise ConfigError(f"quantiles ({quantiles}) must be at least bins ({bins})")
+    builders: dict[str, _NumericBuilder | _CategoricalCounter] | None = None
+    columns: dict[str, Any] = {}
+    scores: _NumericBuilder | None = None
+    rows = 0
+    for index, chunk in enumerate(_chunks(data, "data")):
+        if builders is None:
+            columns = _select_columns(chunk, features, "reference data")
+            builders = {
+                name: (
+                    _NumericBuilder(name, sketch_capacity)
+                    if _kind_of(chunk[col], name) == "numeric"
+                    else _CategoricalCounter(name, max(20 * max_categories, 10_000))
+                )
+                for name, col in columns.items()
+            }
+            if predict is not None:
+                scores = _NumericBuilder(PREDICTION, sketch_capacity)
+        rows += len(chunk)
+        for name, col in columns.items():
+            if col not in chunk.columns:
+                raise DataError(f"chunk {index} of the reference data lacks feature {name!r}")
+            b = builders[name]
+            if isinstance(b, _NumericBuilder):
+                b.add(_as_float(chunk[col], name, "reference data"))
+            else:
+                b.add(chunk[col])
+        if scores is not None and predict is not None:
+            scores.add(_scores(predict, chunk, "reference data"))
+    if builders is None or rows == 0:
+        raise DataError("the reference data has no rows")
+    profiles = tuple(
+        b.finish(bins, quantiles) if isinstance(b, _NumericBuilder) else b.finish(max_categories)
+        for b in builders.values()
+    )
+    prediction = scores.finish(bins, quantiles) if scores is not None else None
+    return Profile(profiles, prediction, rows=rows, bins=bins)
+
+
+# --------------------------------------------------------------------------------------------
+# Reading data in chunks
+
+
+def iter_chunks(
+    path: str | os.PathLike[str],
+    *,
+    chunk_rows: int = 100_000,
+    columns: Sequence[str] | None = None,
+) -> Iterator[pd.DataFrame]:
+    """Read a Parquet, CSV or JSON-lines file as DataFrames of at most ``chunk_rows`` rows.
+
+    Memory stays bounded by the chunk (and, for Parquet, one row group). Unreadable input raises
+    ``DataError`` naming the file.
+    """
+    if not isinstance(chunk_rows, int) or chunk_rows < 1:
+        raise ConfigError(f"chunk_rows must be a positive integer, got {chunk_rows!r}")
+    name = os.fspath(path)
+    lower = name.lower()
+    cols = None if columns is None else list(columns)
+    if not os.path.exists(name):
+        raise DataError(f"cannot read {name!r}: no such file")
+    # Checks run now, not at the first next(): a bad path fails where the reader is made.
+    if lower.endswith((".parquet", ".pq")):
+        return _parquet_chunks(name, chunk_rows, cols)
+    if lower.endswith((".csv", ".csv.gz", ".csv.bz2", ".csv.zip", ".csv.xz")):
+        return _pandas_chunks(name, "csv", chunk_rows, cols)
+    if lower.endswith((".jsonl", ".ndjson", ".json", ".jsonl.gz")):
+        return _pandas_chunks(name, "json", chunk_rows, cols)
+    raise DataError(
+        f"cannot read {name!r}: unknown format (expected .parquet, .csv or .jsonl/.json)"
+    )
+
+
+def _parquet_chunks(name: str, chunk_rows: int, cols: list[str] | None) -> Iterator[pd.DataFrame]:
+    try:
+        import pyarrow.parquet as pq
+    except ImportError as exc:
+        raise DataError(
+            f"cannot read {name!r}: Parquet needs pyarrow "
+            "(pip install 'pytest-deploy-gate[parquet]')"
+        ) from exc
+    try:
+        pfile = pq.ParquetFile(name)
+        batches = pfile.iter_batches(batch_size=chunk_rows, columns=cols)
+        for batch in batches:
+            yield batch.to_pandas()
+    except DataError:
+        raise
+    except Exception as exc:  # any pyarrow failure means the file is unusable as data
+        raise DataError(f"cannot read {name!r} as Parquet: {exc}") from exc
+
+
+def _pandas_chunks(
+    name: str, fmt: Literal["csv", "json"], chunk_rows: int, cols: list[str] | None
+) -> Iterator[pd.DataFrame]:
+    try:
+        if fmt == "csv":
+            reader: Iterable[pd.DataFrame] = pd.read_csv(name, chunksize=chunk_rows, usecols=cols)
+        else:
+            reader = pd.read_json(name, lines=True, chunksize=chunk_rows)
+        for chunk in reader:
+            if cols is not None and fmt == "json":
+                missing = [c for c in cols if c not in chunk.columns]
+                if missing:
+                    raise DataError(f"cannot read {name!r}: no column(s) {missing}")
+                chunk = chunk[cols]
+            yield chunk
+    except DataError:
+        raise
+    except pd.errors.EmptyDataError as exc:
+        raise DataError(f"cannot read {name!r}: the file is empty") from exc
+    except (OSError, ValueError, UnicodeDecodeError) as exc:
+        raise DataError(f"cannot read {name!r} as {fmt.upper()}: {exc}") from exc
+
+
+# --------------------------------------------------------------------------------------------
+# Column handling
+
+
+def _chunks(data: pd.DataFrame | Iterable[pd.DataFrame], what: str) -> Iterator[pd.DataFrame]:
+    if isinstance(data, pd.DataFrame):
+        yield data
+        return
+    for chunk in data:
+        if not isinstance(chunk, pd.DataFrame):
+            raise DataError(f"{what}: expected DataFrame chunks, got {type(chunk).__name__}")
+        yield chunk
+
+
+def _select_columns(
+    frame: pd.DataFrame, features: Sequence[str] | None, what: str
+) -> dict[str, Any]:
+    by_name = {str(c): c for c in frame.columns}
+    if features is None:
+        return by_name
+    missing = [f for f in features if f not in by_name]
+    if missing:
+        raise DataError(f"{what} lacks feature(s) {', '.join(map(repr, missing))}")
+    return {f: by_name[f] for f in features}
+
+
+def _kind_of(series: pd.Series, name: str) -> Literal["numeric", "categorical"]:
+    dtype = series.dtype
+    if pd.api.types.is_bool_dtype(dtype):
+        return "categorical"
+    if pd.api.types.is_datetime64_any_dtype(dtype) or pd.api.types.is_timedelta64_dtype(dtype):
+        raise DataError(
+            f"feature {name!r} holds dates/times, which drift by nature; "
+            "leave it out of the drift features"
+        )
+    if pd.api.types.is_numeric_dtype(dtype) and not isinstance(dtype, pd.CategoricalDtype):
+        return "numeric"
+    return "categorical"
+
+
+def _as_float(series: pd.Series, name: str, what: str) -> np.ndarray:
+    if pd.api.types.is_numeric_dtype(series.dtype) and not pd.api.types.is_bool_dtype(series.dtype):
+        return series.to_numpy(dtype=np.float64, na_value=np.nan)
+    converted = pd.to_numeric(series, errors="coerce")
+    bad = converted.isna() & series.notna()
+    if bad.any():
+        example = series[bad].iloc[0]
+        raise DataError(
+            f"feature {name!r} is numeric in the reference but {what} has non-numeric "
+            f"values such as {example!r} (row {series.index[bad.to_numpy()][0]!r})"
+        )
+    return converted.to_numpy(dtype=np.float64, na_value=np.nan)
+
+
+def prediction_scores(output: ArrayLike) -> np.ndarray:
+    """One score per row from a model output, the convention prediction drift uses.
+
+    1-D outputs are used as they are; two probability columns give the positive class's; more
+    columns give the top probability (the model's confidence).
+    """
+    arr = np.asarray(output, dtype=np.float64)
+    if arr.ndim == 2 and arr.shape[1] == 1:
+        arr = arr[:, 0]
+    elif arr.ndim == 2:
+        arr = arr[:, 1] if arr.shape[1] == 2 else arr.max(axis=1)
+    if arr.ndim != 1:
+        raise DataError(f"predictions must be 1-D or 2-D, got shape {arr.shape}")
+    return arr
+
+
+def _scores(
+    predict: Callable[[pd.DataFrame], ArrayLike], chunk: pd.DataFrame, what: str
+) -> np.ndarray:
+    try:
+        scores = prediction_scores(predict(chunk))
+    except (TypeError, ValueError) as exc:
+        raise DataError(f"predicting on {what} gave no numeric scores: {exc}") from exc
+    if scores.shape[0] != len(chunk):
+        raise DataError(f"predicting on {what} gave {scores.shape[0]} scores for {len(chunk)} rows")
+    return scores
+
+
+# --------------------------------------------------------------------------------------------
+# Statistics
+
+
+def _sorted_edges(sorted_values: np.ndarray, bins: int) -> np.ndarray:
+    """``stats.quantile_edges`` for values already sorted without NaN (no second partition)."""
+    n = sorted_values.size
+    if n == 0:
+        return np.empty(0)
+    # numpy's default "linear" quantile: virtual index (n - 1) * q.
+    pos = (n - 1) * np.linspace(0, 1, bins + 1)[1:-1]
+    lo = np.floor(pos).astype(np.int64)
+    hi = np.minimum(lo + 1, n - 1)
+    frac = pos - lo
+    a, b = sorted_values[lo], sorted_values[hi]
+    with np.errstate(invalid="ignore"):
+        qs = np.where(frac == 0, a, a + (b - a) * frac)
+    edges: np.ndarray = np.unique(qs)
+    return edges
+
+
+def _ks_statistic_sorted(a: np.ndarray, b: np.ndarray) -> float:
+    """Two-sample KS statistic of two sorted samples (same value as ``scipy.stats.ks_2samp``).
+
+    ``F_a`` is constant between consecutive values of ``a`` while ``F_b`` only grows, so the
+    largest gap is at some ``a`` (right value) or just before it (left limit): one merge
+    (``searchsorted`` with sorted needles) instead of scipy's two over the pooled sample.
+    """
+    n, m = a.size, b.size
+    right = np.searchsorted(b, a, side="right")  # #b <= a_i
+    left = right.copy()  # #b < a_i; differs only where b has a_i itself
+    tie = right > 0
+    tie[tie] = b[right[tie] - 1] == a[tie]
+    if tie.any():
+        left[tie] = np.searchsorted(b, a[tie], side="left")
+    # Right value of F_a at a_i counts all a <= a_i (last index of the tie run + 1); its left
+    # limit counts a < a_i (first index of the run).
+    if _has_ties(a):
+        last, first = np.searchsorted(a, a, side="right"), np.searchsorted(a, a, side="left")
+    else:
+        last, first = np.arange(1, n + 1), np.arange(n)
+    d_right = np.abs(last / n - right / m).max()
+    d_left = np.abs(first / n - left / m).max()
+    return float(max(d_right, d_left, 1.0 - right[-1] / m))
+
+
+def _has_ties(sorted_values: np.ndarray) -> bool:
+    return bool(sorted_values.size > 1 and np.any(sorted_values[1:] == sorted_values[:-1]))
+
+
+def _ks_pvalue(d: float, n: int, m: int) -> float:
+    """Asymptotic two-sided p-value exactly as ``scipy.stats.ks_2samp(method="asymp")``."""
+    from scipy import stats
+
+    en = n * m / (n + m)
+    return float(np.clip(stats.kstwo.sf(d, max(1, round(en))), 0.0, 1.0))
+
+
+def _missing_pvalue(miss_ref: int, n_ref: int, miss_cur: int, n_cur: int) -> float:
+    """Chi-square p-value that the missing share is the same on both sides."""
+    if miss_ref + miss_cur == 0 or miss_ref + miss_cur == n_ref + n_cur:
+        return 1.0
+    from scipy import stats
+
+    table = [[miss_ref, n_ref - miss_ref], [miss_cur, n_cur - miss_cur]]
+    return float(stats.chi2_contingency(table).pvalue)
+
+
+def _fmt_p(p: float) -> str:
+    return "p<1e-12" if p < 1e-12 else f"p={p:.2g}"
+
+
+def _fmt_edge(x: float) -> str:
+    return f"{x:.4g}"
+
+
+def _bin_labels(edges: Sequence[float]) -> list[str]:
+    if not edges:
+        return ["(-inf, inf)"]
+    labels = [f"(-inf, {_fmt_edge(edges[0])})"]
+    labels += [f"[{_fmt_edge(a)}, {_fmt_edge(b)})" for a, b in itertools.pairwise(edges)]
+    labels.append(f"[{_fmt_edge(edges[-1])}, inf)")
+    return labels
+
+
+def _judge(
+    *,
+    feature: str,
+    kind: Kind,
+    labels: Sequence[str],
+    ref_counts: np.ndarray,
+    cur_counts: np.ndarray,
+    n_ref: int,
+    n_cur: int,
+    miss_ref: int,
+    miss_cur: int,
+    test: Literal["ks", "chi2"],
+    statistic: float,
+    pvalue: float,
+    effect: float,
+    ks_error: float,
+    unseen: tuple[str, ...],
+    th: DriftThresholds,
+) -> FeatureDrift:
+    """PSI over the given bins (missing appended), the verdict rule and the message."""
+    ref_full = np.append(ref_counts, miss_ref).astype(np.float64)
+    cur_full = np.append(cur_counts, miss_cur).astype(np.float64)
+    ref_shares = ref_full / max(n_ref, 1)
+    cur_shares = cur_full / max(n_cur, 1)
+    value = psi(ref_shares, cur_shares)
+    terms = psi_terms(ref_shares, cur_shares)
+    all_labels = [*labels, _MISSING]
+    order = np.argsort(-terms, kind="stable")
+    # Name only bins that carry a real part of the PSI, not the noise beside them.
+    cutoff = 0.1 * float(terms[order[0]]) if terms.size else 0.0
+    moved = tuple(
+        MovedBin(all_labels[i], float(ref_shares[i]), float(cur_shares[i]), float(terms[i]))
+        for i in order[:_MOVED_SHOWN]
+        if terms[i] > 0 and terms[i] >= cutoff and ref_shares[i] != cur_shares[i]
+    )
+    floor = th.ks_floor if test == "ks" else th.cramers_v_floor
+    significant = pvalue < th.pvalue
+    material_psi = value > th.psi_threshold
+    material_effect = effect >= floor
+    passed = not (significant and (material_psi or material_effect))
+
+    eff = (
+        f"KS D={effect:.3f}" + (f"\u00b1{ks_error:.3f}" if ks_error else "")
+        if test == "ks"
+        else f"chi2={statistic:.4g}, Cram\u00e9r's V={effect:.3f}"
+    )
+    sizes = f"n_ref={n_ref}, n_cur={n_cur}"
+    psi_txt = f"PSI {value:.2f}"
+    if not passed and material_psi:
+        head = (
+            f"drift in {feature!r}: {psi_txt} > {th.psi_threshold:.2f} ({eff}, {_fmt_p(pvalue)}; "
+            f"{sizes})"
+        )
+    elif not passed:
+        head = (
+            f"drift in {feature!r}: {eff} >= {floor:.2f}, {_fmt_p(pvalue)} < {th.pvalue:g} "
+            f"({psi_txt} <= {th.psi_threshold:.2f}; {sizes})"
+        )
+    elif material_psi or material_effect:
+        what = f"{psi_txt} > {th.psi_threshold:.2f}" if material_psi else f"{eff} >= {floor:.2f}"
+        head = (
+            f"no significant drift in {feature!r}: {what} but {_fmt_p(pvalue)} >= {th.pvalue:g} "
+            f"({sizes})"
+        )
+    else:
+        head = (
+            f"no drift in {feature!r}: {psi_txt} <= {th.psi_threshold:.2f}, {eff} < {floor:.2f} "
+            f"({_fmt_p(pvalue)}; {sizes})"
+        )
+    tail = ""
+    if moved and not passed:
+        tail += "; most moved: " + ", ".join(str(b) for b in moved)
+    if unseen:
+        shown = ", ".join(repr(u) for u in unseen[:5]) + (", ..." if len(unseen) > 5 else "")
+        tail += f"; unseen: {shown}"
+    return FeatureDrift(
+        feature=feature,
+        kind=kind,
+        psi=value,
+        psi_threshold=th.psi_threshold,
+        test=test,
+        statistic=statistic,
+        pvalue=pvalue,
+        pvalue_threshold=th.pvalue,
+        effect=effect,
+        effect_floor=floor,
+        passed=passed,
+        n_reference=n_ref,
+        n_current=n_cur,
+        missing_reference=miss_ref / n_ref if n_ref else 0.0,
+        missing_current=miss_cur / n_cur if n_cur else 0.0,
+        moved=moved,
+        unseen=unseen,
+        ks_error=ks_error,
+        message=head + tail,
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Numeric drift
+
+
+def _sorted_non_missing(values: np.ndarray) -> tuple[np.ndarray, int]:
+    n_nan = int(np.count_nonzero(np.isnan(values)))
+    # NaN sorts last, so one sort and a view drop them without an extra copy.
+    return np.sort(values)[: values.size - n_nan], n_nan
+
+
+def _numeric_drift_raw(
+    feature: str,
+    kind: Kind,
+    reference: np.ndarray,
+    current: np.ndarray,
+    bins: int,
+    th: DriftThresholds,
+) -> FeatureDrift:
+    ref, miss_ref = _sorted_non_missing(reference)
+    cur, miss_cur = _sorted_non_missing(current)
+    edges = _sorted_edges(ref, bins)
+
+    def counts(sorted_values: np.ndarray) -> np.ndarray:
+        # Same bins as stats.binned_shares (value == edge goes up), read off the sorted values.
+        cuts = np.searchsorted(sorted_values, edges, side="left")
+        return np.diff(np.concatenate([[0], cuts, [sorted_values.size]]))
+
+    if ref.size == 0 or cur.size == 0:
+        d, p = 0.0, 1.0
+    elif max(ref.size, cur.size) <= _EXACT_KS_MAX_N:
+        from scipy import stats
+
+        with warnings.catch_warnings():
+            # scipy falls back to the asymptotic p-value with a RuntimeWarning; that is fine.
+            warnings.simplefilter("ignore", RuntimeWarning)
+            res = stats.ks_2samp(ref, cur)
+        d, p = float(res.statistic), float(res.pvalue)
+    else:
+        d = _ks_statistic_sorted(ref, cur)
+        p = _ks_pvalue(d, ref.size, cur.size)
+    p = min(p, _missing_pvalue(miss_ref, reference.size, miss_cur, current.size))
+    return _judge(
+        feature=feature,
+        kind=kind,
+        labels=_bin_labels(edges.tolist()),
+        ref_counts=counts(ref),
+        cur_counts=counts(cur),
+        n_ref=reference.size,
+        n_cur=current.size,
+        miss_ref=miss_ref,
+        miss_cur=miss_cur,
+        test="ks",
+        statistic=d,
+        pvalue=p,
+        effect=d,
+        ks_error=0.0,
+        unseen=(),
+        th=th,
+    )
+
+
+class _NumericAccumulator:
+    """Current-side counts against a numeric profile, exact and additive over chunks.
+
+    Counts are kept at the profile's distinct quantile values (for KS) and bin edges (for PSI):
+    ``less[j]`` values below and ``equal[j]`` values at point ``j``.
+    """
+
+    def __init__(self, profile: NumericProfile) -> None:
+        self.profile = profile
+        grid = np.asarray(profile.quantiles, dtype=np.float64)
+        edges = np.asarray(profile.edges, dtype=np.float64)
+        self.points = np.unique(np.concatenate([grid, edges]))
+        self.less = np.zeros(self.points.size, dtype=np.int64)
+        self.equal = np.zeros(self.points.size, dtype=np.int64)
+        self.count = 0
+        self.missing = 0
+
+    def add(self, values: np.ndarray) -> None:
+        nan = np.isnan(values)
+        n_nan = int(np.count_nonzero(nan))
+        self.count += int(values.size)
+        self.missing += n_nan
+        v = values[~nan] if n_nan else values
+        if v.size == 0:
+            return
+        r = np.searchsorted(self.points, v, side="right")  # number of points <= v
+        cells = np.bincount(r, minlength=self.points.size + 1)
+        self.less += np.cumsum(cells)[:-1]
+        at = r > 0
+        at[at] = self.points[r[at] - 1] == v[at]
+        self.equal += np.bincount(r[at] - 1, minlength=self.points.size)
+
+    def result(self, kind: Kind, th: DriftThresholds) -> FeatureDrift:
+        prof = self.profile
+        m = self.count - self.missing
+        n = prof.count - prof.missing
+        edges = np.asarray(prof.edges, dtype=np.float64)
+        below = self.less[np.searchsorted(self.points, edges)]
+        cur_counts = np.diff(np.concatenate([[0], below, [m]]))
+        if n == 0 or m == 0:
+            d, p = 0.0, 1.0
+        else:
+            d = self._ks(m)
+            p = _ks_pvalue(d, n, m)
+        p = min(p, _missing_pvalue(prof.missing, prof.count, self.missing, self.count))
+        return _judge(
+            feature=prof.name,
+            kind=kind,
+            labels=_bin_labels(prof.edges),
+            ref_counts=np.asarray(prof.bin_counts),
+            cur_counts=cur_counts,
+            n_ref=prof.count,
+            n_cur=self.count,
+            miss_ref=prof.missing,
+            miss_cur=self.missing,
+            test="ks",
+            statistic=d,
+            pvalue=p,
+            effect=d,
+            ks_error=prof.ks_error if n and m else 0.0,
+            unseen=(),
+            th=th,
+        )
+
+    def _ks(self, m: int) -> float:
+        grid = np.asarray(self.profile.quantiles, dtype=np.float64)
+        q = grid.size - 1
+        values, first = np.unique(grid, return_index=True)
+        last = grid.size - 1 - np.unique(grid[::-1], return_index=True)[1]
+        # Reference CDF at each distinct quantile value: its last rank (right value); the left
+        # limit is one rank before the first one when the value repeats (an atom), else the same.
+        f_right = last / q
+        f_left = np.where(last > first, np.maximum(first - 1, 0) / q, first / q)
+        idx = np.searchsorted(self.points, values)
+        g_left = self.less[idx] / m
+        g_right = (self.less[idx] + self.equal[idx]) / m
+        return float(max(np.abs(f_right - g_right).max(), np.abs(f_left - g_left).max()))
+
+
+# --------------------------------------------------------------------------------------------
+# Categorical drift
+
+
+class _CategoricalAccumulator:
+    """Current-side category counts against a categorical profile."""
+
+    def __init__(self, profile: CategoricalProfile) -> None:
+        self.profile = profile
+        self.counter = _CategoricalCounter(
+            profile.name, limit=max(10_000, 20 * len(profile.counts))
+        )
+
+    def add(self, series: pd.Series) -> None:
+        self.counter.add(series)
+
+    def result(self, th: DriftThresholds) -> FeatureDrift:
+        from scipy import stats
+
+        prof = self.profile
+        cur = self.counter
+        known = dict(zip(prof.categories, prof.counts, strict=True))
+        labels = [repr(c) for c in prof.categories]
+        ref_counts = list(prof.counts)
+        cur_counts = [cur.counts.get(c, 0) for c in prof.categories]
+        extra = {k: n for k, n in cur.counts.items() if k not in known}
+        other_cur = cur.other
+        if prof.other:
+            # Categories beyond the profiled ones may have been among the reference's "other".
+            other_cur += sum(extra.values())
+            extra = {}
+        if prof.other or other_cur:
+            labels.append(_OTHER)
+            ref_counts.append(prof.other)
+            cur_counts.append(other_cur)
+        unseen_sorted = sorted(extra.items(), key=lambda kv: (-kv[1], kv[0]))
+        named, rest = unseen_sorted[:_UNSEEN_NAMED], unseen_sorted[_UNSEEN_NAMED:]
+        for k, n in named:
+            labels.append(f"{k!r} (unseen)")
+            ref_counts.append(0)
+            cur_counts.append(n)
+        if rest:
+            labels.append(_UNSEEN_REST)
+            ref_counts.append(0)
+            cur_counts.append(sum(n for _, n in rest))
+        table = np.array([[*ref_counts, prof.missing], [*cur_counts, cur.missing]], dtype=np.int64)
+        table = table[:, table.sum(axis=0) > 0]
+        if table.shape[1] < 2 or (table.sum(axis=1) == 0).any():
+            chi2, p, v = 0.0, 1.0, 0.0
+        else:
+            res = stats.chi2_contingency(table)
+            chi2, p = float(res.statistic), float(res.pvalue)
+            v = float(stats.contingency.association(table, method="cramer"))
+        return _judge(
+            feature=prof.name,
+            kind="categorical",
+            labels=labels,
+            ref_counts=np.asarray(ref_counts),
+            cur_counts=np.asarray(cur_counts),
+            n_ref=prof.count,
+            n_cur=cur.count,
+            miss_ref=prof.missing,
+            miss_cur=cur.missing,
+            test="chi2",
+            statistic=chi2,
+            pvalue=p,
+            effect=v,
+            ks_error=0.0,
+            unseen=tuple(k for k, _ in named) + ((_UNSEEN_REST,) if rest else ()),
+            th=th,
+        )
+
+
+# --------------------------------------------------------------------------------------------
+# Public entry points
+
+
+def _thresholds(th: DriftThresholds | None, overrides: Mapping[str, float]) -> DriftThresholds:
+    base = th or DriftThresholds()
+    if not overrides:
+        return base
+    try:
+        return dataclasses.replace(base, **overrides)
+    except TypeError as exc:
+        known = ", ".join(f.name for f in dataclasses.fields(DriftThresholds))
+        raise ConfigError(
+            f"unknown drift threshold in {sorted(overrides)}; known: {known}"
+        ) from exc
+
+
+def detect_drift(
+    reference: pd.DataFrame | Profile,
+    current: pd.DataFrame | Iterable[pd.DataFrame],
+    *,
+    features: Sequence[str] | None = None,
+    thresholds: DriftThresholds | None = None,
+    predict: Callable[[pd.DataFrame], ArrayLike] | None = None,
+    bins: int = 10,
+    **overrides: float,
+) -> list[FeatureDrift]:
+    """Drift of every feature (and of the predictions when ``predict`` is given).
+
+    ``reference`` is the data the model was validated on, or a :class:`Profile` of it;
+    ``current`` is a DataFrame or an iterable of chunks (see :func:`iter_chunks`). With two
+    DataFrames, KS is exact; otherwise the reference is profiled and the current data streamed
+    (:func:`drift_against_profile`). ``overrides`` are :class:`DriftThresholds` fields, e.g.
+    ``psi_threshold=0.25``. One result per feature, in the reference's column order, then
+    ``prediction``.
+    """
+    th = _thresholds(thresholds, overrides)
+    if isinstance(reference, Profile):
+        return drift_against_profile(
+            reference, current, features=features, thresholds=th, predict=predict
+        )
+    if not isinstance(reference, pd.DataFrame):
+        raise DataError(
+            f"reference must be a DataFrame or a Profile, got {type(reference).__name__}"
+        )
+    if not isinstance(current, pd.DataFrame):
+        profile = build_profile(reference, features=features, predict=predict, bins=bins)
+        return drift_against_profile(profile, current, thresholds=th, predict=predict)
+    if not isinstance(bins, int) or bins < 2:
+        raise ConfigError(f"bins must be an integer >= 2, got {bins!r}")
+    if len(reference) == 0:
+        raise DataError("the reference data has no rows")
+    if len(current) == 0:
+        raise DataError("the current data has no rows")
+    ref_cols = _select_columns(reference, features, "reference data")
+    cur_by_name = {str(c): c for c in current.columns}
+    missing = [f for f in ref_cols if f not in cur_by_name]
+    if missing:
+        raise DataError(f"current data lacks feature(s) {', '.join(map(repr, missing))}")
+    results: list[FeatureDrift] = []
+    for name, col in ref_cols.items():
+        ref_s, cur_s = reference[col], current[cur_by_name[name]]
+        if _kind_of(ref_s, name) == "numeric":
+            results.append(
+                _numeric_drift_raw(
+                    name,
+                    "numeric",
+                    _as_float(ref_s, name, "reference data"),
+                    _as_float(cur_s, name, "current data"),
+                    bins,
+                    th,
+                )
+            )
+        else:
+            counter = _CategoricalCounter(name, limit=max(10_000, len(ref_s)))
+            counter.add(ref_s)
+            acc = _CategoricalAccumulator(counter.finish(max_categories=len(counter.counts) or 1))
+            acc.add(cur_s)
+            results.append(acc.result(th))
+    if predict is not None:
+        results.append(
+            prediction_drift(
+                _scores(predict, reference, "reference data"),
+                _scores(predict, current, "current data"),
+                thresholds=th,
+                bins=bins,
+            )
+        )
+    return results
+
+
+def prediction_drift(
+    reference_scores: ArrayLike,
+    current_scores: ArrayLike,
+    *,
+    thresholds: DriftThresholds | None = None,
+    bins: int = 10,
+    name: str = PREDICTION,
+    **overrides: float,
+) -> FeatureDrift:
+    """Drift of the model's scores (reference vs current), judged like a numeric feature.
+
+    Scores may be 1-D or probability matrices (see :func:`prediction_scores`).
+    """
+    th = _thresholds(thresholds, overrides)
+    ref = prediction_scores(reference_scores)
+    cur = prediction_scores(current_scores)
+    if ref.size == 0 or cur.size == 0:
+        raise DataError("prediction drift needs scores on both sides")
+    return _numeric_drift_raw(name, "prediction", ref, cur, bins, th)
+
+
+def drift_against_profile(
+    profile: Profile,
+    current: pd.DataFrame | Iterable[pd.DataFrame],
+    *,
+    features: Sequence[str] | None = None,
+    thresholds: DriftThresholds | None = None,
+    predict: Callable[[pd.DataFrame], ArrayLike] | None = None,
+    **overrides: float,
+) -> list[FeatureDrift]:
+    """Drift of current data against a saved profile, in one streaming pass over the chunks.
+
+    The current side is counted exactly; memory is bounded by one chunk. KS statistics are
+    within ``FeatureDrift.ks_error`` of the exact ones. Prediction drift is included when the
+    profile has reference scores and ``predict`` is given.
+    """
+    th = _thresholds(thresholds, overrides)
+    names = profile.feature_names if features is None else tuple(features)
+    accs: dict[str, _NumericAccumulator | _CategoricalAccumulator] = {}
+    for n in names:
+        fp = profile.feature(n)
+        accs[n] = (
+            _NumericAccumulator(fp)
+            if isinstance(fp, NumericProfile)
+            else _CategoricalAccumulator(fp)
+        )
+    score_acc = (
+        _NumericAccumulator(profile.prediction)
+        if predict is not None and profile.prediction is not None
+        else None
+    )
+    rows = 0
+    for index, chunk in enumerate(_chunks(current, "current data")):
+        by_name = {str(c): c for c in chunk.columns}
+        lacking = [n for n in names if n not in by_name]
+        if lacking:
+            where = "current data" if index == 0 else f"chunk {index} of the current data"
+            raise DataError(f"{where} lacks feature(s) {', '.join(map(repr, lacking))}")
+        rows += len(chunk)
+        for n, acc in accs.items():
+            s = chunk[by_name[n]]
+            if isinstance(acc, _NumericAccumulator):
+                acc.add(_as_float(s, n, "the current data"))
+            else:
+                acc.add(s)
+        if score_acc is not None and predict is not None and len(chunk):
+            score_acc.add(_scores(predict, chunk, "current data"))
+    if rows == 0:
+        raise DataError("the current data has no rows")
+    results = [
+        acc.result("numeric", th) if isinstance(acc, _NumericAccumulator) else acc.result(th)
+        for acc in accs.values()
+    ]
+    if score_acc is not None:
+        results.append(score_acc.result("prediction", th))
+    return results
+
+
+__all__ = [
+    "PREDICTION",
+    "CategoricalProfile",
+    "DriftThresholds",
+    "FeatureDrift",
+    "FeatureProfile",
+    "MovedBin",
+    "NumericProfile",
+    "Profile",
+    "build_profile",
+    "detect_drift",
+    "drift_against_profile",
+    "iter_chunks",
+    "prediction_drift",
+    "prediction_scores",
+]

@@ -1,0 +1,982 @@
+"""Load untrusted model artifacts without running code from them.
+
+A pickled model is an opaque binary in a pull request: ``joblib.load`` runs whatever its author
+put in it. This module identifies an artifact's format from its bytes, unpickles pickle and
+joblib files through joblib's own unpickler restricted to an allowlist of globals (anything else
+is replaced by an inert stand-in, so every offending import can be listed and none of them
+runs), loads ``.skops`` files through skops with the gate's own trusted types and ``.onnx``
+files through onnxruntime, and checks artifacts against pinned hashes.
+"""
+
+from __future__ import annotations
+
+import bz2
+import codecs
+import copyreg
+import io
+import lzma
+import mmap
+import pickle
+import pickletools
+import re
+import sys
+import types
+import zipfile
+import zlib
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any, Final
+
+import joblib
+import numpy as np
+from joblib.numpy_pickle import NumpyArrayWrapper, NumpyUnpickler
+from joblib.numpy_pickle_utils import _validate_fileobject_and_memmap
+
+from deploy_gate.errors import ArtifactLoadError, ConfigError, UnsafeArtifactError
+
+__all__ = [
+    "ArtifactFormat",
+    "ImportPolicy",
+    "LoadResult",
+    "check_pin",
+    "find_pin",
+    "load_model_file",
+    "read_pins",
+    "sniff_format",
+    "validate_trust",
+]
+
+#: joblib before 1.6 let an object-dtype array bypass a restricted unpickler.
+MIN_JOBLIB_VERSION: Final = (1, 6)
+
+# --------------------------------------------------------------------------------------------
+# Format identification
+
+
+@dataclass(frozen=True)
+class ArtifactFormat:
+    """What an artifact's bytes say it is.
+
+    ``name`` is one of ``"pickle"``, ``"joblib"``, ``"skops"``, ``"onnx"``; ``compression`` the
+    joblib compressor (``"zlib"``, ``"gzip"``, ``"bz2"``, ``"xz"``, ``"lzma"``, ``"lz4"``) or
+    ``None``; ``pickle_protocol`` the protocol of an uncompressed pickle stream when known.
+    """
+
+    name: str
+    compression: str | None = None
+    pickle_protocol: int | None = None
+
+    def __str__(self) -> str:
+        return self.name if self.compression is None else f"{self.name}+{self.compression}"
+
+
+_HEAD_BYTES: Final = 4096
+_ZIP_MAGIC: Final = b"PK\x03\x04"
+_NPY_MAGIC: Final = b"\x93NUMPY"
+_LEGACY_JOBLIB_MAGIC: Final = b"ZF0x"
+_JOBLIB_ARRAY_MARKER: Final = b"NumpyArrayWrapper"
+_XZ_MAGIC: Final = b"\xfd7zXZ\x00"
+_LZ4_MAGIC: Final = b"\x04\x22\x4d\x18"
+_GZIP_MAGIC: Final = b"\x1f\x8b"
+
+# Opcodes a protocol 0/1 pickle plausibly starts with (a model is a global, a container or a
+# MARK); text files that happen to start with an opcode byte rarely parse for long.
+_PROTO01_STARTERS: Final = frozenset(
+    {"MARK", "GLOBAL", "INST", "EMPTY_LIST", "EMPTY_DICT", "EMPTY_TUPLE", "NONE"}
+)
+_PROTO01_MIN_OPCODES: Final = 8
+
+
+def sniff_format(path: Path | str) -> ArtifactFormat:
+    """Identify an artifact's format from its bytes, never from its extension.
+
+    Raises ``FileNotFoundError`` for a missing path, ``UnsafeArtifactError`` for the legacy
+    joblib container and NumPy ``.npy`` (``NDArrayWrapper`` sidecar) files, and
+    ``ArtifactLoadError`` for empty files and anything that is not a model format.
+    """
+    path = _existing_file(path)
+    with path.open("rb") as handle:
+        size = path.stat().st_size
+        if size == 0:
+            raise ArtifactLoadError(f"{path}: the file is empty (0 bytes), not a model artifact")
+        with mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as data:
+            return _sniff(data, path)
+
+
+def _existing_file(path: Path | str) -> Path:
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(2, f"model artifact not found: {path}", str(path))
+    if not path.is_file():
+        raise ArtifactLoadError(f"{path}: not a regular file, cannot be a model artifact")
+    return path
+
+
+def _sniff(data: mmap.mmap | bytes, path: Path) -> ArtifactFormat:
+    head = bytes(data[:_HEAD_BYTES])
+    if head.startswith(_LEGACY_JOBLIB_MAGIC):
+        raise UnsafeArtifactError(
+            f"{path}: legacy joblib container (joblib < 0.10 'ZF' format) refused: it cannot be "
+            "loaded through a restricted unpickler; re-save the model with joblib >= 1.6"
+        )
+    if head.startswith(_NPY_MAGIC):
+        raise UnsafeArtifactError(
+            f"{path}: NumPy .npy file refused: it is not a model, and as a sidecar of a legacy "
+            "joblib dump (NDArrayWrapper) it may hold a pickle; re-save the model with "
+            "joblib >= 1.6"
+        )
+    if head.startswith(_ZIP_MAGIC):
+        return _sniff_zip(path)
+    protocol = _pickle_protocol(head)
+    if protocol is not None:
+        joblib_arrays = data.find(_JOBLIB_ARRAY_MARKER) != -1
+        return ArtifactFormat("joblib" if joblib_arrays else "pickle", None, protocol)
+    compression = _compression(head)
+    if compression is not None:
+        inner = _peek_decompressed(compression, head, path)
+        if inner and _pickle_protocol(inner) is None:
+            raise ArtifactLoadError(
+                f"{path}: {compression}-compressed data that is not a pickle, not a model artifact"
+            )
+        return ArtifactFormat("joblib", compression, None)
+    from deploy_gate.adapters import looks_like_onnx
+
+    if looks_like_onnx(data):
+        return ArtifactFormat("onnx")
+    raise ArtifactLoadError(
+        f"{path}: not a model artifact: its bytes match none of the supported formats "
+        "(pickle, joblib, skops, onnx)"
+    )
+
+
+def _sniff_zip(path: Path) -> ArtifactFormat:
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = set(archive.namelist())
+    except zipfile.BadZipFile as exc:
+        raise ArtifactLoadError(f"{path}: truncated or corrupt zip archive ({exc})") from None
+    if "schema.json" in names:
+        return ArtifactFormat("skops")
+    raise ArtifactLoadError(
+        f"{path}: a zip archive without skops' schema.json, not a model artifact"
+    )
+
+
+def _pickle_protocol(head: bytes) -> int | None:
+    """The protocol of a pickle stream starting with ``head``, or None when it is not one."""
+    if len(head) >= 2 and head[0] == pickle.PROTO[0]:
+        return head[1] if 2 <= head[1] <= pickle.HIGHEST_PROTOCOL else None
+    # Protocols 0 and 1 have no header: parse the first opcodes instead.
+    count = 0
+    highest = 0
+    try:
+        for opcode, _arg, _pos in pickletools.genops(io.BytesIO(head)):
+            if count == 0 and opcode.name not in _PROTO01_STARTERS:
+                return None
+            count += 1
+            highest = max(highest, opcode.proto)
+            if opcode.name == "STOP" or count >= _PROTO01_MIN_OPCODES:
+                return highest if highest <= 1 else None
+    except (ValueError, UnicodeDecodeError, EOFError):
+        return None
+    return None
+
+
+def _compression(head: bytes) -> str | None:
+    if len(head) >= 2 and head[0] == 0x78 and (head[0] * 256 + head[1]) % 31 == 0:
+        return "zlib"
+    if head.startswith(_GZIP_MAGIC):
+        return "gzip"
+    if re.match(rb"BZh[1-9]1AY&SY", head):
+        return "bz2"
+    if head.startswith(_XZ_MAGIC):
+        return "xz"
+    if head.startswith(b"\x5d\x00\x00"):
+        return "lzma"
+    if head.startswith(_LZ4_MAGIC):
+        return "lz4"
+    return None
+
+
+def _peek_decompressed(compression: str, head: bytes, path: Path) -> bytes:
+    """The first decompressed bytes (possibly none yet), to check a pickle is inside."""
+    try:
+        if compression == "zlib":
+            return zlib.decompressobj().decompress(head, 64)
+        if compression == "gzip":
+            return zlib.decompressobj(16 + zlib.MAX_WBITS).decompress(head, 64)
+        if compression == "bz2":
+            return bz2.BZ2Decompressor().decompress(head, 64)
+        if compression in ("xz", "lzma"):
+            fmt = lzma.FORMAT_XZ if compression == "xz" else lzma.FORMAT_ALONE
+            return lzma.LZMADecompressor(format=fmt).decompress(head, 64)
+        try:
+            import lz4.frame  # type: ignore[import-untyped]
+        except ImportError:
+            return b""  # the load says that lz4 is needed
+        inner: bytes = lz4.frame.LZ4FrameDecompressor().decompress(head, 64)
+        return inner
+    except (zlib.error, OSError, EOFError, lzma.LZMAError, RuntimeError) as exc:
+        raise ArtifactLoadError(
+            f"{path}: corrupt {compression} stream, not a loadable joblib file ({exc})"
+        ) from None
+
+
+# --------------------------------------------------------------------------------------------
+# The allowlist
+
+
+# Modules (and their submodules) whose objects are never admitted, even when a trusted module
+# re-exports them or a rule's prefix would cover them: they reach code execution, files,
+# processes, imports or attribute walks.
+_NEVER_MODULES: Final = tuple(
+    """
+    os posix nt subprocess sys importlib runpy marshal pickle _pickle pickletools shelve dbm
+    shutil socket ssl ctypes _ctypes code codeop pty pydoc pkgutil zipimport multiprocessing
+    concurrent asyncio threading _thread signal webbrowser tempfile io _io pathlib glob
+    fileinput urllib http ftplib smtplib inspect types functools _functools operator _operator
+    timeit trace pdb bdb cProfile profile doctest unittest site sysconfig platform gc
+    cloudpickle dill numpy.testing numpy.f2py numpy.distutils numpy.ctypeslib
+    numpy._pytesttester numpy.lib._datasource numpy.lib.npyio numpy.lib._npyio_impl
+    numpy.lib.format numpy.lib._format_impl pandas.io pandas.testing pandas._testing
+    pandas.core.computation sklearn.utils._testing sklearn.utils.estimator_checks
+    sklearn.utils.discovery sklearn.datasets sklearn.externals joblib.numpy_pickle_compat
+    joblib.parallel joblib.memory
+    """.split()  # noqa: SIM905 (a table reads better as words)
+)
+
+# Single callables never admitted, named by the requested ``module:name`` or by the resolved
+# object's ``__module__:__qualname__`` (so an alias in a trusted module is caught too).
+_NEVER_NAMES: Final = frozenset(
+    """
+    builtins:getattr builtins:setattr builtins:delattr builtins:eval builtins:exec
+    builtins:compile builtins:__import__ builtins:open builtins:input builtins:breakpoint
+    builtins:globals builtins:locals builtins:vars builtins:exit builtins:quit builtins:help
+    builtins:type builtins:super builtins:classmethod builtins:staticmethod builtins:property
+    builtins:memoryview builtins:print operator:attrgetter operator:itemgetter
+    operator:methodcaller operator:call functools:partial functools:partialmethod
+    functools:reduce pkgutil:resolve_name pydoc:locate importlib:import_module
+    types:FunctionType types:CodeType types:MethodType types:LambdaType codecs:open
+    codecs:lookup copyreg:__newobj__ copyreg:__newobj_ex__ numpy:load numpy:loadtxt
+    numpy:genfromtxt numpy:fromfile numpy:memmap numpy:save numpy:savez numpy:savez_compressed
+    numpy:savetxt numpy:fromregex numpy:DataSource pandas:eval pandas:read_pickle
+    pandas:to_pickle pandas:HDFStore joblib:load joblib:dump joblib:Parallel joblib:Memory
+    joblib:delayed joblib.numpy_pickle:load joblib.numpy_pickle:dump
+    """.split()  # noqa: SIM905 (a table reads better as words)
+)
+
+_IDENTIFIER: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+_MODULE_NAME: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*\Z")
+
+
+def _under(module: str, prefixes: Sequence[str]) -> str | None:
+    for prefix in prefixes:
+        if module == prefix or module.startswith(prefix + "."):
+            return prefix
+    return None
+
+
+def _is_dunder(name: str) -> bool:
+    return len(name) > 4 and name.startswith("__") and name.endswith("__")
+
+
+def _latin1_encode(obj: str, encoding: str = "utf-8", errors: str = "strict") -> bytes:
+    """``_codecs.encode`` as protocol <= 2 pickles use it for bytes, restricted to latin-1.
+
+    Other codec names are looked up in a registry that imports modules by name.
+    """
+    if encoding not in ("latin1", "latin-1") or errors != "strict":
+        raise _CallRefusedError(f"_codecs:encode with codec {encoding!r}")
+    return codecs.encode(obj, "latin1")
+
+
+_SAFE_RECONSTRUCTOR_BASES: Final = (object, dict, list, set, frozenset, tuple, int, float, str)
+
+
+def _safe_reconstructor(cls: type, base: type, state: object) -> object:
+    """``copyreg._reconstructor`` limited to plain builtin bases (protocol 0/1 instances)."""
+    if base not in _SAFE_RECONSTRUCTOR_BASES or not isinstance(cls, type):
+        raise _CallRefusedError(f"copyreg:_reconstructor with base {_describe(base)}")
+    return copyreg._reconstructor(cls, base, state)  # type: ignore[attr-defined]
+
+
+class _CallRefusedError(Exception):
+    """A substitute for an admitted helper refused its arguments."""
+
+
+# Exact ``module:name`` entries.
+_EXACT: Final = frozenset(
+    """
+    builtins:set builtins:frozenset builtins:slice builtins:complex builtins:bytes
+    builtins:bytearray builtins:list builtins:dict builtins:tuple builtins:int builtins:float
+    builtins:str builtins:bool builtins:range builtins:object collections:OrderedDict
+    collections:defaultdict collections:Counter collections:deque datetime:date datetime:time
+    datetime:datetime datetime:timedelta datetime:timezone numpy:ndarray numpy:matrix
+    numpy._core.multiarray:_reconstruct numpy._core.multiarray:scalar
+    numpy._core.numeric:_frombuffer numpy.ma.core:_mareconstruct numpy.ma:MaskedArray
+    numpy.ma.core:MaskedArray numpy.random._pickle:__randomstate_ctor
+    numpy.random._pickle:__generator_ctor numpy.random._pickle:__bit_generator_ctor
+    pandas._libs.internals:_unpickle_block pandas.core.internals.blocks:new_block
+    pandas.core.indexes.base:_new_Index pandas.core.indexes.datetimes:_new_DatetimeIndex
+    pandas.core.indexes.period:_new_PeriodIndex
+    pandas._libs.tslibs.timestamps:_unpickle_timestamp
+    pandas._libs.tslibs.timedeltas:_timedelta_unpickle pandas._libs.tslibs.nattype:_nat_unpickle
+    pandas._libs.tslibs.nattype:__nat_unpickle pandas:NA pandas:NaT pandas._libs.missing:NA
+    pyarrow.lib:_restore_array pyarrow.lib:py_buffer pyarrow.lib:type_for_alias
+    """.split()  # noqa: SIM905 (a table reads better as words)
+)
+# pandas' default string dtype is backed by pyarrow, hence the three pyarrow helpers.
+
+# Admitted helpers replaced by restricted versions.
+_SUBSTITUTES: Final[Mapping[str, Callable[..., object]]] = {
+    "copyreg:_reconstructor": _safe_reconstructor,
+    "_codecs:encode": _latin1_encode,
+}
+
+# sklearn functions that fitted models hold by reference (score functions, metrics, kernels).
+_SKLEARN_FUNCTION_MODULES: Final = frozenset(
+    {
+        "sklearn.feature_selection._univariate_selection",
+        "sklearn.feature_selection._mutual_info",
+        "sklearn.metrics._classification",
+        "sklearn.metrics._regression",
+        "sklearn.metrics._ranking",
+        "sklearn.metrics.pairwise",
+        "sklearn.metrics.cluster._supervised",
+        "sklearn.metrics.cluster._unsupervised",
+    }
+)
+# Module-level helpers that Cython classes name in their ``__reduce__``.
+_CYTHON_HELPER: Final = re.compile(r"(newObj|__pyx_unpickle_\w+)\Z")
+
+_GRADIENT_BOOSTING_LIBRARIES: Final = ("lightgbm", "xgboost")
+_JOBLIB_ARRAY_WRAPPER: Final = "joblib.numpy_pickle:NumpyArrayWrapper"
+
+# Objects that BUILD must never update: classes, modules and functions (no class patching).
+_NOT_INSTANCES: Final = (
+    type,
+    types.ModuleType,
+    types.FunctionType,
+    types.BuiltinFunctionType,
+    types.MethodType,
+    types.MethodWrapperType,
+    types.WrapperDescriptorType,
+    types.MethodDescriptorType,
+    types.ClassMethodDescriptorType,
+    types.GetSetDescriptorType,
+    types.MemberDescriptorType,
+    np.ufunc,
+)
+
+
+def validate_trust(trust: Sequence[str] | str) -> tuple[str, ...]:
+    """Check trusted module names (``--deploy-gate-trust``) and return them as a tuple.
+
+    Raises ``ConfigError`` naming the bad entry: not a dotted module name, or a module whose
+    objects are never admitted (``os``, ``subprocess``, ``numpy.testing``, ...).
+    """
+    names = (trust,) if isinstance(trust, str) else tuple(trust)
+    for name in names:
+        if not isinstance(name, str) or not _MODULE_NAME.match(name):
+            raise ConfigError(
+                f"Invalid trust entry {name!r}: expected a dotted module name such as "
+                "'my_project.transformers'"
+            )
+        never = _under(name, _NEVER_MODULES)
+        if never is not None:
+            raise ConfigError(
+                f"Invalid trust entry {name!r}: objects from {never!r} are never admitted, "
+                "whatever the trust setting"
+            )
+    return names
+
+
+@dataclass(frozen=True)
+class ImportPolicy:
+    """Decides which ``module:name`` globals an artifact may import.
+
+    Admitted: the exact entries and narrow rules of issue 4 (sklearn classes, numpy arrays,
+    dtypes, scalars and ufuncs, scipy sparse matrices, pandas frames, joblib's array wrapper,
+    lightgbm/xgboost classes) plus everything in the ``trust`` modules, except the callables and
+    modules that are never admitted.
+    """
+
+    trust: tuple[str, ...] = ()
+    joblib_arrays: bool = False
+    _cache: dict[tuple[str, str], _Decision] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
+
+    def decide(self, module: str, name: str) -> _Decision:
+        """Admit or refuse one global; imports only modules whose objects may be admitted."""
+        key = (module, name)
+        decision = self._cache.get(key)
+        if decision is None:
+            decision = self._decide(module, name)
+            self._cache[key] = decision
+        return decision
+
+    def _decide(self, module: str, name: str) -> _Decision:
+        label = f"{module}:{name}"
+        if not _MODULE_NAME.match(module):
+            return _refuse(label, "not a module name")
+        if "." in name:
+            return _refuse(label, "dotted name (an attribute walk)")
+        if not _IDENTIFIER.match(name):
+            return _refuse(label, "not an identifier")
+        if _is_dunder(name) or any(_is_dunder(part) for part in module.split(".")):
+            return _refuse(label, "dunder name")
+        if label in _NEVER_NAMES or _under(module, _NEVER_MODULES):
+            return _refuse(label, "never admitted")
+        substitute = _SUBSTITUTES.get(label)
+        if substitute is not None:
+            return _Decision(label, substitute)
+        if label in _EXACT:
+            return self._resolve(label, module, name, admit=_admit_listed)
+        if label == _JOBLIB_ARRAY_WRAPPER:
+            if self.joblib_arrays:
+                return _Decision(label, NumpyArrayWrapper)
+            return _refuse(label, "joblib's array wrapper in a file that is not a joblib dump")
+        root = module.split(".")[0]
+        if _under(module, self.trust):
+            return self._resolve(label, module, name, admit=_admit_trusted)
+        rule = _RULES.get(root)
+        if rule is not None:
+            return self._resolve(label, module, name, admit=rule)
+        return _refuse(
+            label,
+            f"module {module!r} is not on the allowlist; if it is your project's own code, "
+            f"trust it (--deploy-gate-trust {root})",
+        )
+
+    def _resolve(
+        self, label: str, module: str, name: str, admit: Callable[[object], str | None]
+    ) -> _Decision:
+        try:
+            __import__(module)
+        except ImportError as exc:
+            return _Decision(label, None, missing=f"cannot import module {module!r} ({exc})")
+        try:
+            obj = getattr(sys.modules[module], name)
+        except AttributeError:
+            return _Decision(label, None, missing=f"module {module!r} has no attribute {name!r}")
+        if isinstance(obj, types.ModuleType):
+            return _refuse(label, "a module object")
+        qualified = f"{getattr(obj, '__module__', None)}:{getattr(obj, '__qualname__', None)}"
+        if qualified in _NEVER_NAMES or _under(str(getattr(obj, "__module__", "")), _NEVER_MODULES):
+            return _refuse(label, f"never admitted (it is {qualified})")
+        reason = admit(obj)
+        if reason is not None:
+            return _refuse(label, reason)
+        construct_only = (
+            isinstance(obj, type)
+            and _under(str(obj.__module__), _GRADIENT_BOOSTING_LIBRARIES) is not None
+        )
+        return _Decision(label, obj, construct_only=construct_only)
+
+
+@dataclass(frozen=True)
+class _Decision:
+    label: str
+    obj: object | None
+    reason: str | None = None
+    missing: str | None = None
+    # Classes that may be created (NEWOBJ, copyreg) but not called with arguments: their
+    # constructors read files (lightgbm/xgboost Booster(model_file=...)).
+    construct_only: bool = False
+
+
+def _refuse(label: str, reason: str) -> _Decision:
+    return _Decision(label, None, reason=reason)
+
+
+def _admit_trusted(obj: object) -> str | None:
+    return None
+
+
+def _admit_listed(obj: object) -> str | None:
+    return None
+
+
+def _defined_in(obj: object, root: str) -> bool:
+    return _under(str(getattr(obj, "__module__", "")), (root,)) is not None
+
+
+def _admit_sklearn(obj: object) -> str | None:
+    if isinstance(obj, type) and _defined_in(obj, "sklearn"):
+        return None
+    if callable(obj) and _defined_in(obj, "sklearn"):
+        module = str(getattr(obj, "__module__", ""))
+        if module in _SKLEARN_FUNCTION_MODULES or _CYTHON_HELPER.match(
+            str(getattr(obj, "__name__", ""))
+        ):
+            return None
+    return "not a class defined in sklearn nor one of the admitted sklearn functions"
+
+
+def _admit_numpy(obj: object) -> str | None:
+    if isinstance(obj, np.ufunc):
+        return None
+    if isinstance(obj, type) and issubclass(obj, np.generic | np.dtype):
+        return None
+    if isinstance(obj, type) and _defined_in(obj, "numpy.random"):
+        return None
+    if callable(obj) and _CYTHON_HELPER.match(str(getattr(obj, "__name__", ""))):
+        return None
+    return "not a numpy array, dtype, scalar type, ufunc or pickling helper"
+
+
+def _admit_scipy(obj: object) -> str | None:
+    from scipy.sparse import sparray, spmatrix
+
+    if isinstance(obj, type) and issubclass(obj, sparray | spmatrix):
+        return None
+    return "not a scipy sparse matrix or array class"
+
+
+def _admit_pandas(obj: object) -> str | None:
+    import pandas as pd
+    from pandas.api.extensions import ExtensionArray, ExtensionDtype
+    from pandas.core.generic import NDFrame
+    from pandas.core.internals.managers import (  # type: ignore[import-not-found]
+        BlockManager,
+        SingleBlockManager,
+    )
+    from pandas.tseries.offsets import BaseOffset
+
+    bases = (
+        NDFrame,
+        pd.Index,
+        ExtensionArray,
+        ExtensionDtype,
+        BlockManager,
+        SingleBlockManager,
+        BaseOffset,
+        pd.Timestamp,
+        pd.Timedelta,
+        pd.Period,
+        pd.Interval,
+    )
+    if isinstance(obj, type) and issubclass(obj, bases):
+        return None
+    if callable(obj) and _CYTHON_HELPER.match(str(getattr(obj, "__name__", ""))):
+        return None
+    return "not a pandas frame, index, array, dtype or pickling helper"
+
+
+def _admit_boosting(obj: object) -> str | None:
+    if isinstance(obj, type) and _under(obj.__module__, _GRADIENT_BOOSTING_LIBRARIES):
+        return None
+    return "not a class"
+
+
+_RULES: Final[Mapping[str, Callable[[object], str | None]]] = {
+    "sklearn": _admit_sklearn,
+    "numpy": _admit_numpy,
+    "scipy": _admit_scipy,
+    "pandas": _admit_pandas,
+    "lightgbm": _admit_boosting,
+    "xgboost": _admit_boosting,
+}
+
+
+# --------------------------------------------------------------------------------------------
+# The guarded unpickler
+
+
+class _Refused:
+    """Inert stand-in pushed where a refused global or its results would have gone.
+
+    It absorbs the container opcodes so the stream can be read on to list every refusal.
+    """
+
+    __slots__ = ()
+
+    def append(self, item: object) -> None:
+        pass
+
+    def extend(self, items: object) -> None:
+        pass
+
+    def add(self, item: object) -> None:
+        pass
+
+    def __setitem__(self, key: object, value: object) -> None:
+        pass
+
+    def __repr__(self) -> str:
+        return "<refused>"
+
+
+_REFUSED: Final = _Refused()
+
+
+def _tainted(obj: object, depth: int = 0) -> bool:
+    """Whether ``obj`` holds a stand-in (then an admitted callable must not see it)."""
+    if type(obj) is _Refused:
+        return True
+    if depth > 20:
+        return True  # too deep to tell: treat as tainted (the load fails anyway)
+    if isinstance(obj, tuple | list | set | frozenset):
+        return any(_tainted(item, depth + 1) for item in obj)
+    if isinstance(obj, dict):
+        return any(_tainted(k, depth + 1) or _tainted(v, depth + 1) for k, v in obj.items())
+    return False
+
+
+def _describe(obj: object) -> str:
+    if isinstance(obj, type | types.FunctionType | types.BuiltinFunctionType):
+        return f"{obj.__module__}:{obj.__qualname__}"
+    return f"a {type(obj).__module__}:{type(obj).__qualname__} object"
+
+
+@dataclass
+class _Findings:
+    """What one load found; shared with the unpicklers of nested streams."""
+
+    refused: list[str] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)
+    poisoned: bool = False
+
+    def refuse(self, entry: str) -> None:
+        self.poisoned = True
+        if entry not in self.refused:
+            self.refused.append(entry)
+
+    def miss(self, entry: str) -> None:
+        self.poisoned = True
+        if entry not in self.missing:
+            self.missing.append(entry)
+
+
+_PICKLE_LOAD_BUILD: Final = pickle._Unpickler.load_build  # type: ignore[attr-defined]
+_COMPAT_NAME_MAPPING: Final[Mapping[tuple[str, str], tuple[str, str]]] = {
+    key: value
+    for key, value in __import__("_compat_pickle").NAME_MAPPING.items()
+    if isinstance(key, tuple)
+}
+_COMPAT_IMPORT_MAPPING: Final[Mapping[str, str]] = __import__("_compat_pickle").IMPORT_MAPPING
+
+
+class _GuardedUnpickler(NumpyUnpickler):  # type: ignore[misc]
+    """joblib's unpickler (so arrays read identically) restricted to an ``ImportPolicy``.
+
+    A refused global becomes an inert stand-in and is recorded; every call that would involve a
+    stand-in is skipped. Only admitted globals are ever called, and only they, directly: REDUCE,
+    NEWOBJ, OBJ and INST on anything not imported by name are refused, as is BUILD on classes,
+    modules and functions.
+    """
+
+    dispatch = NumpyUnpickler.dispatch.copy()
+
+    def __init__(
+        self,
+        filename: str,
+        file_handle: IO[bytes],
+        policy: ImportPolicy,
+        findings: _Findings,
+    ) -> None:
+        super().__init__(filename, file_handle, ensure_native_byte_order=True)
+        self._policy = policy
+        self._findings = findings
+        self._admitted: dict[int, _Decision] = {}
+
+    # -- imports
+
+    def find_class(self, module: str, name: str) -> object:
+        if self.proto < 3:
+            # Python 2 names, as pickle's own find_class maps them.
+            if (module, name) in _COMPAT_NAME_MAPPING:
+                module, name = _COMPAT_NAME_MAPPING[(module, name)]
+            elif module in _COMPAT_IMPORT_MAPPING:
+                module = _COMPAT_IMPORT_MAPPING[module]
+        if module.startswith("numpy.core."):
+            # Pickles written by numpy 1.x; numpy 2 moved the module to numpy._core.
+            module = "numpy._core." + module[len("numpy.core.") :]
+        decision = self._policy.decide(module, name)
+        if decision.obj is None:
+            if decision.missing is not None:
+                self._findings.miss(f"{decision.label}: {decision.missing}")
+            else:
+                self._findings.refuse(f"{decision.label} ({decision.reason})")
+            return _REFUSED
+        self._admitted[id(decision.obj)] = decision
+        return decision.obj
+
+    def persistent_load(self, pid: object) -> object:
+        self._findings.refuse(f"persistent id {pid!r} (PERSID opcode)")
+        return _REFUSED
+
+    # -- calls
+
+    def _callable(self, func: object, args: object, opcode: str, need_type: bool) -> bool:
+        """Whether ``func`` may be called with ``args``; records a refusal when not."""
+        if self._findings.poisoned and (type(func) is _Refused or _tainted(args)):
+            return False
+        decision = self._admitted.get(id(func))
+        if decision is None or decision.obj is not func:
+            self._findings.refuse(f"{opcode} on {_describe(func)}, which was not imported by name")
+            return False
+        if need_type and not isinstance(func, type):
+            self._findings.refuse(f"{opcode} on {decision.label}, which is not a class")
+            return False
+        if decision.construct_only and opcode != "NEWOBJ" and args:
+            self._findings.refuse(
+                f"{decision.label} called with arguments ({opcode}); its constructor reads files"
+            )
+            return False
+        return True
+
+    def load_reduce(self) -> None:
+        stack = self.stack
+        args = stack.pop()
+        func = stack[-1]
+        stack[-1] = func(*args) if self._callable(func, args, "REDUCE", False) else _REFUSED
+
+    def load_newobj(self) -> None:
+        args = self.stack.pop()
+        cls = self.stack.pop()
+        ok = self._callable(cls, args, "NEWOBJ", True)
+        self.append(cls.__new__(cls, *args) if ok else _REFUSED)
+
+    def load_newobj_ex(self) -> None:
+        kwargs = self.stack.pop()
+        args = self.stack.pop()
+        cls = self.stack.pop()
+        ok = self._callable(cls, (args, kwargs), "NEWOBJ", True)
+        self.append(cls.__new__(cls, *args, **kwargs) if ok else _REFUSED)
+
+    def _instantiate(self, klass: Any, args: list[object]) -> None:
+        if not self._callable(klass, args, "OBJ/INST", False):
+            self.append(_REFUSED)
+        elif args or not isinstance(klass, type) or hasattr(klass, "__getinitargs__"):
+            self.append(klass(*args))
+        else:
+            cls: Any = klass
+            self.append(cls.__new__(cls))
+
+    # -- state
+
+    def load_build(self) -> None:
+        stack = self.stack
+        inst = stack[-2]
+        if self._findings.poisoned and (type(inst) is _Refused or _tainted(stack[-1])):
+            stack.pop()
+            stack[-1] = _REFUSED
+            return
+        if isinstance(inst, _NOT_INSTANCES):
+            self._findings.refuse(f"BUILD on {_describe(inst)} (patching a class or function)")
+            stack.pop()
+            stack[-1] = _REFUSED
+            return
+        _PICKLE_LOAD_BUILD(self)
+        if type(stack[-1]) is NumpyArrayWrapper:
+            stack[-1] = self._read_array(stack[-1])
+
+    def _read_array(self, wrapper: NumpyArrayWrapper) -> object:
+        dtype = getattr(wrapper, "dtype", None)
+        shape = getattr(wrapper, "shape", None)
+        if (
+            not isinstance(dtype, np.dtype)
+            or not isinstance(shape, tuple)
+            or not all(isinstance(n, int | np.integer) and n >= 0 for n in shape)
+            or getattr(wrapper, "order", None) not in ("C", "F")
+        ):
+            raise pickle.UnpicklingError("corrupt joblib array header")
+        if dtype.hasobject:
+            # joblib reads the nested pickle of an object array with a plain Unpickler that
+            # only borrows find_class; read it with a guarded one instead.
+            inner = _GuardedUnpickler(
+                self.filename, self.file_handle, ImportPolicy(self._policy.trust), self._findings
+            )
+            return inner.load()
+        return wrapper.read(self, self.ensure_native_byte_order)
+
+    dispatch[pickle.REDUCE[0]] = load_reduce
+    dispatch[pickle.NEWOBJ[0]] = load_newobj
+    dispatch[pickle.NEWOBJ_EX[0]] = load_newobj_ex
+    dispatch[pickle.BUILD[0]] = load_build
+
+
+# --------------------------------------------------------------------------------------------
+# Loading
+
+
+@dataclass(frozen=True)
+class LoadResult:
+    """A loaded artifact: the model object, its format and the loader that read it.
+
+    ``loader`` reads like ``"joblib+zlib"``, ``"pickle(protocol 4)"``, ``"skops"`` or
+    ``"onnxruntime"``.
+    """
+
+    model: object
+    format: str
+    loader: str
+
+
+def load_model_file(
+    path: Path | str, *, trust: Sequence[str] = (), require_predict: bool = True
+) -> LoadResult:
+    """Load a model artifact without running anything from it that is not allowlisted.
+
+    Raises ``FileNotFoundError`` for a missing path, ``UnsafeArtifactError`` listing every
+    refused import (nothing from the file ran), and ``ArtifactLoadError`` for empty, truncated
+    or corrupt files, non-model formats, classes whose module cannot be imported and (with
+    ``require_predict``) objects without a ``predict`` method. ``trust`` names modules (and
+    their submodules) whose objects are admitted, e.g. a project's custom transformers.
+    """
+    trusted = validate_trust(trust)
+    path = _existing_file(path)
+    fmt = sniff_format(path)
+    if fmt.name in ("pickle", "joblib"):
+        _require_joblib()
+        model = _load_pickle(path, fmt, trusted)
+        protocol = fmt.pickle_protocol
+        loader = f"pickle(protocol {protocol})" if fmt.name == "pickle" else str(fmt)
+    elif fmt.name == "skops":
+        from deploy_gate.adapters import load_skops
+
+        model = load_skops(path, ImportPolicy(trusted))
+        loader = "skops"
+    else:
+        from deploy_gate.adapters import load_onnx
+
+        model = load_onnx(path)
+        loader = "onnxruntime"
+    if require_predict and not callable(getattr(model, "predict", None)):
+        raise ArtifactLoadError(
+            f"{path}: holds {_describe(model)}, not a model: it has no predict() method"
+        )
+    return LoadResult(model=model, format=fmt.name, loader=loader)
+
+
+def _require_joblib() -> None:
+    found = tuple(int(part) for part in re.findall(r"\d+", joblib.__version__)[:2])
+    if found < MIN_JOBLIB_VERSION:
+        raise ArtifactLoadError(
+            f"joblib {joblib.__version__} is installed; loading pickle and joblib artifacts "
+            "safely needs joblib >= 1.6 (earlier versions let object arrays bypass the "
+            "restricted unpickler)"
+        )
+
+
+def _load_pickle(path: Path, fmt: ArtifactFormat, trust: tuple[str, ...]) -> object:
+    policy = ImportPolicy(trust, joblib_arrays=fmt.name == "joblib")
+    findings = _Findings()
+    failure: Exception | None = None
+    obj: object = None
+    with path.open("rb") as raw:
+        try:
+            with _validate_fileobject_and_memmap(raw, str(path)) as (handle, _mmap_mode):
+                obj = _GuardedUnpickler(str(path), handle, policy, findings).load()
+        except _CallRefusedError as exc:
+            findings.refuse(str(exc))
+        except Exception as exc:  # whatever the file makes the unpickler raise
+            failure = exc
+    if findings.refused:
+        count = len(findings.refused)
+        raise UnsafeArtifactError(
+            f"{path}: refused to load: it imports or calls {count} "
+            f"{'thing' if count == 1 else 'things'} the allowlist does not admit: "
+            + "; ".join(findings.refused)
+            + ". Nothing from the file was run."
+        )
+    if findings.missing:
+        raise ArtifactLoadError(
+            f"{path}: cannot load: " + "; ".join(findings.missing)
+            + " (saved with other library versions, or a trusted module is missing?)"
+        )  # fmt: skip
+    if failure is not None:
+        raise ArtifactLoadError(f"{path}: {_explain(fmt, failure)}") from failure
+    return obj
+
+
+def _explain(fmt: ArtifactFormat, exc: Exception) -> str:
+    if isinstance(exc, EOFError):
+        return f"truncated {fmt} file: the data ends before the pickle's STOP opcode"
+    if isinstance(exc, ValueError) and "LZ4" in str(exc):
+        return "lz4-compressed joblib file; install lz4 to load it"
+    if isinstance(exc, pickle.UnpicklingError | zlib.error | lzma.LZMAError | OSError):
+        return f"truncated or corrupt {fmt} file ({type(exc).__name__}: {exc})"
+    return f"the {fmt} file failed to unpickle: {type(exc).__name__}: {exc}"
+
+
+# --------------------------------------------------------------------------------------------
+# Pinned hashes
+
+_PIN_LINE: Final = re.compile(r"(?P<hash>[0-9a-fA-F]{64}) (?P<mode>[ *])(?P<path>.+)\Z")
+
+
+def read_pins(path: Path | str) -> dict[str, str]:
+    """Read a ``sha256sum``-format pin file: ``<sha256>  <path>`` or ``<sha256> *<path>``.
+
+    Returns ``{path as written: lower-case sha256}``. Blank lines and ``#`` comments are
+    skipped; any other malformed line, or a path pinned twice with different hashes, raises
+    ``ConfigError`` naming the file and line.
+    """
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise FileNotFoundError(2, f"pin file not found: {path}", str(path)) from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: pin file is not UTF-8 text ({exc})") from None
+    pins: dict[str, str] = {}
+    lines: dict[str, int] = {}
+    for number, line in enumerate(text.splitlines(), start=1):
+        stripped = line.strip()
+        if not stripped or stripped.startswith("#"):
+            continue
+        escaped = line.startswith("\\")
+        match = _PIN_LINE.match(line[1:] if escaped else line)
+        if match is None:
+            raise ConfigError(
+                f"{path}:{number}: expected '<64 hex digits>  <path>' (sha256sum format), "
+                f"got {line!r}"
+            )
+        name = match["path"]
+        if escaped:
+            # sha256sum escapes backslashes and newlines in names and marks the line with '\'.
+            name = re.sub(r"\\(.)", lambda m: "\n" if m[1] == "n" else m[1], name)
+        digest = match["hash"].lower()
+        if name in pins and pins[name] != digest:
+            raise ConfigError(
+                f"{path}:{number}: {name!r} is pinned again with another hash "
+                f"(first at line {lines[name]})"
+            )
+        pins[name] = digest
+        lines.setdefault(name, number)
+    return pins
+
+
+def find_pin(
+    artifact_path: Path | str, pins: Mapping[str, str], pin_file_dir: Path | str
+) -> str | None:
+    """The pinned sha256 of an artifact, or None when the pin file does not list it.
+
+    Paths in the pin file are relative to the pin file's directory (or absolute).
+    """
+    target = Path(artifact_path).resolve()
+    base = Path(pin_file_dir)
+    for name, digest in pins.items():
+        if (base / name).resolve() == target:
+            return digest
+    return None
+
+
+def check_pin(
+    artifact_path: Path | str, sha256: str, pins: Mapping[str, str], pin_file_dir: Path | str
+) -> str | None:
+    """A failure message when the artifact is pinned to another hash, else None.
+
+    An artifact the pin file does not list passes (use ``find_pin`` to tell that case apart).
+    """
+    pinned = find_pin(artifact_path, pins, pin_file_dir)
+    if pinned is None or pinned == sha256.lower():
+        return None
+    return (
+        f"{artifact_path} has sha256 {sha256.lower()} but the pin file pins {pinned}: "
+        "the artifact is not the one that was pinned"
+    )

@@ -1,0 +1,95 @@
+from __future__ import annotations
+
+import os
+import xml.etree.ElementTree as ET
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+TESTS = Path(__file__).parent
+
+
+class GateRun:
+    """Writes artifacts and data into a pytester directory and runs the gate on them."""
+
+    def __init__(self, pytester: pytest.Pytester) -> None:
+        self.pytester = pytester
+        self.path = pytester.path
+
+    def artifact(self, model: object, name: str = "model.joblib") -> Path:
+        import joblib
+
+        path = self.path / name
+        joblib.dump(model, path)
+        return path
+
+    def data(self, frame: Any = None, name: str = "holdout.csv") -> Path:
+        from faulty_models import make_frame
+
+        frame = make_frame() if frame is None else frame
+        path = self.path / name
+        if name.endswith(".parquet"):
+            frame.to_parquet(path)
+        elif name.endswith(".jsonl"):
+            frame.to_json(path, orient="records", lines=True)
+        else:
+            frame.to_csv(path, index=False)
+        return path
+
+    def run(self, *args: str, data: bool = True, target: str | None = None) -> pytest.RunResult:
+        argv = ["--deploy-gate", *args]
+        if data and not any(a.startswith("--deploy-gate-data") for a in args):
+            if not (self.path / "holdout.csv").exists():
+                self.data()
+            argv += ["--deploy-gate-data", "holdout.csv"]
+            if target is None and not any(a.startswith("--deploy-gate-target") for a in args):
+                argv += ["--deploy-gate-target", "label"]
+        if target is not None:
+            argv += ["--deploy-gate-target", target]
+        return self.pytester.runpytest(*argv)
+
+    def junit(self, name: str = "deploy-gate.xml") -> ET.Element:
+        return ET.parse(self.path / name).getroot()
+
+
+def junit_outcomes(root: ET.Element, *, artifact: str | None = None) -> dict[str, str]:
+    found: dict[str, str] = {}
+    for case in root.iter("testcase"):
+        if artifact is not None and case.get("classname") != artifact:
+            continue
+        kind = "passed"
+        for tag in ("failure", "error", "skipped"):
+            if case.find(tag) is not None:
+                kind = {"failure": "failed", "error": "error", "skipped": "skipped"}[tag]
+        found[str(case.get("name"))] = kind
+    return found
+
+
+def failed(root: ET.Element, *, artifact: str | None = None) -> set[str]:
+    """Names of the items that failed or errored."""
+    return {
+        n for n, o in junit_outcomes(root, artifact=artifact).items() if o in ("failed", "error")
+    }
+
+
+def messages(root: ET.Element) -> dict[str, str]:
+    """Failure, error or skip text of each item that has one."""
+    found = {}
+    for case in root.iter("testcase"):
+        for tag in ("failure", "error", "skipped"):
+            node = case.find(tag)
+            if node is not None:
+                found[str(case.get("name"))] = (
+                    (node.get("message") or "") + "\n" + (node.text or "")
+                )
+    return found
+
+
+@pytest.fixture
+def gate(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> GateRun:
+    # xdist workers started by a gate run unpickle the test models: they need this folder.
+    monkeypatch.setenv(
+        "PYTHONPATH", os.pathsep.join(filter(None, [str(TESTS), os.environ.get("PYTHONPATH")]))
+    )
+    return GateRun(pytester)

@@ -1,0 +1,242 @@
+"""Small models, healthy and faulty, that the tests pickle and gate.
+
+Each faulty model differs from its healthy base in one way, named in its docstring, so a test can
+show which check catches it. They are scikit-learn estimators (BaseEstimator plus a mixin), so
+``is_classifier``/``is_regressor`` recognise them like any real model.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
+
+FEATURES = ("a", "b", "c", "d")
+
+
+def make_frame(n: int = 200, seed: int = 0) -> pd.DataFrame:
+    """Features a-d, the class label ``label`` (a + b > 0) and the regression target ``y``."""
+    rng = np.random.default_rng(seed)
+    frame = pd.DataFrame(rng.standard_normal((n, 4)), columns=list(FEATURES))
+    frame.loc[0, ["a", "b"]] = [0.5, 0.3]  # row 0 is an ordinary row for every model here
+    frame["label"] = (frame.a + frame.b > 0).astype(int)
+    frame["y"] = 2 * frame.a + frame.b
+    return frame
+
+
+class _Base(BaseEstimator):
+    """Reads columns by name, refuses NaN and strings with a clear ValueError, like sklearn."""
+
+    def __init__(self) -> None:
+        self.feature_names_in_ = np.array(FEATURES, dtype=object)
+        self.n_features_in_ = len(FEATURES)
+
+    def _matrix(self, X: Any) -> np.ndarray:
+        if isinstance(X, pd.DataFrame):
+            missing = [f for f in FEATURES if f not in X.columns]
+            if missing:
+                raise KeyError(f"missing columns {missing}")
+            X = X[list(FEATURES)]
+        values = np.asarray(X, dtype=float)  # strings raise "could not convert string to float"
+        if np.isnan(values).any():
+            raise ValueError("Input X contains NaN.")
+        return values
+
+    def _score(self, X: Any) -> np.ndarray:
+        m = self._matrix(X)
+        return np.asarray(m[:, 0] + m[:, 1])
+
+
+class ThresholdClassifier(ClassifierMixin, _Base):
+    """Healthy classifier: label 1 when a + b > 0, probability from a logistic of a + b."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.classes_ = np.array([0, 1])
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        p = 1.0 / (1.0 + np.exp(-self._score(X)))
+        return np.column_stack([1.0 - p, p])
+
+    def predict(self, X: Any) -> np.ndarray:
+        return (self._score(X) > 0).astype(int)
+
+
+class LinearRegressor(RegressorMixin, _Base):
+    """Healthy regressor: 2a + b, exactly the ``y`` of make_frame."""
+
+    def predict(self, X: Any) -> np.ndarray:
+        m = self._matrix(X)
+        return np.asarray(2 * m[:, 0] + m[:, 1])
+
+
+# -- output faults --------------------------------------------------------------------------
+
+
+class NaNProbabilities(ThresholdClassifier):
+    """NaN probabilities on rows where a < -1.5."""
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        proba = super().predict_proba(X)
+        proba[self._matrix(X)[:, 0] < -1.5] = np.nan
+        return proba
+
+
+class NaNRegressor(LinearRegressor):
+    """NaN output on rows where a < -1.5."""
+
+    def predict(self, X: Any) -> np.ndarray:
+        out = super().predict(X)
+        out[self._matrix(X)[:, 0] < -1.5] = np.nan
+        return out
+
+
+class InfRegressor(LinearRegressor):
+    """+Inf output on rows where a < -1.5."""
+
+    def predict(self, X: Any) -> np.ndarray:
+        out = super().predict(X)
+        out[self._matrix(X)[:, 0] < -1.5] = np.inf
+        return out
+
+
+class ProbabilityAboveOne(ThresholdClassifier):
+    """Probabilities [-0.2, 1.2] on rows where a > 1.5 (they still sum to 1)."""
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        proba = super().predict_proba(X)
+        proba[self._matrix(X)[:, 0] > 1.5] = [-0.2, 1.2]
+        return proba
+
+
+class ProbabilitiesNotSumming(ThresholdClassifier):
+    """Both class probabilities equal p, so rows sum to 2p."""
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        p = super().predict_proba(X)[:, 1]
+        return np.column_stack([p, p])
+
+
+class UnknownLabel(ThresholdClassifier):
+    """Predicts label 7, not among classes_, on rows where a > 1.5."""
+
+    def predict(self, X: Any) -> np.ndarray:
+        out = super().predict(X)
+        out[self._matrix(X)[:, 0] > 1.5] = 7
+        return out
+
+
+class OutOfRangeRegressor(LinearRegressor):
+    """Outputs 1000x too large on rows where a > 1.5."""
+
+    def predict(self, X: Any) -> np.ndarray:
+        out = super().predict(X)
+        big = self._matrix(X)[:, 0] > 1.5
+        out[big] = out[big] * 1000
+        return out
+
+
+class StringRegressor(LinearRegressor):
+    """Returns its numbers as strings."""
+
+    def predict(self, X: Any) -> np.ndarray:
+        return np.array([f"{v:.3f}" for v in super().predict(X)])
+
+
+class WrongLength(ThresholdClassifier):
+    """Drops the last output of every batch of more than one row."""
+
+    def predict(self, X: Any) -> np.ndarray:
+        out = super().predict(X)
+        return out[:-1] if len(out) > 1 else out
+
+
+class RaisesOnPredict(ThresholdClassifier):
+    """predict() always raises."""
+
+    def predict(self, X: Any) -> np.ndarray:
+        raise RuntimeError("model exploded")
+
+
+# -- behaviour faults -----------------------------------------------------------------------
+
+
+class BatchDiffersFromSingle(ThresholdClassifier):
+    """Shifts the score of batches (not of single rows), so they disagree near the threshold."""
+
+    def predict(self, X: Any) -> np.ndarray:
+        s = self._score(X)
+        return ((s + 1.0 if len(s) > 1 else s) > 0).astype(int)
+
+
+class Nondeterministic(ThresholdClassifier):
+    """Flips a random 10% of the labels of every call."""
+
+    def predict(self, X: Any) -> np.ndarray:
+        out = super().predict(X)
+        flip = np.random.default_rng().random(len(out)) < 0.1
+        return np.where(flip, 1 - out, out)
+
+
+class SlowSingleRow(ThresholdClassifier):
+    """Sleeps 150 ms on every single-row call."""
+
+    def predict(self, X: Any) -> np.ndarray:
+        if len(X) == 1:
+            time.sleep(0.15)
+        return super().predict(X)
+
+
+class ObscureCrashOnNaN(ThresholdClassifier):
+    """Crashes with ZeroDivisionError instead of a clear error when a value is missing."""
+
+    def _matrix(self, X: Any) -> np.ndarray:
+        values = np.asarray(X[list(FEATURES)] if isinstance(X, pd.DataFrame) else X, dtype=float)
+        if np.isnan(values).any():
+            raise ZeroDivisionError("float division by zero")
+        return values
+
+
+class IgnoresColumnNames(ThresholdClassifier):
+    """Reads columns by position although it was fitted with names."""
+
+    def _matrix(self, X: Any) -> np.ndarray:
+        values = np.asarray(X, dtype=float)
+        if np.isnan(values).any():
+            raise ValueError("Input X contains NaN.")
+        return values
+
+
+class AcceptsStrings(ThresholdClassifier):
+    """Turns anything that is not a number into 0 and predicts anyway."""
+
+    def _matrix(self, X: Any) -> np.ndarray:
+        frame = pd.DataFrame(X)[list(FEATURES)].apply(pd.to_numeric, errors="coerce")
+        return frame.fillna(0.0).to_numpy(dtype=float)
+
+
+class EmptyBatchCrash(ThresholdClassifier):
+    """Looks at the first row of every batch, so an empty batch raises IndexError."""
+
+    def predict(self, X: Any) -> np.ndarray:
+        _ = np.asarray(X)[0]
+        return super().predict(X)
+
+
+class CrashesOnZero(ThresholdClassifier):
+    """Crashes with TypeError on an exact 0.0, a value the holdout never holds."""
+
+    def _matrix(self, X: Any) -> np.ndarray:
+        values = super()._matrix(X)
+        if (values == 0.0).any():
+            raise TypeError("unsupported operand type(s) for /: 'NoneType' and 'float'")
+        return values
+
+
+class NotAModel:
+    """Has no predict() at all."""
+
+    weights = (1.0, 2.0)

@@ -1,0 +1,104 @@
+"""Every built-in check fails on a small faulty model made to have that fault, naming it, and
+healthy models pass them all."""
+
+from __future__ import annotations
+
+import faulty_models as fm
+import pytest
+from conftest import GateRun, failed, junit_outcomes, messages
+
+#: (model, target column, the checks that must fail (the one the fault is made for first),
+#:  a phrase that check's message holds)
+FAULTS = [
+    (fm.NaNProbabilities(), "label", ["output[no-nan]"], "NaN probability in row 3"),
+    (fm.NaNRegressor(), "y", ["output[no-nan]"], "NaN output in row"),
+    (fm.InfRegressor(), "y", ["output[no-inf]"], "Inf output in row"),
+    (fm.ProbabilityAboveOne(), "label", ["output[probabilities-range]"], "outside [0, 1]"),
+    (
+        fm.ProbabilitiesNotSumming(),
+        "label",
+        # Row 0's output is invalid too, which the smoke check of one row sees.
+        ["output[probabilities-sum]", "smoke[output-valid]"],
+        "not summing to 1",
+    ),
+    (fm.UnknownLabel(), "label", ["output[known-labels]"], "label not among classes [0, 1]"),
+    (fm.OutOfRangeRegressor(), "y", ["output[regression-range]"], "output outside ["),
+    (fm.StringRegressor(), "y", ["output[numeric-dtype]"], "not numeric"),
+    (
+        fm.WrongLength(),
+        "label",
+        ["smoke[batch]", "output[shape]"],
+        "expected 200 outputs (one per row), got 199",
+    ),
+    (
+        fm.BatchDiffersFromSingle(),
+        "label",
+        ["smoke[batch-consistency]"],
+        "batch and row-by-row outputs differ",
+    ),
+    (
+        fm.Nondeterministic(),
+        "label",
+        # Batch vs single rows and reordered columns compare two calls, which also disagree.
+        ["smoke[deterministic]", "smoke[batch-consistency]", "errors[reordered-columns]"],
+        "outputs changed between two identical calls",
+    ),
+    (
+        fm.ObscureCrashOnNaN(),
+        "label",
+        # A missing value is also an edge row, where the crash is not a clear ValueError.
+        ["errors[nan-input]", "output[edge-rows]"],
+        "a=NaN: ZeroDivisionError: float division by zero (not a clear ValueError)",
+    ),
+    (fm.IgnoresColumnNames(), "label", ["errors[reordered-columns]"], "reads columns by position"),
+    (fm.AcceptsStrings(), "label", ["errors[wrong-dtype]"], "was accepted silently"),
+    (fm.EmptyBatchCrash(), "label", ["errors[empty-batch]"], "IndexError"),
+    (fm.CrashesOnZero(), "label", ["output[edge-rows]"], "edge row a=zero: TypeError"),
+]
+
+
+@pytest.mark.parametrize(
+    ("model", "target", "expected", "phrase"),
+    FAULTS,
+    ids=[type(f[0]).__name__ for f in FAULTS],
+)
+def test_check_fails_on_the_model_with_its_fault(
+    gate: GateRun, model: object, target: str, expected: list[str], phrase: str
+) -> None:
+    gate.artifact(model)
+    result = gate.run("model.joblib", target=target)
+    root = gate.junit()
+    assert failed(root) == set(expected)
+    text = messages(root)[expected[0]]
+    assert phrase in text, text
+    result.stdout.fnmatch_lines(["DEPLOYMENT BLOCKED (*failed)"])
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+
+
+@pytest.mark.parametrize(
+    ("model", "target"),
+    [(fm.ThresholdClassifier(), "label"), (fm.LinearRegressor(), "y")],
+    ids=["classifier", "regressor"],
+)
+def test_healthy_models_pass_every_check(gate: GateRun, model: object, target: str) -> None:
+    gate.artifact(model)
+    result = gate.run("model.joblib", target=target)
+    outcomes = junit_outcomes(gate.junit())
+    assert set(outcomes.values()) == {"passed"}, outcomes
+    result.stdout.fnmatch_lines(["APPROVED FOR DEPLOYMENT"])
+    assert result.ret == pytest.ExitCode.OK
+
+
+def test_latency_sanity_fails_on_a_model_slow_on_single_rows(gate: GateRun) -> None:
+    gate.artifact(fm.SlowSingleRow())
+    gate.run("model.joblib", "-k", "latency-sanity")
+    root = gate.junit()
+    assert failed(root) == {"smoke[latency-sanity]"}
+    assert "exceeds budget 100.0 ms" in messages(root)["smoke[latency-sanity]"]
+
+
+def test_a_model_that_raises_shows_its_own_exception(gate: GateRun) -> None:
+    gate.artifact(fm.RaisesOnPredict())
+    result = gate.run("model.joblib")
+    assert "smoke[inference-single]" in failed(gate.junit())
+    result.stdout.fnmatch_lines(["*RuntimeError: model exploded*"])
