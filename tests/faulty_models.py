@@ -240,3 +240,92 @@ class NotAModel:
     """Has no predict() at all."""
 
     weights = (1.0, 2.0)
+
+
+# -- serving wrappers, for conftest.py overrides of deployment_factory ------------------------
+
+
+class ServingWrapper:
+    """A project's own healthy serving wrapper, written without the gate's classes."""
+
+    def __init__(self, path: Any) -> None:
+        from pathlib import Path
+
+        self.path = Path(path)
+        self.model: Any = None
+        self.calls = 0
+
+    def load_model(self) -> None:
+        import joblib
+
+        if not self.path.is_file():
+            raise FileNotFoundError(f"no model file at {self.path}")
+        self.model = joblib.load(self.path)
+
+    @property
+    def model_version(self) -> str:
+        return f"wrapper-{self.path.name}"
+
+    def get_model_metadata(self) -> dict[str, Any]:
+        return {"path": str(self.path)}
+
+    def get_latency_stats(self) -> dict[str, Any]:
+        return {"calls": self.calls}
+
+    def _frame(self, rows: Any) -> pd.DataFrame:
+        if self.model is None:
+            raise ValueError("model not loaded: call load_model() first")
+        frame = rows if isinstance(rows, pd.DataFrame) else pd.DataFrame(list(rows))
+        unknown = [c for c in frame.columns if c not in FEATURES]
+        if unknown:
+            raise KeyError(f"unknown features: {unknown}")
+        missing = [f for f in FEATURES if f not in frame.columns]
+        if missing:
+            raise KeyError(f"missing features: {missing}")
+        return frame
+
+    def batch_predict(self, rows: Any) -> np.ndarray:
+        frame = self._frame(rows)
+        self.calls += 1
+        return np.asarray(self.model.predict(frame))
+
+    def batch_predict_proba(self, rows: Any) -> np.ndarray:
+        frame = self._frame(rows)
+        return np.asarray(self.model.predict_proba(frame))
+
+    def predict_single(self, features: dict[str, Any]) -> Any:
+        return self.batch_predict([features])[0]
+
+
+class DropsUnknownFeatures(ServingWrapper):
+    """Silently drops features it does not know."""
+
+    def _frame(self, rows: Any) -> pd.DataFrame:
+        frame = rows if isinstance(rows, pd.DataFrame) else pd.DataFrame(list(rows))
+        return super()._frame(frame[[c for c in frame.columns if c in FEATURES]])
+
+
+class FillsMissingFeatures(ServingWrapper):
+    """Silently fills a missing feature with 0."""
+
+    def _frame(self, rows: Any) -> pd.DataFrame:
+        frame = rows if isinstance(rows, pd.DataFrame) else pd.DataFrame(list(rows))
+        missing = {f: 0.0 for f in FEATURES if f not in frame.columns}
+        return super()._frame(frame.assign(**missing))
+
+
+class QuietOnMissingFile(ServingWrapper):
+    """Logs nothing and raises nothing when the model file is missing."""
+
+    def load_model(self) -> None:
+        if self.path.is_file():
+            super().load_model()
+
+
+class LoadsOnFirstCall(ServingWrapper):
+    """Loads the model on the first prediction instead of refusing to predict."""
+
+    def _frame(self, rows: Any) -> pd.DataFrame:
+        if self.model is None:
+            self.load_model()
+        return super()._frame(rows)

@@ -37,6 +37,8 @@ def load_skops(path: Path, policy: ImportPolicy) -> object:
     allowlist as pickles (never trusted because the file names it). Any refused type raises
     ``UnsafeArtifactError`` listing all of them before skops builds a single object.
     """
+    from deploy_gate.safeload import unsafe_message
+
     try:
         import skops.io as sio
     except ImportError:
@@ -53,6 +55,7 @@ def load_skops(path: Path, policy: ImportPolicy) -> object:
     admitted: list[str] = []
     refused: list[str] = []
     missing: list[str] = []
+    roots: list[str] = []
     for qualified in listed:
         module, _, name = qualified.rpartition(".")
         decision = policy.decide(module, name)
@@ -62,13 +65,10 @@ def load_skops(path: Path, policy: ImportPolicy) -> object:
             missing.append(f"{qualified}: {decision.missing}")
         else:
             refused.append(f"{decision.label} ({decision.reason})")
+            if decision.untrusted_root and decision.untrusted_root not in roots:
+                roots.append(decision.untrusted_root)
     if refused:
-        raise UnsafeArtifactError(
-            f"{path}: refused to load: the skops file uses {len(refused)} "
-            f"{'type' if len(refused) == 1 else 'types'} the allowlist does not admit: "
-            + "; ".join(refused)
-            + ". Nothing from the file was run."
-        )
+        raise UnsafeArtifactError(unsafe_message(path, refused, roots))
     if missing:
         raise ArtifactLoadError(f"{path}: cannot load: " + "; ".join(missing))
     try:
@@ -182,7 +182,7 @@ def _class_labels(graph: memoryview) -> np.ndarray[Any, Any] | None:
             if name == "classlabels_strings":
                 labels = [bytes(v).decode("utf-8") for v in _sub(attribute_fields, 9)]
                 found.setdefault(op_type, np.array(labels, dtype=object))
-            elif name == "classlabels_int64s":
+            elif name in ("classlabels_int64s", "classlabels_ints"):
                 found.setdefault(op_type, np.array(_int64s(attribute_fields), dtype=np.int64))
     if "ZipMap" in found:
         return found["ZipMap"]

@@ -346,7 +346,10 @@ def smoke_load(
     """The artifact loads (and is a model with predict())."""
     artifact = deploy_gate.artifact_or_error(deploy_gate_artifact_path)
     if isinstance(artifact, BaseException):
-        raise CheckFailure(f"{deploy_gate_artifact_path} failed to load: {describe_exc(artifact)}")
+        reason = describe_exc(artifact)
+        if deploy_gate_artifact_path.name not in reason:
+            reason = f"{deploy_gate_artifact_path} failed to load: {reason}"
+        raise CheckFailure(reason)
     deploy_gate_property("loader", artifact.loader)
     deploy_gate_property("model_type", artifact.profile.model_type)
     deploy_gate_property("task", artifact.profile.task)

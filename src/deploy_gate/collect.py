@@ -43,7 +43,7 @@ class GateItem(pytest.Function):
         self.add_marker(check.category)
 
     def reportinfo(self) -> tuple[Path, int, str]:
-        return self.path, 0, f"{self.path.name}::{self.name}"
+        return self.path, 0, self.name
 
     def repr_failure(
         self,

@@ -38,8 +38,9 @@ DEFAULT_MAX_PSI = 0.2
 #: One row in ten answered differently is a behaviour change a reviewer should sign off:
 #: two retrains of a 90%-accurate model typically disagree on a few percent of rows.
 DEFAULT_MAX_LABEL_FLIPS = 0.1
-#: Rows per call to the model before falling back to bisection on failure.
-DEFAULT_BATCH_SIZE = 1024
+#: Rows per call to the model (a failing batch is then bisected). Large, because the fixed cost
+#: of a call (input validation, column lookup) dominates for small tabular models.
+DEFAULT_BATCH_SIZE = 8192
 #: Absolute slack on metric comparisons, so floating-point noise never fails a check.
 DEFAULT_ATOL = 1e-9
 
@@ -48,6 +49,9 @@ _PROBA_TOL = 1e-4
 # How many failing rows and example reasons are kept for messages.
 _MAX_ROWS_KEPT = 1000
 _MAX_EXAMPLES = 5
+# Once this many rows were judged and most of them failed, failing batches are counted as
+# failed whole instead of being bisected.
+_MIN_JUDGED = 32
 
 
 # --------------------------------------------------------------------------------------------
@@ -138,12 +142,14 @@ def infer_task(model: object, y_true: ArrayLike | None = None) -> Task:
 
     for candidate in (adapter.model, _safe_getattr(adapter.model, "model")):
         for inner in (candidate, _safe_getattr(candidate, "estimator")):
-            if inner is None:
+            # Recent scikit-learn raises on objects that are not estimators: not a verdict.
+            try:
+                if is_classifier(inner):
+                    return "classification"
+                if is_regressor(inner):
+                    return "regression"
+            except Exception:
                 continue
-            if is_classifier(inner):
-                return "classification"
-            if is_regressor(inner):
-                return "regression"
     if y_true is not None:
         import numpy as np
 
@@ -233,7 +239,8 @@ def predict_outputs(
     """Run ``model`` on ``rows`` in batches and record, per row, a valid output or a failure.
 
     A batch that raises or returns the wrong number of outputs is split in halves until the
-    failing rows are isolated, so one bad row costs a few extra calls, not a call per row. An
+    failing rows are isolated, so one bad row costs a few extra calls, not a call per row (once
+    most rows judged so far failed, failing batches count as failed whole). An
     output is invalid when it is NaN/Inf (regression), missing or not among the model's classes
     (classification), or when its probabilities are not finite, outside [0, 1] or do not sum to
     1. ``proba=None`` asks for probabilities when the model has them.
@@ -261,7 +268,7 @@ def predict_outputs(
         proba=collector.proba if want_proba else None,
         classes=adapter.classes,
         examples=tuple(
-            f"{reason} (first at row {rows.index[pos]!r})"
+            f"{reason} (first at row {_plain(rows.index[pos])!r})"
             for reason, pos in collector.examples.items()
         ),
     )
@@ -294,6 +301,13 @@ class _Collector:
         self.proba: np.ndarray | None = None
         self.parts: list[tuple[np.ndarray, np.ndarray]] = []
         self.examples: dict[str, int] = {}
+        # Rows judged so far, and how many of them failed (see _evaluate_span).
+        self.judged = 0
+        self.failed = 0
+
+    @property
+    def failing_everywhere(self) -> bool:
+        return self.judged >= _MIN_JUDGED and self.failed * 2 > self.judged
 
     def fail(self, positions: np.ndarray, reason: str) -> None:
         # One example per distinct reason (the first row showing it), a few reasons at most.
@@ -350,14 +364,20 @@ def _evaluate_span(
     try:
         labels, proba = _call(adapter, rows.iloc[lo:hi], task, want_proba)
     except Exception as exc:
-        if hi - lo > 1:
+        if hi - lo == 1 or out.failing_everywhere:
+            # Past the first rows, a model failing on most of them (broken, or a schema
+            # mismatch) gets whole batches counted as failed instead of two calls per row.
+            out.judged += hi - lo
+            out.failed += hi - lo
+            out.fail(np.arange(lo, hi), _describe(exc))
+        else:
             mid = (lo + hi) // 2
             _evaluate_span(adapter, rows, lo, mid, task, want_proba, out)
             _evaluate_span(adapter, rows, mid, hi, task, want_proba, out)
-        else:
-            out.fail(np.array([lo]), _describe(exc))
         return
     ok, reasons = _row_validity(labels, proba, task, out.classes)
+    out.judged += hi - lo
+    out.failed += int((~ok).sum())
     for i in np.flatnonzero(~ok):
         out.fail(np.array([lo + i]), reasons[i])
     out.store(lo, labels, proba, ok)
@@ -408,15 +428,17 @@ def _row_validity(
         values = labels.astype(float)
         bad = ~np.isfinite(values)
         for i in np.flatnonzero(bad):
-            reasons[i] = f"predict returned {values[i]!r}"
+            reasons[i] = f"predict returned {float(values[i])!r}"
         ok &= ~bad
     else:
         missing = np.asarray(pd.isna(labels), dtype=bool)
         unknown = ~missing & (~np.isin(labels, classes) if classes is not None else False)
         for i in np.flatnonzero(missing):
-            reasons[i] = f"predict returned missing label {labels[i]!r}"
+            reasons[i] = f"predict returned missing label {_plain(labels[i])!r}"
         for i in np.flatnonzero(unknown):
-            reasons[i] = f"predict returned label {labels[i]!r}, not among the model's classes"
+            reasons[i] = (
+                f"predict returned label {_plain(labels[i])!r}, not among the model's classes"
+            )
         ok &= ~missing & ~unknown
     if proba is not None:
         finite: np.ndarray = np.isfinite(proba).all(axis=1)
@@ -433,6 +455,12 @@ def _row_validity(
                 reasons[i] = f"predict_proba sums to {proba[i].sum():.6g}, not 1"
         ok &= good
     return ok, reasons
+
+
+def _plain(value: Any) -> Any:
+    import numpy as np
+
+    return value.item() if isinstance(value, np.generic) else value
 
 
 def _describe(exc: BaseException) -> str:

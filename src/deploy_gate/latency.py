@@ -1,8 +1,10 @@
 """Latency: a runtime tracker for serving processes, and measurement and verdicts for the gate.
 
 The tracker keeps recent call durations in constant memory so a serving process can report
-p50/p95/p99/max at any time. The gate side times a model in rounds and judges budgets on the
-spread of per-round percentiles, so the noise of a shared CI machine does not flip the verdict.
+p50/p95/p99/max at any time. The gate side times a model in rounds and judges budgets on a
+confidence interval of the median of per-round percentiles, taking more rounds while that is
+undecided and setting aside calls the OS preempted, so the noise of a shared CI machine does not
+flip the verdict; a candidate is compared with its baseline interleaved call by call.
 """
 
 from __future__ import annotations
@@ -30,6 +32,8 @@ import numpy as np
 from deploy_gate.errors import ConfigError
 
 __all__ = [
+    "FLOOR_CALLS_PER_ROUND",
+    "PREEMPTED_FACTOR",
     "Clock",
     "LatencyComparison",
     "LatencyMeasurement",
@@ -37,13 +41,17 @@ __all__ = [
     "LatencyStatus",
     "LatencyTracker",
     "LatencyVerdict",
+    "SwitchCounter",
     "benchmark_document",
     "benchmark_entry",
     "benchmark_storage_path",
+    "os_switch_counter",
     "parse_duration_ms",
     "parse_percentile",
     "parse_threads",
+    "set_aside_preempted",
     "time_calls",
+    "time_pairs",
     "write_benchmark_json",
 ]
 
@@ -51,6 +59,8 @@ T = TypeVar("T")
 
 #: A monotonic clock in integer nanoseconds; ``time.perf_counter_ns`` unless a test injects one.
 Clock = Callable[[], int]
+#: A running count of involuntary context switches of the measuring thread.
+SwitchCounter = Callable[[], int]
 
 
 class LatencyTracker:
@@ -180,14 +190,18 @@ def parse_threads(text: str) -> int | None:
 class LatencySettings:
     """How latency is measured and judged; one instance serves every batch size.
 
-    Rounds are sized from the warm-up so that ``min_rounds`` fit in half of ``max_seconds``;
-    more rounds are taken while a verdict is undecided, until ``max_seconds`` is spent.
+    A round lasts about ``round_seconds`` and has at least ``min_calls_per_round`` calls, fewer
+    only when ``min_rounds`` such rounds would not fit in half of ``max_seconds``; more rounds
+    are taken while a verdict is undecided, until ``max_seconds`` (warm-up included) is spent.
     """
 
     #: Thread-pool limit applied through threadpoolctl while measuring; None leaves pools alone.
     threads: int | None = 1
     #: Disable the garbage collector during timed rounds (production usually keeps it on).
     disable_gc: bool = False
+    #: Set aside calls the OS scheduler preempted (see ``set_aside_preempted``), so that other
+    #: jobs on a shared CI machine do not count as the model's latency.
+    discount_preemptions: bool = True
     #: Time cap for one measurement (warm-up included), after which an undecided verdict is
     #: INCONCLUSIVE.
     max_seconds: float = 10.0
@@ -201,11 +215,14 @@ class LatencySettings:
     round_seconds: float = 0.1
     #: Fixed calls per round instead of sizing them from the warm-up.
     calls_per_round: int | None = None
-    min_calls_per_round: int = 5
+    #: Preferred least calls per round; fewer (down to ``FLOOR_CALLS_PER_ROUND``) only when
+    #: ``min_rounds`` rounds of this size would not fit in half of ``max_seconds``.
+    min_calls_per_round: int = 100
     max_calls_per_round: int = 1000
+    #: The warm-up lasts at least this many calls and ``warmup_seconds``, but never more than
+    #: a tenth of ``max_seconds``, so a slow model spends its time in rounds.
     warmup_calls: int = 20
-    #: Cap on the warm-up, so a slow model spends its time in rounds rather than warming up.
-    warmup_seconds: float = 0.5
+    warmup_seconds: float = 0.2
 
     def __post_init__(self) -> None:
         def positive_int(name: str, value: object) -> None:
@@ -269,6 +286,44 @@ def time_calls(
     return np.asarray(durations, dtype=np.float64)
 
 
+def time_pairs(
+    first: Callable[[T], object],
+    second: Callable[[T], object],
+    inputs: Sequence[T],
+    calls: int,
+    *,
+    start: int = 0,
+    clock: Clock = time.perf_counter_ns,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Durations in ns of ``calls`` calls of each of two callables, alternating call by call.
+
+    Both get the same input in turn; which one goes first flips every pair, so neither always
+    runs on caches warmed (or cooled) by the other.
+    """
+    offset = start % len(inputs)
+    batch = list(itertools.islice(itertools.cycle(inputs), offset, offset + calls))
+    a: list[int] = []
+    b: list[int] = []
+    for i, x in enumerate(batch):
+        if i % 2:
+            t0 = clock()
+            second(x)
+            t1 = clock()
+            first(x)
+            t2 = clock()
+            b.append(t1 - t0)
+            a.append(t2 - t1)
+        else:
+            t0 = clock()
+            first(x)
+            t1 = clock()
+            second(x)
+            t2 = clock()
+            a.append(t1 - t0)
+            b.append(t2 - t1)
+    return np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+
+
 @contextlib.contextmanager
 def _measuring_conditions(settings: LatencySettings) -> Iterator[None]:
     """Thread pools limited and GC as configured, for the duration of a measurement.
@@ -324,6 +379,18 @@ def _fmt_ms(value: float) -> str:
     return f"{value:.4f}"
 
 
+def _ci_note(
+    confidence: float, ci: tuple[float, float], fmt: Callable[[float], str], unit: str
+) -> str:
+    if not math.isfinite(ci[0]):
+        return f"too few rounds for a {confidence:.0%} CI"
+    return f"{confidence:.0%} CI {fmt(ci[0])}-{fmt(ci[1])}{unit}"
+
+
+def _set_aside_note(count: int) -> str:
+    return f"{count} preempted calls set aside, " if count else ""
+
+
 def _fmt_ratio(value: float) -> str:
     return f"{value:.2f}" if math.isfinite(value) else str(value)
 
@@ -362,34 +429,110 @@ class LatencyVerdict:
         return self.status in (LatencyStatus.PASSED, LatencyStatus.MEASURED)
 
 
+#: A preempted call stands out: it is longer than this many times a typical call of its round.
+PREEMPTED_FACTOR = 2.0
+
+
+def set_aside_preempted(durations: np.ndarray, switches: int) -> np.ndarray:
+    """The round's durations without the calls the OS most likely preempted.
+
+    ``switches`` involuntary context switches happened during the round, so at most that many
+    calls were stretched by another process taking the CPU (a scheduler slice, milliseconds).
+    Of the ``switches`` slowest calls, those longer than ``PREEMPTED_FACTOR`` times a typical
+    call are set aside. "Typical" is a percentile below the share of calls that could have been
+    preempted (p90 when few were, down to the median), so heavy contention cannot make the
+    yardstick itself slow. A round without preemptions is left untouched, and a model that is
+    uniformly slow is never flattered.
+    """
+    n = durations.size
+    if switches <= 0 or n < 2:
+        return durations
+    slowest = np.argsort(durations)[::-1][:switches]
+    typical_q = float(np.clip(100.0 * (1.0 - 2.0 * switches / n), 50.0, 90.0))
+    threshold = PREEMPTED_FACTOR * float(np.percentile(durations, typical_q))
+    drop = slowest[durations[slowest] > threshold]
+    return np.delete(durations, drop) if drop.size else durations
+
+
+def os_switch_counter() -> SwitchCounter | None:
+    """The OS count of involuntary context switches of the calling thread, where it exists.
+
+    ``getrusage(RUSAGE_THREAD)`` on Linux, the whole process elsewhere on POSIX, None on
+    Windows; read twice per round, never per call, so the timed loop stays bare.
+    """
+    try:
+        import resource
+    except ImportError:  # pragma: no cover - Windows
+        return None
+    who = getattr(resource, "RUSAGE_THREAD", resource.RUSAGE_SELF)
+    return lambda: resource.getrusage(who).ru_nivcsw
+
+
+def _switch_counter(
+    settings: LatencySettings, clock: Clock, switches: SwitchCounter | None
+) -> SwitchCounter | None:
+    # Preemptions are counted only against the real clock: an injected clock has its own time.
+    if not settings.discount_preemptions:
+        return None
+    if switches is not None:
+        return switches
+    return os_switch_counter() if clock is time.perf_counter_ns else None
+
+
 class _Timed(Generic[T]):
     """One callable's rounds: warm-up, round sizing and the per-call durations in ns."""
 
     def __init__(
-        self, fn: Callable[[T], object], inputs: Sequence[T], clock: Clock, qs: Sequence[float]
+        self,
+        fn: Callable[[T], object],
+        inputs: Sequence[T],
+        clock: Clock,
+        qs: Sequence[float],
+        switches: SwitchCounter | None,
     ) -> None:
         self.fn = fn
         self.inputs = inputs
         self.clock = clock
+        self.switches = switches
+        self.set_aside = 0
         self.rounds: list[np.ndarray] = []
         self.warm_ns = 0.0
+        self.warm_calls = 0
         # Judged after every round: each round's percentiles are computed once, all in one call.
         self._qs = sorted(set(qs))
         self._percentiles: dict[float, list[float]] = {q: [] for q in self._qs}
 
     def warm_up(self, settings: LatencySettings, offset: int) -> None:
-        # Untimed for the verdict; the median call time sizes the rounds.
-        cap_ns = settings.warmup_seconds * 1e9
-        warm: list[int] = []
+        # Untimed for the verdict: at least warmup_calls calls and warmup_seconds, but at most
+        # a tenth of the cap. Rounds are sized from the wall time per call of the second half:
+        # first calls pay one-off costs, and wall time (not the median call) includes what a
+        # busy machine takes away, so rounds last about as long as planned.
+        least_ns = settings.warmup_seconds * 1e9
+        most_ns = settings.max_seconds * 1e9 / 10
         begin = self.clock()
-        for i in range(settings.warmup_calls):
-            warm.extend(time_calls(self.fn, self.inputs, 1, start=offset + i, clock=self.clock))
-            if self.clock() - begin >= cap_ns:
+        marks = [begin]
+        while True:
+            time_calls(self.fn, self.inputs, 1, start=offset + len(marks) - 1, clock=self.clock)
+            marks.append(self.clock())
+            elapsed = marks[-1] - begin
+            enough = len(marks) > settings.warmup_calls and elapsed >= least_ns
+            if enough or elapsed >= most_ns:
                 break
-        self.warm_ns = float(np.median(warm))
+        later = marks[(len(marks) - 1) // 2 :]
+        self.warm_ns = (later[-1] - later[0]) / max(len(later) - 1, 1)
+        self.warm_calls = len(marks) - 1
 
     def run_round(self, calls: int, start: int) -> np.ndarray:
+        before = self.switches() if self.switches is not None else 0
         durations = time_calls(self.fn, self.inputs, calls, start=start, clock=self.clock)
+        after = self.switches() if self.switches is not None else 0
+        return self.add_round(durations, after - before)
+
+    def add_round(self, durations: np.ndarray, switches: int) -> np.ndarray:
+        if self.switches is not None:
+            kept = set_aside_preempted(durations, switches)
+            self.set_aside += durations.size - kept.size
+            durations = kept
         self.rounds.append(durations)
         if self._qs:
             for q, value in zip(self._qs, np.percentile(durations, self._qs), strict=True):
@@ -413,6 +556,7 @@ class _Timed(Generic[T]):
         out["mean_ms"] = float(every.mean() / 1e6)
         out["calls"] = int(every.size)
         out["rounds"] = len(self.rounds)
+        out["preempted_calls_set_aside"] = self.set_aside
         return out
 
 
@@ -426,13 +570,19 @@ def _check_inputs(fn: object, inputs: Sequence[object], what: str) -> None:
 def _calls_per_round(settings: LatencySettings, call_ns: float) -> int:
     if settings.calls_per_round is not None:
         return settings.calls_per_round
-    # Keep min_rounds inside half the cap so a slow model still gets a decision.
-    round_s = min(settings.round_seconds, settings.max_seconds / (2 * settings.min_rounds))
-    wanted = round_s * 1e9 / max(call_ns, 1.0)
-    return int(np.clip(wanted, settings.min_calls_per_round, settings.max_calls_per_round))
+    call_s = max(call_ns, 1.0) / 1e9
+    # Enough calls for a percentile to mean something (a p99 of 10 calls is their max) ...
+    wanted = max(settings.round_seconds / call_s, settings.min_calls_per_round)
+    # ... but min_rounds must fit in half the cap, so that a slow model still gets a decision.
+    fit = settings.max_seconds / (2 * settings.min_rounds) / call_s
+    calls = min(wanted, fit, settings.max_calls_per_round)
+    return max(int(calls), FLOOR_CALLS_PER_ROUND)
 
 
 _STANDARD_LABELS = ("p50", "p95", "p99")
+
+#: The fewest calls a round ever has, whatever the model's speed.
+FLOOR_CALLS_PER_ROUND = 5
 
 
 class LatencyMeasurement(Generic[T]):
@@ -441,6 +591,9 @@ class LatencyMeasurement(Generic[T]):
     Create one per (artifact, batch size) with every percentile's budget (None: report only),
     then ask each latency item for its ``verdict(label)``: the first call measures, taking more
     rounds while any budget is undecided, and every later call reads the same cached result.
+    ``clock`` and ``switches`` (a preemption counter, see ``set_aside_preempted``) are injectable
+    so the verdict logic can be tested without the wall clock; an injected clock comes without
+    preemption counting unless ``switches`` is given too.
     """
 
     def __init__(
@@ -452,6 +605,7 @@ class LatencyMeasurement(Generic[T]):
         batch_size: int = 1,
         settings: LatencySettings | None = None,
         clock: Clock = time.perf_counter_ns,
+        switches: SwitchCounter | None = None,
     ) -> None:
         _check_inputs(fn, inputs, "the timed function")
         for label, budget in budgets_ms.items():
@@ -464,7 +618,8 @@ class LatencyMeasurement(Generic[T]):
         self.budgets_ms = dict(budgets_ms)
         self.settings = settings or LatencySettings()
         labels = {*_STANDARD_LABELS, *self.budgets_ms}
-        self._timed = _Timed(fn, inputs, clock, [parse_percentile(label) for label in labels])
+        qs = [parse_percentile(label) for label in labels]
+        self._timed = _Timed(fn, inputs, clock, qs, _switch_counter(self.settings, clock, switches))
         self._clock = clock
         self._verdicts: dict[str, LatencyVerdict] | None = None
         self.calls_per_round = 0
@@ -519,7 +674,7 @@ class LatencyMeasurement(Generic[T]):
         with _measuring_conditions(settings):
             self._timed.warm_up(settings, offset=0)
             self.calls_per_round = calls = _calls_per_round(settings, self._timed.warm_ns)
-            start = settings.warmup_calls
+            start = self._timed.warm_calls
             longest = 0
             while True:
                 round_begin = self._clock()
@@ -570,7 +725,7 @@ class LatencyMeasurement(Generic[T]):
             f"batch={self.batch_size}, {values.size} rounds x {self.calls_per_round} calls, "
             f"round {label} range {_fmt_ms(float(values.min()))}-{_fmt_ms(float(values.max()))} ms"
         )
-        threads = f"threads={self.settings.threads_label}"
+        threads = _set_aside_note(self._timed.set_aside) + f"threads={self.settings.threads_label}"
         measured = f"{label} latency {_fmt_ms(value)} ms"
         limit = _fmt_ms(budget) if budget is not None else ""
         if status is LatencyStatus.MEASURED:
@@ -580,7 +735,7 @@ class LatencyMeasurement(Generic[T]):
         elif status is LatencyStatus.FAILED:
             message = f"{measured} exceeds budget {limit} ms ({detail}, {threads})"
         else:
-            conf = f"{self.settings.confidence:.0%} CI {_fmt_ms(ci[0])}-{_fmt_ms(ci[1])} ms"
+            conf = _ci_note(self.settings.confidence, ci, _fmt_ms, " ms")
             message = (
                 f"{measured} inconclusive against budget {limit} ms, still undecided at the "
                 f"{self.settings.max_seconds:g} s cap ({detail}, {conf}, {threads})"
@@ -608,11 +763,11 @@ class LatencyMeasurement(Generic[T]):
 class LatencyComparison(Generic[T]):
     """Candidate against baseline, timed interleaved in paired rounds on the same inputs.
 
-    Each pair times both callables back to back on the same inputs, alternating which goes
-    first, so a machine that speeds up or slows down during the run affects both alike. The
-    verdict is judged on the per-pair ratios of the percentile: it fails when the candidate is
-    confidently slower than ``max_ratio`` times the baseline, and never fails when the candidate
-    is within ``noise_floor_ms`` of the baseline.
+    Within a round the two alternate call by call on the same input (A B, B A, A B, ...), so
+    whatever else the machine is doing during the round slows both alike; each round yields a
+    pair of percentiles. The verdict is judged on the per-round ratios: it fails when the
+    candidate is confidently slower than ``max_ratio`` times the baseline, and never fails when
+    the candidate is within ``noise_floor_ms`` of the baseline.
     """
 
     def __init__(
@@ -627,6 +782,7 @@ class LatencyComparison(Generic[T]):
         batch_size: int = 1,
         settings: LatencySettings | None = None,
         clock: Clock = time.perf_counter_ns,
+        switches: SwitchCounter | None = None,
     ) -> None:
         _check_inputs(candidate, inputs, "the candidate")
         _check_inputs(baseline, inputs, "the baseline")
@@ -642,8 +798,9 @@ class LatencyComparison(Generic[T]):
         self.noise_floor_ms = noise_floor_ms
         self.batch_size = batch_size
         self.settings = settings or LatencySettings()
-        self._candidate = _Timed(candidate, inputs, clock, [self.q])
-        self._baseline = _Timed(baseline, inputs, clock, [self.q])
+        self._switches = _switch_counter(self.settings, clock, switches)
+        self._candidate = _Timed(candidate, inputs, clock, [self.q], self._switches)
+        self._baseline = _Timed(baseline, inputs, clock, [self.q], self._switches)
         self._clock = clock
         self._verdict: LatencyVerdict | None = None
         self.calls_per_round = 0
@@ -672,15 +829,22 @@ class LatencyComparison(Generic[T]):
             self._baseline.warm_up(settings, offset=0)
             pair_ns = self._candidate.warm_ns + self._baseline.warm_ns
             self.calls_per_round = calls = _calls_per_round(settings, pair_ns)
-            start = settings.warmup_calls
+            start = self._candidate.warm_calls
             longest = 0
             while True:
                 pair_begin = self._clock()
-                first, second = (self._candidate, self._baseline)
-                if len(self._candidate.rounds) % 2:
-                    first, second = second, first
-                first.run_round(calls, start)
-                second.run_round(calls, start)
+                before = self._switches() if self._switches is not None else 0
+                cand, base = time_pairs(
+                    self._candidate.fn,
+                    self._baseline.fn,
+                    self._candidate.inputs,
+                    calls,
+                    start=start,
+                    clock=self._clock,
+                )
+                switches = (self._switches() - before) if self._switches is not None else 0
+                self._candidate.add_round(cand, switches)
+                self._baseline.add_round(base, switches)
                 start += calls
                 now = self._clock()
                 longest = max(longest, now - pair_begin)
@@ -733,14 +897,12 @@ class LatencyComparison(Generic[T]):
             f"calls, round ratio range {_fmt_ratio(float(ratios.min()))}-"
             f"{_fmt_ratio(float(ratios.max()))}"
         )
-        threads = f"threads={self.settings.threads_label}"
+        set_aside = self._candidate.set_aside + self._baseline.set_aside
+        threads = _set_aside_note(set_aside) + f"threads={self.settings.threads_label}"
         if status is LatencyStatus.FAILED:
             message = f"{head}, above {limit} ({detail}, {threads})"
         elif status is LatencyStatus.INCONCLUSIVE:
-            conf = (
-                f"{self.settings.confidence:.0%} CI "
-                f"{_fmt_ratio(ratio_ci[0])}-{_fmt_ratio(ratio_ci[1])}x"
-            )
+            conf = _ci_note(self.settings.confidence, ratio_ci, _fmt_ratio, "x")
             message = (
                 f"{head}, inconclusive against {limit}, still undecided at the "
                 f"{self.settings.max_seconds:g} s cap ({detail}, {conf}, {threads})"
@@ -765,6 +927,7 @@ class LatencyComparison(Generic[T]):
             "batch_size": self.batch_size,
             "threads": self.settings.threads_label,
             "seconds": round(self.seconds, 3),
+            "preempted_calls_set_aside": set_aside,
             "status": status.value,
         }
         if math.isfinite(ratio_ci[0]):

@@ -146,7 +146,8 @@ def _first_line(report: pytest.TestReport) -> str:
     if crash is not None and getattr(crash, "message", None):
         text = str(crash.message)
     for line in text.splitlines():
-        if line.strip():
+        # xdist puts "[gw0] linux -- Python 3.11.7 ..." before a worker's failure text.
+        if line.strip() and not (line.startswith("[gw") and " -- Python " in line):
             return line.strip()[:500]
     return f"{report.when} failed"
 

@@ -17,13 +17,15 @@ roll back a candidate that meets those margins at most ``1 - confidence`` of the
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import itertools
 import json
 import math
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Concatenate, Literal, ParamSpec, TypeVar
 
 from deploy_gate.compare import (
     DEFAULT_BATCH_SIZE,
@@ -92,18 +94,18 @@ def hash_buckets(
     import numpy as np
 
     tokens = _key_tokens(rows, key)
-    prefix = f"{seed}\x1e".encode()
-    digests = np.fromiter(
-        (
-            int.from_bytes(hashlib.blake2b(prefix + t.encode(), digest_size=8).digest(), "big")
-            for t in tokens
-        ),
-        dtype=np.uint64,
-        count=len(tokens),
-    )
+    prefix = f"{seed}\x1e"
+    packed = b"".join([_digest(prefix, t) for t in tokens])
+    digests = np.frombuffer(packed, dtype=">u8").astype(np.uint64)
     # The top 53 bits are exact in a float64, so the bucket is exactly below 1.
     buckets: np.ndarray = (digests >> np.uint64(11)).astype(float) / float(2**53)
     return buckets
+
+
+# Keys repeat (users, sessions): caching their hashes makes routing several times cheaper.
+@functools.lru_cache(maxsize=1 << 15)
+def _digest(prefix: str, token: str) -> bytes:
+    return hashlib.blake2b((prefix + token).encode(), digest_size=8).digest()
 
 
 def _key_tokens(rows: pd.DataFrame, key: str | KeyFunction | None) -> list[str]:
@@ -145,6 +147,11 @@ def _canonical(values: np.ndarray) -> list[str]:
         return out
     if kind == "b":
         return np.where(values, "True", "False").tolist()  # type: ignore[no-any-return]
+    if kind == "f":  # the common case of whole-row keys: no per-value type dispatch
+        return [
+            "<NA>" if v != v else str(int(v)) if v.is_integer() else repr(v)
+            for v in values.astype(float).tolist()
+        ]
     return [_canonical_scalar(v) for v in values.tolist()]
 
 
@@ -316,6 +323,21 @@ class _Marks:
     labelled: dict[str, int] = field(default_factory=lambda: dict.fromkeys(_ARMS, 0))
 
 
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def _locked(
+    method: Callable[Concatenate[Rollout, _P], _R],
+) -> Callable[Concatenate[Rollout, _P], _R]:
+    def locked(self: Rollout, /, *args: _P.args, **kwargs: _P.kwargs) -> _R:
+        with self._lock:
+            return method(self, *args, **kwargs)
+
+    functools.update_wrapper(locked, method)
+    return locked
+
+
 class Rollout:
     """Route traffic between a candidate and the baseline stage by stage, and roll back on harm.
 
@@ -346,6 +368,10 @@ class Rollout:
     value allows re-looks within a stage (each needs ``min_samples`` new candidate observations),
     at the price of a stricter level per look. Counters are cumulative, so later looks weigh
     all the evidence so far.
+
+    Without labels at serving time, pass ``criteria=("error_rate",)``: the primary criterion
+    waits for labelled rows and holds until it has them. Counters and decisions are guarded by
+    a lock, so serving threads may share one router.
     """
 
     def __init__(
@@ -399,6 +425,8 @@ class Rollout:
         self.confidence = float(confidence)
         self.min_samples = min_samples
         self.criteria: tuple[Criterion, ...] = tuple(dict.fromkeys(criteria))
+        if task is not None and task not in ("classification", "regression"):
+            raise ConfigError(f"task must be 'classification' or 'regression', got {task!r}")
         self.task: Task = task or _infer_pair(self._baseline, self._candidate)
         self.min_relative = float(min_relative)
         self.max_error_ratio = float(max_error_ratio)
@@ -415,6 +443,9 @@ class Rollout:
         self._looks = 0
         self._unserved = 0
         self._history: list[StageDecision] = []
+        # Serving threads share one router: counters and decisions change under this lock,
+        # model calls run outside it.
+        self._lock = threading.RLock()
 
     # -- state ---------------------------------------------------------------------------------
     @property
@@ -534,9 +565,13 @@ class Rollout:
             "candidate": served.to_candidate & ~served.candidate_failed & labelled,
             "baseline": ~served.to_candidate & ~served.unserved & labelled,
         }
-        for name, mask in masks.items():
-            if mask.any():
-                self._arms[name].add(self._primary_values(served.predictions[mask], y[mask]))
+        values = {
+            name: self._primary_values(served.predictions[mask], y[mask])
+            for name, mask in masks.items()
+        }
+        with self._lock:
+            for name, v in values.items():
+                self._arms[name].add(v)
 
     def _primary_values(self, predictions: np.ndarray, y: np.ndarray) -> np.ndarray:
         import numpy as np
@@ -599,12 +634,13 @@ class Rollout:
             baseline_errors = int((~out.valid & ~to_candidate[base_pos]).sum())
             pieces.append((base_pos[out.valid], out.labels[out.valid]))
         if count:
-            cand, base = self._arms["candidate"], self._arms["baseline"]
-            cand.requests += int(cand_pos.size)
-            cand.errors += int(failed.sum())
-            base.requests += n - int(cand_pos.size)
-            base.errors += baseline_errors
-            self._unserved += int(unserved.sum())
+            with self._lock:
+                cand, base = self._arms["candidate"], self._arms["baseline"]
+                cand.requests += int(cand_pos.size)
+                cand.errors += int(failed.sum())
+                base.requests += n - int(cand_pos.size)
+                base.errors += baseline_errors
+                self._unserved += int(unserved.sum())
         return Served(
             predictions=_assemble(n, pieces),
             to_candidate=to_candidate,
@@ -613,6 +649,7 @@ class Rollout:
         )
 
     # -- decisions -------------------------------------------------------------------------------
+    @_locked
     def evaluate(self) -> StageDecision:
         """Judge the current stage: HOLD (too few samples), ADVANCE, or ROLLBACK (applied now).
 
@@ -636,9 +673,8 @@ class Rollout:
             )
         last = self._history[-1] if self._history else None
         if last is not None and last.stage == self._index and last.action == ADVANCE:
-            assert self._last_look is not None
             spare = self._looks + len(self._stages) - self._index <= self.max_looks
-            if not spare or self._shortfalls(self._last_look):
+            if self._last_look is None or not spare or self._shortfalls(self._last_look):
                 return last
         return self._look()
 
@@ -714,6 +750,7 @@ class Rollout:
             self._history.append(decision)
         return decision
 
+    @_locked
     def advance(self, *, force: bool = False) -> None:
         """Move to the next stage after an ADVANCE decision (``force=True`` skips that check).
 
@@ -740,6 +777,7 @@ class Rollout:
         if self._index == len(self._stages):
             self._state = "completed"
 
+    @_locked
     def rollback(self, reason: str = "rolled back by hand") -> StageDecision:
         """Send all traffic back to the baseline now, recording ``reason``."""
         if self._state == "rolled_back":
@@ -757,6 +795,7 @@ class Rollout:
         return decision
 
     # -- persistence ------------------------------------------------------------------------------
+    @_locked
     def to_json(self) -> str:
         """The whole state (settings, stage, counters, decisions) as JSON, models excluded.
 
@@ -1015,10 +1054,11 @@ def simulate_rollout(
     if order_by is not None:
         if order_by not in rows.columns:
             raise SchemaError(f"order_by column {order_by!r} is not in the rows")
-        order = np.argsort(rows[order_by].to_numpy(), kind="stable")
-        if rows[order_by].isna().any():  # argsort puts NaT/NaN last for floats, not objects
-            column = rows[order_by].reset_index(drop=True)
+        column = rows[order_by].reset_index(drop=True)
+        try:
             order = column.sort_values(kind="stable", na_position="last").index.to_numpy()
+        except TypeError as exc:
+            raise DataError(f"order_by column {order_by!r} cannot be sorted: {exc}") from None
         rows, y = rows.iloc[order], y[order]
     if task is None:
         task = _infer_pair(adapt_model(baseline), adapt_model(candidate), y)

@@ -37,6 +37,7 @@ from deploy_gate.errors import ArtifactLoadError, ConfigError, UnsafeArtifactErr
 
 __all__ = [
     "ArtifactFormat",
+    "ImportDecision",
     "ImportPolicy",
     "LoadResult",
     "check_pin",
@@ -351,6 +352,8 @@ _SKLEARN_FUNCTION_MODULES: Final = frozenset(
 _CYTHON_HELPER: Final = re.compile(r"(newObj|__pyx_unpickle_\w+)\Z")
 
 _GRADIENT_BOOSTING_LIBRARIES: Final = ("lightgbm", "xgboost")
+_BOOSTERS: Final = frozenset({"lightgbm.basic:Booster", "xgboost.core:Booster"})
+_TEST_MODULE_PARTS: Final = frozenset({"tests", "testing", "_testing", "conftest"})
 _JOBLIB_ARRAY_WRAPPER: Final = "joblib.numpy_pickle:NumpyArrayWrapper"
 
 # Objects that BUILD must never update: classes, modules and functions (no class patching).
@@ -398,17 +401,17 @@ class ImportPolicy:
 
     Admitted: the exact entries and narrow rules of issue 4 (sklearn classes, numpy arrays,
     dtypes, scalars and ufuncs, scipy sparse matrices, pandas frames, joblib's array wrapper,
-    lightgbm/xgboost classes) plus everything in the ``trust`` modules, except the callables and
-    modules that are never admitted.
+    lightgbm/xgboost scikit-learn API estimators and Boosters) plus everything in the ``trust``
+    modules, except the callables and modules that are never admitted.
     """
 
     trust: tuple[str, ...] = ()
     joblib_arrays: bool = False
-    _cache: dict[tuple[str, str], _Decision] = field(
+    _cache: dict[tuple[str, str], ImportDecision] = field(
         default_factory=dict, init=False, repr=False, compare=False
     )
 
-    def decide(self, module: str, name: str) -> _Decision:
+    def decide(self, module: str, name: str) -> ImportDecision:
         """Admit or refuse one global; imports only modules whose objects may be admitted."""
         key = (module, name)
         decision = self._cache.get(key)
@@ -417,8 +420,10 @@ class ImportPolicy:
             self._cache[key] = decision
         return decision
 
-    def _decide(self, module: str, name: str) -> _Decision:
+    def _decide(self, module: str, name: str) -> ImportDecision:
         label = f"{module}:{name}"
+        if label in _NEVER_NAMES or _under(module, _NEVER_MODULES):
+            return _refuse(label, "never admitted")
         if not _MODULE_NAME.match(module):
             return _refuse(label, "not a module name")
         if "." in name:
@@ -427,40 +432,41 @@ class ImportPolicy:
             return _refuse(label, "not an identifier")
         if _is_dunder(name) or any(_is_dunder(part) for part in module.split(".")):
             return _refuse(label, "dunder name")
-        if label in _NEVER_NAMES or _under(module, _NEVER_MODULES):
-            return _refuse(label, "never admitted")
         substitute = _SUBSTITUTES.get(label)
         if substitute is not None:
-            return _Decision(label, substitute)
+            return ImportDecision(label, substitute)
         if label in _EXACT:
             return self._resolve(label, module, name, admit=_admit_listed)
         if label == _JOBLIB_ARRAY_WRAPPER:
             if self.joblib_arrays:
-                return _Decision(label, NumpyArrayWrapper)
+                return ImportDecision(label, NumpyArrayWrapper)
             return _refuse(label, "joblib's array wrapper in a file that is not a joblib dump")
         root = module.split(".")[0]
         if _under(module, self.trust):
             return self._resolve(label, module, name, admit=_admit_trusted)
         rule = _RULES.get(root)
         if rule is not None:
+            if _TEST_MODULE_PARTS.intersection(module.split(".")):
+                # test suites are no place for model classes, and importing them runs code
+                return _refuse(label, "a test module")
             return self._resolve(label, module, name, admit=rule)
-        return _refuse(
-            label,
-            f"module {module!r} is not on the allowlist; if it is your project's own code, "
-            f"trust it (--deploy-gate-trust {root})",
-        )
+        if root in sys.stdlib_module_names:
+            return _refuse(label, "not on the allowlist")
+        return ImportDecision(label, None, reason="module not allowlisted", untrusted_root=root)
 
     def _resolve(
         self, label: str, module: str, name: str, admit: Callable[[object], str | None]
-    ) -> _Decision:
+    ) -> ImportDecision:
         try:
             __import__(module)
-        except ImportError as exc:
-            return _Decision(label, None, missing=f"cannot import module {module!r} ({exc})")
+        except Exception as exc:  # a trusted module may fail to import in any way
+            why = f"{type(exc).__name__}: {exc}"
+            return ImportDecision(label, None, missing=f"cannot import module {module!r} ({why})")
         try:
             obj = getattr(sys.modules[module], name)
-        except AttributeError:
-            return _Decision(label, None, missing=f"module {module!r} has no attribute {name!r}")
+        except Exception:  # AttributeError, or a module __getattr__'s warning turned error
+            why = f"module {module!r} has no attribute {name!r}"
+            return ImportDecision(label, None, missing=why)
         if isinstance(obj, types.ModuleType):
             return _refuse(label, "a module object")
         qualified = f"{getattr(obj, '__module__', None)}:{getattr(obj, '__qualname__', None)}"
@@ -473,11 +479,17 @@ class ImportPolicy:
             isinstance(obj, type)
             and _under(str(obj.__module__), _GRADIENT_BOOSTING_LIBRARIES) is not None
         )
-        return _Decision(label, obj, construct_only=construct_only)
+        return ImportDecision(label, obj, construct_only=construct_only)
 
 
 @dataclass(frozen=True)
-class _Decision:
+class ImportDecision:
+    """The verdict on one ``module:name`` global.
+
+    ``obj`` is the admitted object, or None with ``reason`` (refused: unsafe) or ``missing``
+    (an admissible module or attribute that cannot be imported: a load error).
+    """
+
     label: str
     obj: object | None
     reason: str | None = None
@@ -485,10 +497,12 @@ class _Decision:
     # Classes that may be created (NEWOBJ, copyreg) but not called with arguments: their
     # constructors read files (lightgbm/xgboost Booster(model_file=...)).
     construct_only: bool = False
+    # The top-level package of a module that is merely not allowlisted (a trust candidate).
+    untrusted_root: str | None = None
 
 
-def _refuse(label: str, reason: str) -> _Decision:
-    return _Decision(label, None, reason=reason)
+def _refuse(label: str, reason: str) -> ImportDecision:
+    return ImportDecision(label, None, reason=reason)
 
 
 def _admit_trusted(obj: object) -> str | None:
@@ -566,9 +580,14 @@ def _admit_pandas(obj: object) -> str | None:
 
 
 def _admit_boosting(obj: object) -> str | None:
-    if isinstance(obj, type) and _under(obj.__module__, _GRADIENT_BOOSTING_LIBRARIES):
+    # Only what their scikit-learn API models pickle: the estimators and the Booster.
+    # Dataset/DMatrix objects hold raw C handles that __del__ frees, whatever the state set.
+    if isinstance(obj, type) and (
+        obj.__module__ in ("lightgbm.sklearn", "xgboost.sklearn")
+        or f"{obj.__module__}:{obj.__qualname__}" in _BOOSTERS
+    ):
         return None
-    return "not a class"
+    return "not a scikit-learn API estimator or Booster class"
 
 
 _RULES: Final[Mapping[str, Callable[[object], str | None]]] = {
@@ -637,6 +656,7 @@ class _Findings:
 
     refused: list[str] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)
+    roots: list[str] = field(default_factory=list)
     poisoned: bool = False
 
     def refuse(self, entry: str) -> None:
@@ -680,7 +700,7 @@ class _GuardedUnpickler(NumpyUnpickler):  # type: ignore[misc]
         super().__init__(filename, file_handle, ensure_native_byte_order=True)
         self._policy = policy
         self._findings = findings
-        self._admitted: dict[int, _Decision] = {}
+        self._admitted: dict[int, ImportDecision] = {}
 
     # -- imports
 
@@ -700,6 +720,8 @@ class _GuardedUnpickler(NumpyUnpickler):  # type: ignore[misc]
                 self._findings.miss(f"{decision.label}: {decision.missing}")
             else:
                 self._findings.refuse(f"{decision.label} ({decision.reason})")
+                if decision.untrusted_root and decision.untrusted_root not in self._findings.roots:
+                    self._findings.roots.append(decision.untrusted_root)
             return _REFUSED
         self._admitted[id(decision.obj)] = decision
         return decision.obj
@@ -871,18 +893,14 @@ def _load_pickle(path: Path, fmt: ArtifactFormat, trust: tuple[str, ...]) -> obj
         try:
             with _validate_fileobject_and_memmap(raw, str(path)) as (handle, _mmap_mode):
                 obj = _GuardedUnpickler(str(path), handle, policy, findings).load()
+                if fmt.compression is not None:
+                    _check_stream_end(handle)
         except _CallRefusedError as exc:
             findings.refuse(str(exc))
         except Exception as exc:  # whatever the file makes the unpickler raise
             failure = exc
     if findings.refused:
-        count = len(findings.refused)
-        raise UnsafeArtifactError(
-            f"{path}: refused to load: it imports or calls {count} "
-            f"{'thing' if count == 1 else 'things'} the allowlist does not admit: "
-            + "; ".join(findings.refused)
-            + ". Nothing from the file was run."
-        )
+        raise UnsafeArtifactError(unsafe_message(path, findings.refused, findings.roots))
     if findings.missing:
         raise ArtifactLoadError(
             f"{path}: cannot load: " + "; ".join(findings.missing)
@@ -893,9 +911,42 @@ def _load_pickle(path: Path, fmt: ArtifactFormat, trust: tuple[str, ...]) -> obj
     return obj
 
 
+def _check_stream_end(handle: IO[bytes]) -> None:
+    """Fail a compressed stream cut after the pickle's STOP but before its end marker.
+
+    joblib's zlib/gzip reader stops at end of file without checking that the compressed
+    stream ended (the bz2, xz and lz4 readers raise EOFError themselves).
+    """
+    while handle.read(1 << 20):
+        pass
+    decompressor = getattr(getattr(handle, "raw", None), "_decompressor", None)
+    if decompressor is not None and not getattr(decompressor, "eof", True):
+        raise EOFError("the compressed stream ends before its end-of-stream marker")
+
+
+def unsafe_message(path: Path, refused: Sequence[str], roots: Sequence[str] = ()) -> str:
+    """The ``UnsafeArtifactError`` message: every refusal, and how to trust project code."""
+    count = len(refused)
+    message = (
+        f"{path}: refused to load: it imports or calls {count} "
+        f"{'thing' if count == 1 else 'things'} the allowlist does not admit: "
+        + "; ".join(refused)
+        + ". Nothing from the file was run."
+    )
+    if roots:
+        names = ", ".join(roots)
+        message += (
+            f" If {names} {'is' if len(roots) == 1 else 'are'} your project's own code, add "
+            "it to the trusted modules (--deploy-gate-trust / ini deploy_gate_trust)."
+        )
+    return message
+
+
 def _explain(fmt: ArtifactFormat, exc: Exception) -> str:
-    if isinstance(exc, EOFError):
-        return f"truncated {fmt} file: the data ends before the pickle's STOP opcode"
+    if isinstance(exc, EOFError) or (isinstance(exc, ValueError) and str(exc).startswith("EOF")):
+        # joblib reports array data cut short as ValueError("EOF: reading array data, ...")
+        detail = str(exc) or "the data ends before the pickle's STOP opcode"
+        return f"truncated {fmt} file: {detail}"
     if isinstance(exc, ValueError) and "LZ4" in str(exc):
         return "lz4-compressed joblib file; install lz4 to load it"
     if isinstance(exc, pickle.UnpicklingError | zlib.error | lzma.LZMAError | OSError):
