@@ -30,7 +30,24 @@ _EXPORTS = {
     "find_problems": "deploy_gate.validation",
 }
 
-__all__ = sorted(_EXPORTS)
+__all__ = [
+    "ArtifactLoadError",
+    "Check",
+    "CheckFailure",
+    "ConfigError",
+    "DataError",
+    "DeployGateError",
+    "Deployment",
+    "InvalidOutputError",
+    "LatencyTracker",
+    "LoadedArtifact",
+    "ModelDeployment",
+    "NotLoadedError",
+    "SchemaError",
+    "UnsafeArtifactError",
+    "find_problems",
+    "load_artifact",
+]
 
 if TYPE_CHECKING:
     from deploy_gate.artifact import LoadedArtifact, load_artifact
