@@ -37,8 +37,13 @@ class GateRun:
             frame.to_csv(path, index=False)
         return path
 
-    def run(self, *args: str, data: bool = True, target: str | None = None) -> pytest.RunResult:
+    def run(
+        self, *args: str, data: bool = True, target: str | None = None, trust: bool = True
+    ) -> pytest.RunResult:
+        """Run the gate; the test models' module is trusted unless ``trust`` is False."""
         argv = ["--deploy-gate", *args]
+        if trust:
+            argv.append("--deploy-gate-trust=faulty_models")
         if data and not any(a.startswith("--deploy-gate-data") for a in args):
             if not (self.path / "holdout.csv").exists():
                 self.data()

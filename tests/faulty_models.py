@@ -329,3 +329,21 @@ class LoadsOnFirstCall(ServingWrapper):
         if self.model is None:
             self.load_model()
         return super()._frame(rows)
+
+
+class MutatesInput(ThresholdClassifier):
+    """Writes its scaled features back into the caller's DataFrame."""
+
+    def predict(self, X: Any) -> np.ndarray:
+        if isinstance(X, pd.DataFrame):
+            X["a"] = X["a"] * 2
+        return super().predict(X)
+
+
+class Hangs(ThresholdClassifier):
+    """Never returns from predict() on a batch of more than one row."""
+
+    def predict(self, X: Any) -> np.ndarray:
+        while len(X) > 1:
+            time.sleep(0.05)
+        return super().predict(X)

@@ -52,7 +52,8 @@ def test_items_carry_the_gate_and_category_markers(gate: GateRun) -> None:
     gate.artifact(fm.ThresholdClassifier())
     gate.run("model.joblib", "-m", "errors")
     names = set(junit_outcomes(gate.junit()))
-    assert names and all(n.startswith("errors[") for n in names)
+    assert names
+    assert all(n.startswith("errors[") for n in names)
 
 
 def test_k_selects_checks_by_name(gate: GateRun) -> None:
@@ -120,7 +121,9 @@ def test_a_broken_artifact_fails_load_and_skips_the_rest(
     assert outcomes.pop("smoke[load]") == "failed"
     assert set(outcomes.values()) == {"skipped"}
     assert phrase in messages(gate.junit())["smoke[load]"]
-    result.stdout.fnmatch_lines(["DEPLOYMENT BLOCKED (1 failed)", "*did not load*see smoke[[]load]*"])
+    result.stdout.fnmatch_lines(
+        ["DEPLOYMENT BLOCKED (1 failed)", "*did not load*see smoke[[]load]*"]
+    )
     assert "INTERNALERROR" not in result.stdout.str() + result.stderr.str()
 
 
@@ -157,9 +160,12 @@ def test_junit_report_has_suite_name_one_testcase_per_check_and_figures(gate: Ga
     assert len(suite.findall("testcase")) == n_items
     props = {p.get("name"): p.get("value") for p in suite.iter("property")}
     version = props["model.joblib::version[version-id]::version_id"]
-    assert version is not None and version.startswith("v_")
+    assert version is not None
+    assert version.startswith("v_")
     sha = props["model.joblib::version[version-id]::sha256"]
-    assert sha is not None and len(sha) == 64 and version.endswith(sha[:8])
+    assert sha is not None
+    assert len(sha) == 64
+    assert version.endswith(sha[:8])
     assert float(props["model.joblib::smoke[latency-sanity]::mean_ms"] or "nan") > 0
 
 
@@ -205,7 +211,8 @@ def test_a_users_suite_name_is_kept(gate: GateRun) -> None:
     gate.pytester.makeini("[pytest]\njunit_suite_name = models\n")
     gate.run("model.joblib")
     suite = gate.junit().find("testsuite")
-    assert suite is not None and suite.get("name") == "models"
+    assert suite is not None
+    assert suite.get("name") == "models"
 
 
 def test_conftest_override_of_deployment_factory_reaches_every_check(gate: GateRun) -> None:
@@ -438,7 +445,8 @@ def test_github_step_summary_and_error_annotations(
     assert "| output | 7 | 1 | 0 |" in text
     result.stdout.fnmatch_lines(
         [
-            "::error file=model.joblib,title=deploy-gate model.joblib%3A%3Aoutput[[]known-labels]::label not among classes*"
+            "::error file=model.joblib,title=deploy-gate model.joblib%3A%3Aoutput[[]known-labels]"
+            "::label not among classes*"
         ]
     )
 
@@ -448,7 +456,8 @@ def test_failure_messages_carry_no_traceback_into_the_plugin(gate: GateRun) -> N
     result = gate.run("model.joblib", target="y")
     out = result.stdout.str()
     section = out.split("model.joblib::output[no-nan]")[1].split("___")[0]
-    assert "checks.py" not in section and "Traceback" not in section
+    assert "checks.py" not in section
+    assert "Traceback" not in section
     assert "NaN output in row" in section
 
 

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import hashlib
-import io
 import platform
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -15,13 +15,9 @@ from typing import Any
 from deploy_gate.errors import ArtifactLoadError
 
 #: Suffixes the gate claims when such a path is named on the command line.
-ARTIFACT_SUFFIXES = (".joblib", ".pkl", ".pickle")
+ARTIFACT_SUFFIXES = (".joblib", ".pkl", ".pickle", ".skops", ".onnx")
 
 _LIBRARIES = ("scikit-learn", "numpy", "pandas", "scipy", "joblib", "pytest-deploy-gate")
-
-
-def sha256_of(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
 
 
 def sha256_of_file(path: Path) -> str:
@@ -86,6 +82,7 @@ class LoadedArtifact:
     loader: str
     model: Any
     profile: ModelProfile
+    load_warnings: tuple[str, ...] = ()
     libraries: dict[str, str] = field(default_factory=library_versions)
 
     def metadata(self) -> dict[str, Any]:
@@ -104,49 +101,34 @@ class LoadedArtifact:
 def load_artifact(
     path: Path, *, trust: Sequence[str] = (), started: datetime | None = None
 ) -> LoadedArtifact:
-    """Read, hash and load ``path``; what is hashed is exactly what is loaded.
+    """Hash and load ``path`` through the guarded loader (nothing off the allowlist runs).
 
-    Raises FileNotFoundError for a missing file and ArtifactLoadError (or its subclass
-    UnsafeArtifactError) for anything that cannot be turned into a model.
+    Raises FileNotFoundError for a missing file, UnsafeArtifactError for a file that would
+    import or call something not allowed, and ArtifactLoadError for anything else that cannot
+    be turned into a model. Warnings raised while loading (such as scikit-learn's version
+    mismatch) are kept on the artifact rather than raised.
     """
+    from deploy_gate.safeload import load_model_file
+
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"model artifact not found: {path}")
-    data = path.read_bytes()
-    sha = sha256_of(data)
-    model, loader = _load_bytes(path, data, trust)
-    if not _has_method(model, "predict"):
-        raise ArtifactLoadError(
-            f"{path} loaded as {type(model).__module__}.{type(model).__qualname__}, "
-            "which has no predict() method: not a model"
-        )
+    sha = sha256_of_file(path)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = load_model_file(path, trust=trust)
+    if sha256_of_file(path) != sha:
+        raise ArtifactLoadError(f"{path} changed while it was being loaded")
     return LoadedArtifact(
         path=path,
         sha256=sha,
-        size=len(data),
+        size=path.stat().st_size,
         version_id=version_id(sha, started or datetime.now(timezone.utc)),
-        loader=loader,
-        model=model,
-        profile=ModelProfile.of(model),
+        loader=result.loader,
+        model=result.model,
+        profile=ModelProfile.of(result.model),
+        load_warnings=tuple(dict.fromkeys(f"{w.category.__name__}: {w.message}" for w in caught)),
     )
-
-
-def _load_bytes(path: Path, data: bytes, trust: Sequence[str]) -> tuple[object, str]:
-    if not data:
-        raise ArtifactLoadError(f"{path} is empty (0 bytes): not a model artifact")
-    import joblib
-
-    try:
-        return joblib.load(io.BytesIO(data)), "joblib"
-    except (ModuleNotFoundError, AttributeError) as exc:
-        raise ArtifactLoadError(
-            f"{path} refers to code that cannot be imported here: {exc}"
-        ) from exc
-    except Exception as exc:
-        raise ArtifactLoadError(
-            f"{path} could not be unpickled ({type(exc).__name__}: {exc}); "
-            "the file is corrupt, truncated or not a pickle/joblib artifact"
-        ) from exc
 
 
 def _has_method(obj: object, name: str) -> bool:

@@ -838,6 +838,26 @@ def errors_reordered_columns(deployment: Any, deploy_gate_data: GateData) -> Non
         )
 
 
+@check("errors", "input-mutation")
+def errors_input_mutation(deployment: Any, deploy_gate_data: GateData) -> None:
+    """Predicting leaves the caller's DataFrame unchanged."""
+    rows = deploy_gate_data.features.iloc[:50].copy()
+    before = rows.copy(deep=True)
+    predict(deployment, rows)
+    if not rows.equals(before):
+        changed = [
+            str(c) for c in before.columns if c not in rows.columns or not rows[c].equals(before[c])
+        ]
+        added = [str(c) for c in rows.columns if c not in before.columns]
+        raise CheckFailure(
+            "batch_predict changed the caller's DataFrame: "
+            + ", ".join(
+                [f"column {c!r} modified or dropped" for c in changed]
+                + [f"column {c!r} added" for c in added]
+            )
+        )
+
+
 @check("errors", "not-loaded")
 def errors_not_loaded(
     deployment: Any,
@@ -889,6 +909,31 @@ def version_version_id(
             f"{model_artifact.path} changed during the gate run: sha256 {on_disk[:12]}... on disk, "
             f"{model_artifact.sha256[:12]}... when loaded and checked"
         )
+
+
+def _pinned(profile: ModelProfile | None, settings: Settings) -> bool:
+    return settings.pin is not None
+
+
+@check("version", "pinned-hash", applies=_pinned)
+def version_pinned_hash(
+    deploy_gate: Gate,
+    deploy_gate_artifact_path: Path,
+    deploy_gate_property: Callable[[str, object], None],
+) -> None:
+    """The artifact matches its hash in the pin file (deploy_gate_pin), checked before loading."""
+    from deploy_gate.artifact import sha256_of_file
+    from deploy_gate.safeload import find_pin, read_pins
+
+    pin_file = Path(deploy_gate.settings.pin)
+    pinned = find_pin(deploy_gate_artifact_path, read_pins(pin_file), pin_file.parent)
+    if pinned is None:
+        pytest.skip(f"{deploy_gate_artifact_path.name} is not listed in {pin_file}")
+    deploy_gate_property("pinned_sha256", pinned)
+    mismatch = deploy_gate.pin_mismatch(deploy_gate_artifact_path)
+    if mismatch is not None:
+        raise CheckFailure(mismatch)
+    deploy_gate_property("sha256", sha256_of_file(deploy_gate_artifact_path))
 
 
 def iter_checks(extra: Iterable[Iterable[Check]]) -> list[Check]:

@@ -7,6 +7,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from deploy_gate.errors import UnsafeArtifactError
+
 if TYPE_CHECKING:
     from deploy_gate.artifact import LoadedArtifact
     from deploy_gate.data import GateData
@@ -31,6 +33,7 @@ class Gate:
         self._data: GateData | None = None
         self._data_read = False
         self._artifact_data: dict[Path, GateData | str] = {}
+        self._pins: dict[str, str] | None = None
 
     def is_artifact(self, path: Path) -> bool:
         return path.resolve() in {p.resolve() for p in self.artifact_paths}
@@ -42,12 +45,27 @@ class Gate:
         key = path.resolve()
         if key not in self._loaded:
             try:
+                mismatch = self.pin_mismatch(path)
+                if mismatch is not None:
+                    raise UnsafeArtifactError(f"{mismatch}; the file was not opened")
                 self._loaded[key] = load_artifact(
-                    path, trust=self.settings.as_dict().get("trust") or (), started=self.started
+                    path, trust=self.settings.trust or (), started=self.started
                 )
             except Exception as exc:  # reported by smoke[load]; the other checks skip
                 self._loaded[key] = exc
         return self._loaded[key]
+
+    def pin_mismatch(self, path: Path) -> str | None:
+        """Why ``path`` does not match its pinned hash, or None (also when not pinned)."""
+        from deploy_gate.artifact import sha256_of_file
+        from deploy_gate.safeload import check_pin, read_pins
+
+        pin_file = self.settings.pin
+        if pin_file is None:
+            return None
+        if self._pins is None:
+            self._pins = read_pins(pin_file)
+        return check_pin(path, sha256_of_file(path), self._pins, Path(pin_file).parent)
 
     def data(self) -> GateData | None:
         """The rows of --deploy-gate-data (read once), or None when none were given."""

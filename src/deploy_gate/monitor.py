@@ -114,9 +114,10 @@ class Monitor:
     ``drift_psi``, p-value ``drift_pvalue``); prediction drift too when ``score`` maps an output
     to the scores the profile was built with (see :func:`~deploy_gate.drift.prediction_scores`).
 
-    ``prometheus=True`` exports metrics on a private ``CollectorRegistry`` (``.registry``);
-    pass a registry to use yours. Hooks run outside the monitor's lock; one that raises is
-    logged and does not disturb serving.
+    ``hooks`` default to ``[log_alert]``; passing a list replaces it (include ``log_alert`` to
+    keep logging). Hooks run outside the monitor's lock; one that raises is logged and does not
+    disturb serving. ``prometheus=True`` exports metrics on a private ``CollectorRegistry``
+    (``.registry``); pass a registry to use yours. ``clock`` (seconds) is injectable for tests.
     """
 
     def __init__(

@@ -57,6 +57,23 @@ def parse_positive_float(text: str) -> float:
     return value
 
 
+def parse_seconds(text: str) -> float:
+    """A timeout: ``60``, ``60s``, ``1.5s`` or ``500ms``; a bare number is seconds."""
+    stripped = str(text).strip()
+    value = parse_duration_ms(stripped + ("s" if _is_number(stripped) else "")) / 1000.0
+    if value <= 0:
+        raise ConfigError(f"expected a positive duration, got {text!r}")
+    return value
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
 def parse_text(text: str) -> str:
     if not str(text).strip():
         raise ConfigError("expected a non-empty value")
@@ -108,6 +125,28 @@ OPTIONS: tuple[Option, ...] = (
         "budget of the smoke latency-sanity check: mean single-row latency (default 100ms)",
         parse=parse_duration_ms,
         default=100.0,
+        metavar="DURATION",
+    ),
+    Option(
+        "trust",
+        "module whose classes an artifact may import besides the built-in allowlist, "
+        "e.g. your project's custom transformers (a line list in ini)",
+        kind="lines",
+        metavar="MODULE",
+    ),
+    Option(
+        "pin",
+        "file of pinned artifact hashes in sha256sum format; a listed artifact with another "
+        "hash fails version[pinned-hash] and is not opened",
+        kind="path",
+        metavar="FILE",
+    ),
+    Option(
+        "check_timeout",
+        "time one check may take before it fails as hung: 60, 60s or 500ms (a bare number "
+        "is seconds; default 60s)",
+        parse=parse_seconds,
+        default=60.0,
         metavar="DURATION",
     ),
 )

@@ -7,6 +7,7 @@ scikit-learn load when the gate runs.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Callable
 from datetime import datetime, timezone
@@ -56,6 +57,7 @@ def pytest_configure(config: pytest.Config) -> None:
     from deploy_gate.options import resolve
 
     settings = resolve(config)
+    _check_trust_and_pins(settings)
     workerinput = getattr(config, "workerinput", None)
     started = (
         datetime.fromisoformat(workerinput[_STARTED])
@@ -69,6 +71,19 @@ def pytest_configure(config: pytest.Config) -> None:
         config.pluginmanager.register(GateReporter(config), "deploy-gate-reporter")
     if config.pluginmanager.hasplugin("xdist"):
         config.pluginmanager.register(_XdistHooks(), "deploy-gate-xdist")
+
+
+def _check_trust_and_pins(settings: Settings) -> None:
+    from deploy_gate.errors import ConfigError
+    from deploy_gate.safeload import read_pins, validate_trust
+
+    try:
+        validate_trust(settings.trust or ())
+        if settings.pin is not None:
+            read_pins(settings.pin)
+    except (ConfigError, OSError) as exc:
+        source = settings.source("pin") if "pin" in str(exc) else settings.source("trust")
+        raise pytest.UsageError(f"{source}: {exc}") from None
 
 
 def _artifact_args(config: pytest.Config) -> list[Path]:
@@ -144,6 +159,27 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item, "fixturenames", ()
         ):
             item.add_marker("deploy_gate")
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_setup(item: pytest.Item) -> Any:
+    with _time_limit(item, "setup"):
+        return (yield)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Any:
+    with _time_limit(item, "check"):
+        return (yield)
+
+
+def _time_limit(item: pytest.Item, phase: str) -> contextlib.AbstractContextManager[None]:
+    gate = item.config.stash.get(GATE_KEY, None)
+    if gate is None or not isinstance(item, GateItem):
+        return contextlib.nullcontext()
+    from deploy_gate.timeouts import deadline
+
+    return deadline(float(gate.settings.check_timeout), f"{item.name} ({phase})")
 
 
 # -- fixtures -------------------------------------------------------------------------------
