@@ -66,6 +66,20 @@ def parse_seconds(text: str) -> float:
     return value
 
 
+def parse_threads(text: str) -> int | None:
+    """``auto`` (None: leave thread pools alone) or a positive number of threads."""
+    stripped = str(text).strip().lower()
+    if stripped == "auto":
+        return None
+    try:
+        value = int(stripped)
+    except ValueError:
+        raise ConfigError(f"expected a number of threads or 'auto', got {text!r}") from None
+    if value < 1:
+        raise ConfigError(f"expected at least 1 thread, got {text!r}")
+    return value
+
+
 def _is_number(text: str) -> bool:
     try:
         float(text)
@@ -126,6 +140,14 @@ OPTIONS: tuple[Option, ...] = (
         parse=parse_duration_ms,
         default=100.0,
         metavar="DURATION",
+    ),
+    Option(
+        "latency_threads",
+        "thread-pool size (BLAS, OpenMP) while latency is measured, through threadpoolctl: "
+        "a number, or auto to leave pools alone (default 1)",
+        parse=parse_threads,
+        default=1,
+        metavar="N|auto",
     ),
     Option(
         "trust",

@@ -1126,6 +1126,9 @@ def simulate_rollout(
                 f"inconclusive at {_pct(share)}: data ran out after {cursor - start} rows at this "
                 f"stage ({n} rows in all); {detail}. A {_pct(share)} stage needs about {hint} "
                 "rows: use a larger holdout, a lower min_samples or a larger first stage"
+                if _rows_needed(rollout, share) is not None
+                else f"inconclusive at {_pct(share)}: {detail}, and the baseline gets no traffic "
+                "at 100%: start with a smaller stage"
             )
             results.append(StageResult(share, "inconclusive", message, **sizes, decision=decision))
             why = f"{_pct(share)} was inconclusive (data ran out)"
