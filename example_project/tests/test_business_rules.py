@@ -22,14 +22,15 @@ def test_a_loyal_customer_is_not_high_risk(deployment: Any) -> None:
     assert deployment.churn_risk(LOYAL)["high_risk"] is False
 
 
-def test_more_support_calls_never_lower_the_risk(deployment: Any) -> None:
-    risks = [
-        deployment.churn_risk({**LOYAL, "contract": "month-to-month", "support_calls": calls})[
-            "probability"
-        ]
-        for calls in range(0, 8)
-    ]
-    assert risks == sorted(risks)
+def test_a_new_customer_who_keeps_calling_support_is_high_risk(deployment: Any) -> None:
+    unhappy = {**LOYAL, "tenure_months": 3, "contract": "month-to-month", "support_calls": 6}
+    assert deployment.churn_risk(unhappy)["high_risk"] is True
+
+
+def test_support_calls_raise_the_risk(deployment: Any) -> None:
+    calm = deployment.churn_risk({**LOYAL, "contract": "month-to-month", "support_calls": 0})
+    busy = deployment.churn_risk({**LOYAL, "contract": "month-to-month", "support_calls": 6})
+    assert busy["probability"] > calm["probability"]
 
 
 def test_an_unseen_region_is_served(deployment: Any) -> None:

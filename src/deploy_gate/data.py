@@ -32,6 +32,13 @@ class GateData:
     target: pd.Series | None
     source: str
     synthetic: bool = False
+    #: Every column of the file but the target (ids, keys, timestamps too), row for row.
+    columns: pd.DataFrame | None = None
+
+    @property
+    def table(self) -> pd.DataFrame:
+        """The feature rows with the file's other columns, for replays keyed on them."""
+        return self.features if self.columns is None else self.columns
 
     @property
     def n_rows(self) -> int:
@@ -48,7 +55,9 @@ class GateData:
             )
         if list(self.features.columns) == list(names):
             return self
-        return GateData(self.features[list(names)], self.target, self.source, self.synthetic)
+        return GateData(
+            self.features[list(names)], self.target, self.source, self.synthetic, self.table
+        )
 
 
 def read_table(path: Path, *, what: str = "--deploy-gate-data") -> pd.DataFrame:
@@ -97,7 +106,10 @@ def load_data(path: Path, target: str | None, *, what: str = "--deploy-gate-data
             )
         labels = frame[target]
         frame = frame.drop(columns=[target])
-    return GateData(features=frame.reset_index(drop=True), target=labels, source=str(path))
+    frame = frame.reset_index(drop=True)
+    if labels is not None:
+        labels = labels.reset_index(drop=True)
+    return GateData(features=frame, target=labels, source=str(path), columns=frame)
 
 
 def synthetic_data(feature_names: tuple[str, ...], *, rows: int = SYNTHETIC_ROWS) -> GateData:

@@ -34,6 +34,7 @@ class Gate:
         self._data_read = False
         self._artifact_data: dict[Path, GateData | str] = {}
         self._pins: dict[str, str] | None = None
+        self._cache: dict[object, Any] = {}
 
     def is_artifact(self, path: Path) -> bool:
         return path.resolve() in {p.resolve() for p in self.artifact_paths}
@@ -101,6 +102,12 @@ class Gate:
                 "(no feature_names_in_ or n_features_in_): pass --deploy-gate-data"
             )
         return synthetic_data(names)
+
+    def cached(self, key: object, compute: Callable[[], Any]) -> Any:
+        """``compute()`` once per key in this process (comparisons, rollout replays)."""
+        if key not in self._cache:
+            self._cache[key] = compute()
+        return self._cache[key]
 
     def feature_names(self, artifact: LoadedArtifact) -> tuple[str, ...] | None:
         if artifact.profile.feature_names is not None:

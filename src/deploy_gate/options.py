@@ -88,6 +88,67 @@ def _is_number(text: str) -> bool:
     return True
 
 
+def parse_fraction(text: str) -> float:
+    """A number in (0, 1), such as 0.95; ``95%`` is accepted too."""
+    stripped = str(text).strip()
+    try:
+        value = float(stripped[:-1]) / 100 if stripped.endswith("%") else float(stripped)
+    except ValueError:
+        raise ConfigError(f"expected a number between 0 and 1 such as 0.95, got {text!r}") from None
+    if not 0 < value < 1:
+        raise ConfigError(f"expected a number between 0 and 1 (exclusive), got {text!r}")
+    return value
+
+
+def parse_nonnegative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise ConfigError(f"expected a number >= 0, got {text!r}") from None
+    if not (value >= 0 and math.isfinite(value)):
+        raise ConfigError(f"expected a number >= 0, got {text!r}")
+    return value
+
+
+def parse_positive_int(text: str) -> int:
+    try:
+        value = int(str(text).strip())
+    except ValueError:
+        raise ConfigError(f"expected a whole number >= 1, got {text!r}") from None
+    if value < 1:
+        raise ConfigError(f"expected a whole number >= 1, got {text!r}")
+    return value
+
+
+def parse_int(text: str) -> int:
+    try:
+        return int(str(text).strip())
+    except ValueError:
+        raise ConfigError(f"expected a whole number, got {text!r}") from None
+
+
+def parse_names(text: str) -> tuple[str, ...]:
+    """Names separated by commas or spaces: ``accuracy, roc_auc``."""
+    names = tuple(n for n in re.split(r"[,\s]+", str(text)) if n)
+    if not names:
+        raise ConfigError("expected at least one name")
+    return names
+
+
+def parse_stages(text: str) -> tuple[float, ...]:
+    """Rollout stages as shares of traffic: ``5% 25% 50% 100%`` or ``0.05,0.25,0.5,1``."""
+    shares = []
+    for part in parse_names(text):
+        try:
+            share = float(part[:-1]) / 100 if part.endswith("%") else float(part)
+        except ValueError:
+            raise ConfigError(f"expected stages such as '5% 25% 50% 100%', got {text!r}") from None
+        shares.append(share)
+    if any(not 0 < s <= 1 for s in shares) or shares != sorted(set(shares)) or shares[-1] != 1:
+        raise ConfigError(f"expected increasing stages in (0%, 100%] ending at 100%, got {text!r}")
+    return tuple(shares)
+
+
 def parse_text(text: str) -> str:
     if not str(text).strip():
         raise ConfigError("expected a non-empty value")
@@ -140,6 +201,95 @@ OPTIONS: tuple[Option, ...] = (
         parse=parse_duration_ms,
         default=100.0,
         metavar="DURATION",
+    ),
+    Option(
+        "baseline",
+        "the artifact in production now: enables the baseline comparison and rollout checks",
+        kind="path",
+        metavar="PATH",
+    ),
+    Option(
+        "metrics",
+        "metrics the candidate must keep relative to the baseline, e.g. accuracy,roc_auc "
+        "(default by task: accuracy, balanced_accuracy, roc_auc, log_loss / mae, rmse, r2)",
+        parse=parse_names,
+        metavar="NAMES",
+    ),
+    Option(
+        "min_relative",
+        "share of the baseline's metric the candidate must reach (default 0.95; for "
+        "lower-is-better metrics the candidate may not exceed baseline / 0.95)",
+        parse=parse_fraction,
+        default=0.95,
+        metavar="FRACTION",
+    ),
+    Option(
+        "max_error_ratio",
+        "candidate error rate (raises or invalid output) allowed, as a multiple of the "
+        "baseline's (default 2.0)",
+        parse=parse_positive_float,
+        default=2.0,
+        metavar="RATIO",
+    ),
+    Option(
+        "error_floor",
+        "error rate that always passes, so 0 vs 0.001 is no failure by division (default 0.001)",
+        parse=parse_nonnegative_float,
+        default=0.001,
+        metavar="RATE",
+    ),
+    Option(
+        "max_shift",
+        "PSI between candidate and baseline scores above which baseline[prediction-shift] "
+        "fails (default 0.2)",
+        parse=parse_positive_float,
+        default=0.2,
+        metavar="PSI",
+    ),
+    Option(
+        "max_label_flips",
+        "share of rows whose predicted label may change from the baseline's (default 0.1)",
+        parse=parse_nonnegative_float,
+        default=0.1,
+        metavar="FRACTION",
+    ),
+    Option(
+        "rollout_stages",
+        "stages of the simulated rollout (default '5% 25% 50% 100%')",
+        parse=parse_stages,
+        default=(0.05, 0.25, 0.5, 1.0),
+        metavar="STAGES",
+    ),
+    Option(
+        "rollout_confidence",
+        "confidence of the one-sided test that rolls back a stage (default 0.95)",
+        parse=parse_fraction,
+        default=0.95,
+        metavar="FRACTION",
+    ),
+    Option(
+        "rollout_min_samples",
+        "labelled requests each arm needs before a stage is judged (default 100)",
+        parse=parse_positive_int,
+        default=100,
+        metavar="N",
+    ),
+    Option(
+        "rollout_key",
+        "column whose value routes a request (sticky per key); default: a hash of the row",
+        metavar="COLUMN",
+    ),
+    Option(
+        "rollout_order_by",
+        "timestamp column the holdout is replayed in order of; default: file order",
+        metavar="COLUMN",
+    ),
+    Option(
+        "rollout_seed",
+        "seed of the routing hash (default 0)",
+        parse=parse_int,
+        default=0,
+        metavar="N",
     ),
     Option(
         "latency_threads",

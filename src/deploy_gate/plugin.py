@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -21,7 +21,7 @@ from deploy_gate.options import add_options
 
 if TYPE_CHECKING:
     from deploy_gate.artifact import LoadedArtifact, ModelProfile
-    from deploy_gate.checks import Check
+    from deploy_gate.checks import BaselineRun, Check
     from deploy_gate.data import GateData
     from deploy_gate.deployment import ModelDeployment
     from deploy_gate.gate import Gate
@@ -173,13 +173,25 @@ def pytest_runtest_call(item: pytest.Item) -> Any:
         return (yield)
 
 
-def _time_limit(item: pytest.Item, phase: str) -> contextlib.AbstractContextManager[None]:
+@contextlib.contextmanager
+def _time_limit(item: pytest.Item, phase: str) -> Iterator[None]:
+    """A gate check runs under its time limit, with thread pools limited to
+    deploy_gate_latency_threads: an OpenMP team spinning on a busy shared CI core makes a
+    single-row call a hundred times slower."""
     gate = item.config.stash.get(GATE_KEY, None)
-    if gate is None or not isinstance(item, GateItem):
-        return contextlib.nullcontext()
+    if gate is None or item.get_closest_marker("deploy_gate") is None:
+        yield
+        return
     from deploy_gate.timeouts import deadline
 
-    return deadline(float(gate.settings.check_timeout), f"{item.name} ({phase})")
+    with contextlib.ExitStack() as stack:
+        threads = gate.settings.latency_threads
+        if threads is not None:
+            from threadpoolctl import threadpool_limits
+
+            stack.enter_context(threadpool_limits(limits=threads))
+        stack.enter_context(deadline(float(gate.settings.check_timeout), f"{item.name} ({phase})"))
+        yield
 
 
 # -- fixtures -------------------------------------------------------------------------------
@@ -255,27 +267,26 @@ def deploy_gate_data(deploy_gate: Gate, model_artifact: LoadedArtifact) -> GateD
 
 
 @pytest.fixture
-def deployment_factory(
-    deploy_gate: Gate, model_artifact: LoadedArtifact
-) -> Callable[[Path], ModelDeployment]:
+def deployment_factory(deploy_gate: Gate) -> Callable[[Path], ModelDeployment]:
     """Makes an unloaded deployment for a path; override it to gate your own wrapper class."""
     from deploy_gate.deployment import ModelDeployment
 
-    names = deploy_gate.feature_names(model_artifact)
-    trust = deploy_gate.settings.as_dict().get("trust") or ()
+    trust = deploy_gate.settings.trust or ()
 
     def factory(path: Path) -> ModelDeployment:
-        same = Path(path).resolve() == model_artifact.path.resolve()
+        # The gate's own loaded artifact when there is one (the candidate, the baseline), so
+        # the wrapper serves exactly the bytes that were hashed and checked.
+        loaded = deploy_gate.artifact_or_error(Path(path)) if Path(path).is_file() else None
+        artifact = None if isinstance(loaded, BaseException) else loaded
         return ModelDeployment(
             path,
-            feature_names=names,
+            feature_names=deploy_gate.feature_names(artifact) if artifact else None,
             trust=trust,
             on_invalid_output="record",
-            artifact=model_artifact if same else None,
+            artifact=artifact,
         )
 
-    factory.deploy_gate_default = True  # type: ignore[attr-defined]
-    return factory
+    return deploy_gate.cached("default-factory", lambda: factory)  # type: ignore[no-any-return]
 
 
 @pytest.fixture
@@ -285,11 +296,38 @@ def deployment(
     deployment_factory: Callable[[Path], Any],
 ) -> Any:
     """The loaded deployment every check drives; override it to gate your serving wrapper."""
-    if getattr(deployment_factory, "deploy_gate_default", False):
-        return deploy_gate.deployment(model_artifact, deployment_factory)
-    deployed = deployment_factory(model_artifact.path)
-    deployed.load_model()
-    return deployed
+
+    def load() -> Any:
+        deployed = deployment_factory(model_artifact.path)
+        deployed.load_model()
+        return deployed
+
+    # One loaded deployment per artifact and factory, shared by the checks as a serving process
+    # shares one model between requests (a factory made anew per test is not cached).
+    return deploy_gate.cached(("deployment", deployment_factory, model_artifact.path), load)
+
+
+@pytest.fixture
+def deploy_gate_baseline(
+    deploy_gate: Gate, deployment_factory: Callable[[Path], Any]
+) -> BaselineRun:
+    """The model in production (--deploy-gate-baseline), served like the candidate."""
+    from deploy_gate.checks import BaselineRun, describe_exc
+
+    path = deploy_gate.settings.baseline
+    if path is None:
+        pytest.skip("no baseline: pass --deploy-gate-baseline PATH (the model in production)")
+    loaded = deploy_gate.artifact_or_error(path)
+    if isinstance(loaded, BaseException):
+        pytest.fail(f"baseline {path} did not load: {describe_exc(loaded)}", pytrace=False)
+
+    def load() -> Any:
+        served = deployment_factory(loaded.path)
+        served.load_model()
+        return served
+
+    served = deploy_gate.cached(("deployment", deployment_factory, loaded.path), load)
+    return BaselineRun(loaded, served, deploy_gate.feature_names(loaded))
 
 
 # -- reporting ------------------------------------------------------------------------------

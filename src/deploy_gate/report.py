@@ -84,6 +84,41 @@ class GateReport:
                         ids[o.artifact] = str(value)
         return ids
 
+    def comparison_lines(self, categories: dict[str, list[Outcome]]) -> list[str]:
+        """The candidate-vs-baseline table and the rollout line of one artifact."""
+        out = []
+        rows = []
+        for o in categories.get("baseline", []):
+            props = dict(o.properties)
+            if "metric" in props:
+                ratio = props.get("ratio")
+                shown = f"{float(ratio):.1%}" if ratio not in (None, "None") else "-"
+                rows.append(
+                    f"      {props['metric']:<18} {float(props['candidate']):>9.4f} "
+                    f"{float(props['baseline']):>9.4f} {shown:>8} {float(props['threshold']):>9.4f}"
+                )
+        if rows:
+            version = next(
+                (dict(o.properties).get("baseline_version") for o in categories["baseline"]), None
+            )
+            out.append(f"  baseline {version or ''}".rstrip())
+            out.append(
+                f"      {'metric':<18} {'candidate':>9} {'baseline':>9} {'ratio':>8} {'limit':>9}"
+            )
+            out += rows
+        stages = []
+        for o in categories.get("rollout", []):
+            props = dict(o.properties)
+            mark = {"advanced": "ok", "rolled_back": "ROLLED BACK", "inconclusive": "INCONCLUSIVE"}
+            stage = str(props.get("stage") or o.nodeid.rsplit("[", 1)[-1].rstrip("]"))
+            status = mark.get(
+                str(props.get("status")), "not reached" if o.outcome == "skipped" else o.outcome
+            )
+            stages.append((_share(stage), f"{stage} {status}"))
+        if stages:
+            out.append("  rollout  " + " > ".join(text for _, text in sorted(stages)))
+        return out
+
     def verdict(self) -> tuple[bool, str]:
         failed = len(self.failures())
         passed = sum(1 for o in self.gate_outcomes() if o.outcome == "passed")
@@ -108,6 +143,7 @@ class GateReport:
                         f"  {mark:<4} {category:<8} {c['passed']:>3} passed "
                         f"{c['failed']:>3} failed {c['skipped']:>3} skipped"
                     )
+            out += self.comparison_lines(categories)
         for o in self.failures():
             out.append(f"FAILED {o.nodeid}: {o.message}")
         out.append(self.verdict()[1])
@@ -125,6 +161,9 @@ class GateReport:
                     c = self.counts(categories[category])
                     md.append(f"| {category} | {c['passed']} | {c['failed']} | {c['skipped']} |")
             md.append("")
+            extra = self.comparison_lines(categories)
+            if extra:
+                md += ["```text", *extra, "```", ""]
         failures = self.failures()
         if failures:
             md += ["### Failures", ""]
@@ -140,11 +179,21 @@ class GateReport:
         ]
 
 
+def _share(stage: str) -> float:
+    try:
+        return float(stage.rstrip("%"))
+    except ValueError:
+        return float("inf")
+
+
 def _first_line(report: pytest.TestReport) -> str:
     text = report.longreprtext.strip()
     crash = getattr(report.longrepr, "reprcrash", None)
     if crash is not None and getattr(crash, "message", None):
         text = str(crash.message)
+    errors = [line[1:].strip() for line in text.splitlines() if line.startswith("E ")]
+    if errors and crash is None:
+        return errors[0][:500]
     for line in text.splitlines():
         # xdist puts "[gw0] linux -- Python 3.11.7 ..." before a worker's failure text.
         if line.strip() and not (line.startswith("[gw") and " -- Python " in line):

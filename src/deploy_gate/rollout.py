@@ -1079,7 +1079,6 @@ def simulate_rollout(
         batch_size=batch_size,
     )
     n = len(rows)
-    slice_rows = math.ceil(n / len(rollout.stages)) if n else 0
     cursor = 0
     results: list[StageResult] = []
 
@@ -1094,7 +1093,9 @@ def simulate_rollout(
 
     for i, share in enumerate(rollout.stages):
         start, before = cursor, rollout.counters()
-        feed(slice_rows)
+        # The rows left are shared equally by the stages left, so a stage that had to be
+        # extended does not starve the ones after it.
+        feed(math.ceil((n - cursor) / (len(rollout.stages) - i)))
         decision = rollout.evaluate()
         while decision.action == HOLD and cursor < n:
             needed = _rows_needed(rollout, share)

@@ -1,0 +1,120 @@
+"""Candidate versus production through the gate: baseline items, the rollout line, skips."""
+
+from __future__ import annotations
+
+import faulty_models as fm
+import numpy as np
+import pytest
+from conftest import GateRun, failed, junit_outcomes, messages
+
+
+class WorseClassifier(fm.ThresholdClassifier):
+    """Flips a fixed 15% of rows (chosen by a hash of feature c), so it is clearly worse."""
+
+    def predict(self, X: object) -> np.ndarray:
+        out = super().predict(X)
+        flip = (np.abs(self._matrix(X)[:, 2]) * 1000).astype(int) % 100 < 15
+        return np.where(flip, 1 - out, out)
+
+
+def _frame(n: int = 4000) -> object:
+    return fm.make_frame(n)
+
+
+def test_without_a_baseline_no_baseline_or_rollout_items_are_collected(gate: GateRun) -> None:
+    gate.artifact(fm.ThresholdClassifier())
+    result = gate.run("model.joblib", "--collect-only", "-q")
+    assert "baseline[" not in result.stdout.str()
+    assert "rollout[" not in result.stdout.str()
+
+
+def test_an_equal_candidate_passes_every_comparison_and_stage(gate: GateRun) -> None:
+    gate.artifact(fm.ThresholdClassifier(), "candidate.joblib")
+    gate.artifact(fm.ThresholdClassifier(), "baseline.joblib")
+    gate.data(_frame())
+    result = gate.run(
+        "candidate.joblib", "--deploy-gate-baseline=baseline.joblib", "-k", "baseline or rollout"
+    )
+    outcomes = junit_outcomes(gate.junit())
+    assert set(outcomes) == {
+        "baseline[accuracy]",
+        "baseline[balanced_accuracy]",
+        "baseline[roc_auc]",
+        "baseline[log_loss]",
+        "baseline[error-rate]",
+        "baseline[prediction-shift]",
+        "rollout[5%]",
+        "rollout[25%]",
+        "rollout[50%]",
+        "rollout[100%]",
+    }
+    assert set(outcomes.values()) == {"passed"}, messages(gate.junit())
+    result.stdout.fnmatch_lines(
+        [
+            "  baseline v_*",
+            "*accuracy*1.0000*1.0000*100.0%*",
+            "  rollout  5% ok > 25% ok > 50% ok > 100% ok",
+            "APPROVED FOR DEPLOYMENT",
+        ]
+    )
+
+
+def test_a_worse_candidate_fails_its_metrics_and_is_rolled_back(gate: GateRun) -> None:
+    gate.artifact(WorseClassifier(), "candidate.joblib")
+    gate.artifact(fm.ThresholdClassifier(), "baseline.joblib")
+    gate.data(_frame())
+    gate.pytester.makeconftest("from test_baseline_gate import WorseClassifier  # noqa: F401\n")
+    result = gate.run(
+        "candidate.joblib",
+        "--deploy-gate-baseline=baseline.joblib",
+        "--deploy-gate-trust=test_baseline_gate",
+        "-k",
+        "baseline or rollout",
+    )
+    root = gate.junit()
+    bad = failed(root)
+    assert {"baseline[accuracy]", "rollout[5%]"} <= bad
+    assert "below the 95% floor" in messages(root)["baseline[accuracy]"]
+    assert "rolled back" in messages(root)["rollout[5%]"].lower()
+    outcomes = junit_outcomes(root)
+    assert outcomes["rollout[25%]"] == "skipped"
+    assert "rolled back at 5%" in messages(root)["rollout[25%]"]
+    result.stdout.fnmatch_lines(["  rollout  5% ROLLED BACK > 25% not reached > *"])
+
+
+def test_without_labels_metrics_and_stages_skip_but_the_shift_runs(gate: GateRun) -> None:
+    gate.artifact(fm.ThresholdClassifier(), "candidate.joblib")
+    gate.artifact(fm.ThresholdClassifier(), "baseline.joblib")
+    gate.data(_frame().drop(columns=["label", "y"]), name="rows.csv")
+    gate.run(
+        "candidate.joblib",
+        "--deploy-gate-baseline=baseline.joblib",
+        "--deploy-gate-data=rows.csv",
+        "-k",
+        "baseline or rollout",
+    )
+    outcomes = junit_outcomes(gate.junit())
+    assert outcomes["baseline[prediction-shift]"] == "passed"
+    assert outcomes["baseline[error-rate]"] == "passed"
+    assert outcomes["baseline[accuracy]"] == "skipped"
+    assert outcomes["rollout[5%]"] == "skipped"
+    text = messages(gate.junit())
+    assert "label" in text["baseline[accuracy]"].lower()
+    assert "--deploy-gate-target" in text["rollout[5%]"]
+
+
+def test_a_baseline_that_does_not_load_errors_naming_it(gate: GateRun) -> None:
+    gate.artifact(fm.ThresholdClassifier(), "candidate.joblib")
+    (gate.path / "baseline.joblib").write_bytes(b"junk")
+    result = gate.run(
+        "candidate.joblib", "--deploy-gate-baseline=baseline.joblib", "-k", "baseline"
+    )
+    result.stdout.fnmatch_lines(["*baseline *baseline.joblib did not load*"])
+    assert result.ret == 1
+
+
+@pytest.mark.parametrize("value", ["5,1", "0", "abc"])
+def test_bad_rollout_stages_are_rejected(gate: GateRun, value: str) -> None:
+    gate.artifact(fm.ThresholdClassifier())
+    result = gate.run("model.joblib", f"--deploy-gate-rollout-stages={value}")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
