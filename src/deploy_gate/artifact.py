@@ -2,46 +2,30 @@
 
 from __future__ import annotations
 
-import hashlib
 import platform
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 from deploy_gate.errors import ArtifactLoadError
+from deploy_gate.ledger import sha256_file, version_id
 
 #: Suffixes the gate claims when such a path is named on the command line.
 ARTIFACT_SUFFIXES = (".joblib", ".pkl", ".pickle", ".skops", ".onnx")
 
-_LIBRARIES = ("scikit-learn", "numpy", "pandas", "scipy", "joblib", "pytest-deploy-gate")
-
-
-def sha256_of_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def version_id(sha256: str, when: datetime) -> str:
-    """``v_<UTC %Y%m%dT%H%M%SZ>_<sha256[:8]>``: sortable by time, unique per content."""
-    stamp = when.astimezone(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-    return f"v_{stamp}_{sha256[:8]}"
-
 
 def library_versions() -> dict[str, str]:
-    versions = {"python": platform.python_version()}
-    for name in _LIBRARIES:
-        try:
-            versions[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            continue
-    return versions
+    """Python's version and those of the libraries a model's behaviour depends on."""
+    from deploy_gate.ledger import DEFAULT_LIBRARIES
+    from deploy_gate.ledger import library_versions as installed
+
+    return {
+        "python": platform.python_version(),
+        **installed((*DEFAULT_LIBRARIES, "pytest-deploy-gate")),
+    }
 
 
 @dataclass(frozen=True)
@@ -113,11 +97,11 @@ def load_artifact(
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"model artifact not found: {path}")
-    sha = sha256_of_file(path)
+    sha = sha256_file(path)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         result = load_model_file(path, trust=trust)
-    if sha256_of_file(path) != sha:
+    if sha256_file(path) != sha:
         raise ArtifactLoadError(f"{path} changed while it was being loaded")
     return LoadedArtifact(
         path=path,

@@ -58,7 +58,7 @@ class Gate:
 
     def pin_mismatch(self, path: Path) -> str | None:
         """Why ``path`` does not match its pinned hash, or None (also when not pinned)."""
-        from deploy_gate.artifact import sha256_of_file
+        from deploy_gate.ledger import sha256_file
         from deploy_gate.safeload import check_pin, read_pins
 
         pin_file = self.settings.pin
@@ -66,7 +66,7 @@ class Gate:
             return None
         if self._pins is None:
             self._pins = read_pins(pin_file)
-        return check_pin(path, sha256_of_file(path), self._pins, Path(pin_file).parent)
+        return check_pin(path, sha256_file(path), self._pins, Path(pin_file).parent)
 
     def data(self) -> GateData | None:
         """The rows of --deploy-gate-data (read once), or None when none were given."""

@@ -292,6 +292,19 @@ OPTIONS: tuple[Option, ...] = (
         metavar="N",
     ),
     Option(
+        "record",
+        "on a fully green run, append each artifact's version to the ledger",
+        kind="flag",
+        default=False,
+    ),
+    Option(
+        "ledger",
+        "the deployment ledger, JSON lines (default deployments.jsonl next to the config file)",
+        kind="path",
+        default="deployments.jsonl",
+        metavar="PATH",
+    ),
+    Option(
         "latency_threads",
         "thread-pool size (BLAS, OpenMP) while latency is measured, through threadpoolctl: "
         "a number, or auto to leave pools alone (default 1)",
@@ -406,10 +419,10 @@ def resolve(config: pytest.Config, options: tuple[Option, ...] = OPTIONS) -> Set
             sources[option.name] = option.flag
             continue
         raw = config.getini(option.ini)
-        if raw in (None, "", []):
-            values[option.name] = option.default
-            continue
         base = inipath.parent if inipath is not None else config.rootpath
+        if raw in (None, "", []):
+            values[option.name] = _finish(option, option.default, base)
+            continue
         try:
             if option.kind == "flag":
                 parsed: Any = bool(raw)

@@ -341,6 +341,7 @@ class GateReporter:
 
         self.config = config
         self.report: GateReport = GateReport()
+        self.extra_lines: list[str] = []
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         self.report.add(report)
@@ -349,6 +350,28 @@ class GateReporter:
         approved, _ = self.report.verdict()
         if not approved and session.exitstatus == 0:
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
+        gate = self.config.stash[GATE_KEY]
+        if gate.settings.record:
+            from deploy_gate.record import record_run
+
+            self.extra_lines += record_run(gate, self.report, self.config.rootpath)
+        self.extra_lines += self._ml_test_score(gate)
+
+    def _ml_test_score(self, gate: Gate) -> list[str]:
+        from deploy_gate.ledger import Ledger
+        from deploy_gate.record import artifact_outcomes, ml_test_score
+
+        lines: list[str] = []
+        entries = Ledger(gate.settings.ledger).entries() if gate.settings.record else []
+        for artifact in self.report.by_artifact():
+            outcomes = artifact_outcomes(self.report, artifact)
+            if not outcomes:
+                continue
+            shas = {e.sha256 for e in entries}
+            scored = ml_test_score(self.report, outcomes, ledger_has_previous=len(shas) > 1)
+            lines += [f"{artifact}: {scored.render_lines()[0]}", *scored.render_lines()[1:]]
+            break  # one rubric for the run: the categories are the same for every artifact
+        return lines
 
     @pytest.hookimpl(trylast=True)
     def pytest_unconfigure(self, config: pytest.Config) -> None:
@@ -368,6 +391,8 @@ class GateReporter:
         lines = self.report.lines()
         for line in lines[:-1]:
             terminalreporter.write_line(line, red=line.startswith("FAILED"))
+        for line in self.extra_lines:
+            terminalreporter.write_line(line)
         terminalreporter.write_line(lines[-1], bold=True, green=approved, red=not approved)
         _github(self.report, terminalreporter.write_line)
 
