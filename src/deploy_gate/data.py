@@ -94,6 +94,20 @@ def read_table(path: Path, *, what: str = "--deploy-gate-data") -> pd.DataFrame:
     return frame
 
 
+def read_columns(path: Path) -> list[str]:
+    """Column names of a data file, read without loading its rows where the format allows."""
+    kind = READERS.get(path.suffix.lower())
+    if kind == "parquet":
+        import pyarrow.parquet as pq
+
+        return [str(c) for c in pq.read_schema(path).names]
+    if kind == "csv":
+        import pandas as pd
+
+        return [str(c) for c in pd.read_csv(path, nrows=0).columns]
+    return [str(c) for c in read_table(path).columns]
+
+
 def load_data(path: Path, target: str | None, *, what: str = "--deploy-gate-data") -> GateData:
     frame = read_table(path, what=what)
     labels = None

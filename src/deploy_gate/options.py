@@ -292,6 +292,49 @@ OPTIONS: tuple[Option, ...] = (
         metavar="N",
     ),
     Option(
+        "current",
+        "recent production inputs (CSV, Parquet, JSON lines; read in chunks): enables the "
+        "drift checks against --deploy-gate-data or --deploy-gate-profile",
+        kind="path",
+        metavar="PATH",
+    ),
+    Option(
+        "profile",
+        "a saved reference profile (JSON) that replaces the reference data for drift",
+        kind="path",
+        metavar="PATH",
+    ),
+    Option(
+        "save_profile",
+        "write the reference profile of --deploy-gate-data to this JSON file "
+        "(item drift[save-profile])",
+        kind="path",
+        metavar="PATH",
+    ),
+    Option(
+        "drift_psi",
+        "PSI above which a feature has drifted (default 0.2)",
+        parse=parse_positive_float,
+        default=0.2,
+        metavar="PSI",
+    ),
+    Option(
+        "drift_pvalue",
+        "p-value (KS numeric, chi-square categorical) below which a change is significant "
+        "(default 0.01)",
+        parse=parse_fraction,
+        default=0.01,
+        metavar="P",
+    ),
+    Option(
+        "drift_effect_floor",
+        "smallest KS D / Cramer's V that counts as drift when PSI stays under its threshold, so "
+        "a million rows do not turn a negligible shift into a failure (default 0.1)",
+        parse=parse_fraction,
+        default=0.1,
+        metavar="SIZE",
+    ),
+    Option(
         "record",
         "on a fully green run, append each artifact's version to the ledger",
         kind="flag",

@@ -117,6 +117,21 @@ class GateReport:
             stages.append((_share(stage), f"{stage} {status}"))
         if stages:
             out.append("  rollout  " + " > ".join(text for _, text in sorted(stages)))
+        drift = [dict(o.properties) for o in categories.get("drift", [])]
+        drift = [p for p in drift if "drift_feature" in p]
+        if drift:
+            out.append(
+                f"  drift    {'feature':<22} {'PSI':>7} {'limit':>6} {'test':>5} "
+                f"{'stat':>7} {'p-value':>9}  verdict"
+            )
+            for p in drift:
+                verdict = "ok" if str(p.get("drift_passed")) == "True" else "DRIFT"
+                out.append(
+                    f"           {str(p['drift_feature'])[:22]:<22} {float(p['drift_psi']):>7.3f} "
+                    f"{float(p['drift_psi_threshold']):>6.2f} {p['drift_test']!s:>5} "
+                    f"{float(p['drift_statistic']):>7.3f} {float(p['drift_pvalue']):>9.2g}"
+                    f"  {verdict}"
+                )
         return out
 
     def verdict(self) -> tuple[bool, str]:

@@ -1,0 +1,76 @@
+"""Drift through the gate: one item per feature and for the predictions, profiles, skips."""
+
+from __future__ import annotations
+
+import json
+
+import faulty_models as fm
+import numpy as np
+import pandas as pd
+from conftest import GateRun, failed, junit_outcomes, messages
+
+
+def _mixed(n: int, seed: int, *, shift_b: float = 0.0, colour: str | None = None) -> pd.DataFrame:
+    frame = fm.make_frame(n, seed=seed)
+    frame["b"] = frame["b"] + shift_b
+    rng = np.random.default_rng(seed)
+    frame["colour"] = rng.choice(["red", "green", "blue"], n)
+    if colour is not None:
+        frame.loc[: n // 3, "colour"] = colour
+    return frame
+
+
+def test_a_planted_shift_fails_exactly_that_feature(gate: GateRun) -> None:
+    gate.artifact(fm.ThresholdClassifier())
+    gate.data(_mixed(3000, seed=1))
+    gate.data(_mixed(3000, seed=2, shift_b=1.0).drop(columns=["label", "y"]), name="current.csv")
+    result = gate.run("model.joblib", "--deploy-gate-current=current.csv", "-k", "drift")
+    root = gate.junit()
+    outcomes = junit_outcomes(root)
+    assert set(outcomes) == {"drift[a]", "drift[b]", "drift[c]", "drift[d]", "drift[prediction]"}
+    assert failed(root) == {"drift[b]", "drift[prediction]"}
+    assert "drift in 'b': PSI" in messages(root)["drift[b]"]
+    result.stdout.fnmatch_lines(["*drift    feature*", "*b *DRIFT", "*c *ok"])
+
+
+def test_identical_distributions_pass_every_feature(gate: GateRun) -> None:
+    gate.artifact(fm.ThresholdClassifier())
+    gate.data(_mixed(3000, seed=1))
+    gate.data(_mixed(3000, seed=2).drop(columns=["label", "y"]), name="current.parquet")
+    gate.run("model.joblib", "--deploy-gate-current=current.parquet", "-k", "drift")
+    outcomes = junit_outcomes(gate.junit())
+    assert set(outcomes.values()) == {"passed"}
+
+
+def test_a_saved_profile_replaces_the_reference_data(gate: GateRun) -> None:
+    gate.artifact(fm.ThresholdClassifier())
+    gate.data(_mixed(3000, seed=1), name="train.csv")
+    gate.run(
+        "model.joblib",
+        "--deploy-gate-data=train.csv",
+        "--deploy-gate-save-profile=profile.json",
+        "-k",
+        "save-profile",
+    )
+    saved = json.loads((gate.path / "profile.json").read_text())
+    assert saved
+    gate.data(_mixed(3000, seed=2, shift_b=1.0).drop(columns=["label", "y"]), name="current.csv")
+    gate.run(
+        "model.joblib",
+        "--deploy-gate-profile=profile.json",
+        "--deploy-gate-current=current.csv",
+        "-k",
+        "drift",
+        data=False,
+    )
+    assert failed(gate.junit()) == {"drift[b]", "drift[prediction]"}
+
+
+def test_without_reference_rows_drift_skips_with_the_reason(gate: GateRun) -> None:
+    gate.artifact(fm.ThresholdClassifier())
+    gate.data(_mixed(500, seed=2).drop(columns=["label", "y"]), name="current.csv")
+    result = gate.run(
+        "model.joblib", "--deploy-gate-current=current.csv", "-k", "drift", "-rs", data=False
+    )
+    assert set(junit_outcomes(gate.junit()).values()) == {"skipped"}
+    result.stdout.fnmatch_lines(["*drift needs reference rows: pass --deploy-gate-data*"])
