@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import contextlib
+import importlib
 import os
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -8,6 +10,12 @@ from typing import Any
 import pytest
 
 TESTS = Path(__file__).parent
+
+# pytester's in-process runs drop the modules a run imported; native extensions such as onnx's
+# abort the interpreter when they are imported a second time, so they are imported once here.
+for _name in ("onnx", "onnxruntime", "skl2onnx", "skops.io", "lightgbm", "xgboost"):
+    with contextlib.suppress(ImportError):
+        importlib.import_module(_name)
 
 
 class GateRun:

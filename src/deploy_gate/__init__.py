@@ -28,6 +28,16 @@ _EXPORTS = {
     "LoadedArtifact": "deploy_gate.artifact",
     "load_artifact": "deploy_gate.artifact",
     "find_problems": "deploy_gate.validation",
+    "Rollout": "deploy_gate.rollout",
+    "simulate_rollout": "deploy_gate.rollout",
+    "compare_models": "deploy_gate.compare",
+    "Monitor": "deploy_gate.monitor",
+    "Profile": "deploy_gate.drift",
+    "build_profile": "deploy_gate.drift",
+    "detect_drift": "deploy_gate.drift",
+    "drift_against_profile": "deploy_gate.drift",
+    "Ledger": "deploy_gate.ledger",
+    "LedgerEntry": "deploy_gate.ledger",
 }
 
 __all__ = [
@@ -40,19 +50,31 @@ __all__ = [
     "Deployment",
     "InvalidOutputError",
     "LatencyTracker",
+    "Ledger",
+    "LedgerEntry",
     "LoadedArtifact",
     "ModelDeployment",
+    "Monitor",
     "NotLoadedError",
+    "Profile",
+    "Rollout",
     "SchemaError",
     "UnsafeArtifactError",
+    "build_profile",
+    "compare_models",
+    "detect_drift",
+    "drift_against_profile",
     "find_problems",
     "load_artifact",
+    "simulate_rollout",
 ]
 
 if TYPE_CHECKING:
     from deploy_gate.artifact import LoadedArtifact, load_artifact
     from deploy_gate.checks import Check
+    from deploy_gate.compare import compare_models
     from deploy_gate.deployment import Deployment, ModelDeployment
+    from deploy_gate.drift import Profile, build_profile, detect_drift, drift_against_profile
     from deploy_gate.errors import (
         ArtifactLoadError,
         CheckFailure,
@@ -65,6 +87,9 @@ if TYPE_CHECKING:
         UnsafeArtifactError,
     )
     from deploy_gate.latency import LatencyTracker
+    from deploy_gate.ledger import Ledger, LedgerEntry
+    from deploy_gate.monitor import Monitor
+    from deploy_gate.rollout import Rollout, simulate_rollout
     from deploy_gate.validation import find_problems
 
 

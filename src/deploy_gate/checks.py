@@ -749,15 +749,19 @@ def errors_nan_input(
         row.loc[row.index[0], column] = np.nan
         try:
             out = predict(deployment, row)
+            proba = (
+                v.as_array(deployment.batch_predict_proba(row)) if has_proba(deployment) else None
+            )
         except Exception as exc:
             if is_clear_error(exc):
                 continue
             failures.append(f"  {column}=NaN: {describe_exc(exc)} (not a clear ValueError)")
             continue
-        problems = v.find_problems(out, n_rows=1, classes=classes)
+        problems = v.find_problems(out, n_rows=1, proba=proba, classes=classes)
         if problems:
+            shown = show(out) if proba is None else f"{show(out)} with probabilities {show(proba)}"
             failures.append(
-                f"  {column}=NaN: invalid output {show(out)} ({'; '.join(map(str, problems))})"
+                f"  {column}=NaN: invalid output {shown} ({'; '.join(map(str, problems))})"
             )
     if failures:
         raise CheckFailure(

@@ -7,7 +7,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from deploy_gate.errors import UnsafeArtifactError
+from deploy_gate.errors import DataError, UnsafeArtifactError
 
 if TYPE_CHECKING:
     from deploy_gate.artifact import LoadedArtifact
@@ -91,7 +91,18 @@ class Gate:
         real = self.data()
         profile = artifact.profile
         if real is not None:
-            return real if profile.feature_names is None else real.restrict(profile.feature_names)
+            if profile.feature_names is not None:
+                return real.restrict(profile.feature_names)
+            columns = list(real.features.columns)
+            if profile.n_features is not None and profile.n_features != len(columns):
+                raise DataError(
+                    f"--deploy-gate-data: {artifact.path.name} takes {profile.n_features} features "
+                    f"by position and names none, but {real.source} has {len(columns)} columns "
+                    f"besides the target ({', '.join(columns[:12])}"
+                    f"{', ...' if len(columns) > 12 else ''}): give it exactly the model's "
+                    "columns, in order"
+                )
+            return real
 
         names = profile.feature_names or (
             tuple(f"x{i}" for i in range(profile.n_features)) if profile.n_features else None

@@ -1,0 +1,209 @@
+"""Real model families through the whole gate: a healthy model of each passes every check.
+
+When a family is misjudged (a healthy model failing a check), the gate is fixed and the family
+stays here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import GateRun, junit_outcomes, messages
+
+
+def _frame(n: int = 600, seed: int = 0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    frame = pd.DataFrame(
+        {
+            "age": rng.integers(18, 90, n).astype(float),
+            "income": rng.lognormal(10, 0.5, n),
+            "visits": rng.poisson(3, n),
+            "plan": rng.choice(["basic", "plus", "pro"], n),
+        }
+    )
+    frame.loc[rng.random(n) < 0.05, "income"] = np.nan
+    frame["label"] = ((frame.age > 50) ^ (frame.visits > 3)).astype(int)
+    frame["amount"] = 3 * frame.visits + frame.age / 10 + rng.normal(0, 1, n)
+    return frame
+
+
+NUMERIC = ["age", "income", "visits"]
+
+
+def _pipeline(estimator: Any) -> Any:
+    from sklearn.compose import ColumnTransformer
+    from sklearn.impute import SimpleImputer
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import OneHotEncoder
+
+    prep = ColumnTransformer(
+        [
+            ("num", SimpleImputer(strategy="median"), NUMERIC),
+            ("cat", OneHotEncoder(handle_unknown="ignore"), ["plan"]),
+        ]
+    )
+    return make_pipeline(prep, estimator)
+
+
+def _sklearn_zoo() -> dict[str, Callable[[], tuple[Any, str]]]:
+    from sklearn.ensemble import (
+        HistGradientBoostingClassifier,
+        HistGradientBoostingRegressor,
+        RandomForestClassifier,
+    )
+    from sklearn.linear_model import LogisticRegression, Ridge
+    from sklearn.neighbors import KNeighborsClassifier
+    from sklearn.svm import SVC
+
+    return {
+        "logistic-pipeline": lambda: (_pipeline(LogisticRegression(max_iter=500)), "label"),
+        "forest-pipeline": lambda: (_pipeline(RandomForestClassifier(20, random_state=0)), "label"),
+        "svc-no-proba": lambda: (_pipeline(SVC()), "label"),
+        "knn-pipeline": lambda: (_pipeline(KNeighborsClassifier()), "label"),
+        "ridge-pipeline": lambda: (_pipeline(Ridge()), "amount"),
+        "hgb-native-nan": lambda: (HistGradientBoostingClassifier(max_iter=30), "label"),
+        "hgb-regressor": lambda: (HistGradientBoostingRegressor(max_iter=30), "amount"),
+    }
+
+
+def _fit(model: Any, target: str, frame: pd.DataFrame, numeric_only: bool) -> Any:
+    X = frame.drop(columns=["label", "amount"])
+    if numeric_only:
+        X = X[NUMERIC]
+    return model.fit(X, frame[target])
+
+
+def _gate_all_pass(gate: GateRun, model: Any, target: str, frame: pd.DataFrame, name: str) -> None:
+    gate.data(frame)
+    result = gate.run(name, target=target)
+    outcomes = junit_outcomes(gate.junit())
+    bad = {k: v for k, v in outcomes.items() if v not in ("passed", "skipped")}
+    assert not bad, {k: messages(gate.junit()).get(k) for k in bad}
+    assert "output[no-nan]" in outcomes
+    assert result.ret == 0
+
+
+@pytest.mark.parametrize("family", list(_sklearn_zoo()))
+def test_a_healthy_scikit_learn_model_passes(gate: GateRun, family: str) -> None:
+    import joblib
+
+    frame = _frame()
+    model, target = _sklearn_zoo()[family]()
+    numeric_only = family.startswith("hgb")
+    joblib.dump(_fit(model, target, frame, numeric_only), gate.path / "model.joblib")
+    if numeric_only:
+        frame = frame.drop(columns=["plan"])
+    _gate_all_pass(gate, model, target, frame, "model.joblib")
+
+
+BY_NAME_WRAPPER = """
+import pytest
+from deploy_gate import ModelDeployment
+
+class ByName(ModelDeployment):
+    # LightGBM reads a DataFrame's columns by position: serve it the columns by name.
+    def batch_predict(self, rows):
+        return super().batch_predict(self._frame(rows)[list(self.feature_names)])
+
+    def batch_predict_proba(self, rows):
+        return super().batch_predict_proba(self._frame(rows)[list(self.feature_names)])
+
+@pytest.fixture
+def deployment_factory():
+    return lambda path: ByName(path, on_invalid_output="record")
+"""
+
+
+def test_lightgbm_reads_columns_by_position_and_a_wrapper_fixes_it(gate: GateRun) -> None:
+    lightgbm = pytest.importorskip("lightgbm")
+    import joblib
+
+    frame = _frame().drop(columns=["plan"])
+    model = lightgbm.LGBMClassifier(n_estimators=20, verbose=-1).fit(frame[NUMERIC], frame["label"])
+    joblib.dump(model, gate.path / "model.joblib")
+    gate.data(frame)
+    gate.run("model.joblib", target="label")
+    failures = {k for k, v in junit_outcomes(gate.junit()).items() if v == "failed"}
+    assert failures == {"errors[reordered-columns]"}
+    gate.pytester.makeconftest(BY_NAME_WRAPPER)
+    _gate_all_pass(gate, model, "label", frame, "model.joblib")
+
+
+def test_a_healthy_xgboost_model_passes(gate: GateRun) -> None:
+    xgboost = pytest.importorskip("xgboost")
+    import joblib
+
+    frame = _frame().drop(columns=["plan"])
+    model = xgboost.XGBClassifier(n_estimators=20, max_depth=3).fit(frame[NUMERIC], frame["label"])
+    joblib.dump(model, gate.path / "model.joblib")
+    _gate_all_pass(gate, model, "label", frame, "model.joblib")
+
+
+def test_a_healthy_skops_artifact_passes(gate: GateRun) -> None:
+    skops_io = pytest.importorskip("skops.io")
+    from sklearn.linear_model import LogisticRegression
+
+    frame = _frame()
+    model = _fit(_pipeline(LogisticRegression(max_iter=500)), "label", frame, False)
+    skops_io.dump(model, gate.path / "model.skops")
+    _gate_all_pass(gate, model, "label", frame, "model.skops")
+
+
+def test_a_healthy_onnx_artifact_passes(gate: GateRun) -> None:
+    pytest.importorskip("onnxruntime")
+    skl2onnx = pytest.importorskip("skl2onnx")
+    from skl2onnx.common.data_types import FloatTensorType
+    from sklearn.impute import SimpleImputer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+
+    frame = _frame().drop(columns=["plan", "amount"])
+    X = frame[NUMERIC].astype(np.float32)
+    model = make_pipeline(SimpleImputer(), LogisticRegression(max_iter=500)).fit(X, frame["label"])
+    onx = skl2onnx.to_onnx(
+        model,
+        initial_types=[("input", FloatTensorType([None, len(NUMERIC)]))],
+        options={id(model.steps[-1][1]): {"zipmap": False}},
+    )
+    (gate.path / "model.onnx").write_bytes(onx.SerializeToString())
+    _gate_all_pass(gate, model, "label", frame, "model.onnx")
+
+
+def test_an_onnx_model_without_an_imputer_fails_on_missing_values(gate: GateRun) -> None:
+    pytest.importorskip("onnxruntime")
+    skl2onnx = pytest.importorskip("skl2onnx")
+    from skl2onnx.common.data_types import FloatTensorType
+    from sklearn.linear_model import LogisticRegression
+
+    frame = _frame().drop(columns=["plan", "amount"])
+    frame["income"] = frame["income"].fillna(frame["income"].median())
+    model = LogisticRegression(max_iter=500).fit(frame[NUMERIC].astype(np.float32), frame["label"])
+    onx = skl2onnx.to_onnx(
+        model,
+        initial_types=[("input", FloatTensorType([None, len(NUMERIC)]))],
+        options={id(model): {"zipmap": False}},
+    )
+    (gate.path / "model.onnx").write_bytes(onx.SerializeToString())
+    gate.data(frame)
+    gate.run("model.onnx", target="label")
+    failures = {k for k, v in junit_outcomes(gate.junit()).items() if v == "failed"}
+    # It answers NaN probabilities for a missing value instead of refusing it.
+    assert failures == {"output[no-nan]", "errors[nan-input]"}
+
+
+def test_a_positional_model_with_extra_data_columns_errors_naming_them(gate: GateRun) -> None:
+    import joblib
+    from sklearn.linear_model import LogisticRegression
+
+    frame = _frame().drop(columns=["plan"])
+    frame["income"] = frame["income"].fillna(0.0)
+    model = LogisticRegression(max_iter=500).fit(frame[NUMERIC].to_numpy(), frame["label"])
+    joblib.dump(model, gate.path / "model.joblib")
+    gate.data(frame)
+    result = gate.run("model.joblib", target="label")
+    result.stdout.fnmatch_lines(["*takes 3 features by position and names none*4 columns*amount*"])
+    assert result.ret == 1
