@@ -50,6 +50,9 @@ class GateRun:
     ) -> pytest.RunResult:
         """Run the gate; the test models' module is trusted unless ``trust`` is False."""
         argv = ["--deploy-gate", *args]
+        if not any(a.startswith("--deploy-gate-latency-batch-sizes") for a in args):
+            # Single rows only: each measured batch size adds a second to every run.
+            argv.append("--deploy-gate-latency-batch-sizes=1")
         if trust:
             argv.append("--deploy-gate-trust=faulty_models")
         if data and not any(a.startswith("--deploy-gate-data") for a in args):

@@ -189,6 +189,11 @@ class SlowSingleRow(ThresholdClassifier):
             time.sleep(0.15)
         return super().predict(X)
 
+    def predict_proba(self, X: Any) -> np.ndarray:
+        if len(X) == 1:
+            time.sleep(0.15)
+        return super().predict_proba(X)
+
 
 class ObscureCrashOnNaN(ThresholdClassifier):
     """Crashes with ZeroDivisionError instead of a clear error when a value is missing."""
@@ -346,4 +351,13 @@ class Hangs(ThresholdClassifier):
     def predict(self, X: Any) -> np.ndarray:
         while len(X) > 1:
             time.sleep(0.05)
+        return super().predict(X)
+
+
+class SlowOnBatches(ThresholdClassifier):
+    """Sleeps 30 ms on every batch of more than one row; single rows are fast."""
+
+    def predict(self, X: Any) -> np.ndarray:
+        if len(X) > 1:
+            time.sleep(0.03)
         return super().predict(X)

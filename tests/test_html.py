@@ -85,73 +85,67 @@ def _common(report: GateReport) -> None:
     )
 
 
-def _latency(report: GateReport, *, p99_32: float, budget_32: float) -> None:
-    hist1 = histogram(0.31, 2000, seed=1)
-    hist32 = histogram(p99_32 * 0.8, 600, seed=32)
-    common = {"calls": 2000, "rounds": 5, "threads": 1, "batch": 1}
-    add(
-        report,
-        "latency[p50-batch=1]",
-        p50_ms=0.31,
-        p95_ms=0.39,
-        p99_ms=0.45,
-        max_ms=0.71,
-        mean_ms=0.32,
-        percentile="p50",
-        budget_ms=5.0,
-        status="passed",
-        histogram=hist1,
-        **common,
-    )
-    add(
-        report,
-        "latency[p99-batch=1]",
-        p50_ms=0.31,
-        p95_ms=0.39,
-        p99_ms=0.45,
-        max_ms=0.71,
-        mean_ms=0.32,
-        percentile="p99",
-        budget_ms=1.0,
-        status="passed",
-        histogram=hist1,
-        **common,
-    )
-    failed = p99_32 > budget_32
-    add(
-        report,
-        "latency[p99-batch=32]",
-        "failed" if failed else "passed",
-        f"p99 latency {p99_32:.1f} ms exceeds budget {budget_32:.1f} ms (n=600, 5 rounds, batch=32)"
-        if failed
-        else "",
-        p50_ms=p99_32 * 0.8,
-        p95_ms=p99_32 * 0.93,
-        p99_ms=p99_32,
-        max_ms=p99_32 * 1.2,
-        mean_ms=p99_32 * 0.82,
-        calls=600,
-        rounds=5,
-        threads=1,
-        batch=32,
-        percentile="p99",
-        budget_ms=budget_32,
-        status="failed" if failed else "passed",
-        histogram=hist32,
-    )
+def latency_items(
+    report: GateReport, *, p99_32: float, budget_32: float, artifact: str = ARTIFACT
+) -> None:
+    """Items as checks.py records them: one per percentile and batch size, each with the
+    figures of its batch size; the failed one without the histogram (recorded after judging)."""
+    for batch, p50, budget, hist in (
+        (1, 0.31, 1.0, histogram(0.31, 2000, seed=1)),
+        (32, p99_32 * 0.8, budget_32, histogram(p99_32 * 0.8, 600, seed=32)),
+    ):
+        figures = {
+            "p50_ms": p50,
+            "p95_ms": p50 * 1.16,
+            "p99_ms": p99_32 if batch == 32 else 0.45,
+            "max_ms": p50 * 1.5,
+            "mean_ms": p50 * 1.03,
+            "calls": 2000 if batch == 1 else 600,
+            "rounds": 5,
+            "calls_per_round": 400 if batch == 1 else 120,
+            "batch_size": batch,
+            "threads": 1,
+        }
+        for pct in ("p50", "p95", "p99"):
+            value = float(figures[f"{pct}_ms"])
+            judged = pct == "p99"
+            failed = judged and value > budget
+            props: dict[str, Any] = {"percentile": pct, "batch": batch, "value_ms": value}
+            props |= figures
+            if judged:
+                props["budget_ms"] = budget
+            props["status"] = ("failed" if failed else "passed") if judged else "measured"
+            if not failed:
+                props["histogram"] = hist
+            message = (
+                f"{pct} latency {value:.1f} ms exceeds budget {budget:.1f} ms (batch={batch}, "
+                "5 rounds x 120 calls, round p99 range 58.3-66.0 ms, threads=1)"
+                if failed
+                else ""
+            )
+            add(
+                report,
+                f"latency[{pct}-batch={batch}]",
+                "failed" if failed else "passed",
+                message,
+                **props,
+            )
     add(
         report,
         "latency[p99-vs-baseline-batch=1]",
-        p50_ms=0.31,
-        p99_ms=0.45,
+        percentile="p99-vs-baseline",
+        batch=1,
+        ratio=1.04,
+        candidate_p99_ms=0.45,
+        baseline_p99_ms=0.433,
+        diff_ms=0.017,
+        max_ratio=1.5,
+        noise_floor_ms=0.5,
         calls=2000,
         rounds=5,
+        batch_size=1,
         threads=1,
-        batch=1,
-        percentile="p99",
         status="passed",
-        ratio=1.04,
-        limit=1.5,
     )
 
 
@@ -159,7 +153,7 @@ def approved_report() -> GateReport:
     """A green gate without a baseline or production data (those sections must say why)."""
     report = GateReport()
     _common(report)
-    _latency(report, p99_32=3.1, budget_32=25.0)
+    latency_items(report, p99_32=3.1, budget_32=25.0)
     project = "tests/test_business_rules.py::test_long_tenure_customers_are_not_flagged"
     nodeid = f"{project}[{ARTIFACT}]"
     report.outcomes[nodeid] = Outcome(nodeid, PROJECT, None)
@@ -170,7 +164,7 @@ def blocked_report() -> GateReport:
     """A gate blocked by latency, a metric, the rollout and drift, with everything measured."""
     report = GateReport()
     _common(report)
-    _latency(report, p99_32=61.2, budget_32=50.0)
+    latency_items(report, p99_32=61.2, budget_32=50.0)
     base = {"baseline_version": "v_20261002T140311Z_9be41c07", "baseline_sha256": "9be41c07" * 8}
     add(
         report,
@@ -435,7 +429,7 @@ def test_the_checklist_counts_each_category_and_explains_skips() -> None:
     }
     assert rows["smoke"] == ["✓ PASS", "7", "0", "0"]
     assert rows["output"] == ["✓ PASS", "8", "0", "1"]
-    assert rows["latency"] == ["✗ FAIL", "3", "1", "0"]
+    assert rows["latency"] == ["✗ FAIL", "6", "1", "0"]
     assert rows["rollout"] == ["✗ FAIL", "1", "1", "2"]
     skips = checklist.find_all("ul", "skips")[0].text
     assert "classifier: outputs are labels, the range check is for regressors" in skips
@@ -459,13 +453,31 @@ def test_the_latency_histogram_draws_the_budget_as_a_line_in_the_svg() -> None:
     budget_x = float(lines[0].attrs["x1"])
     xs = [float(b.attrs["x"]) for b in bars]
     assert min(xs) < budget_x < max(xs)
-    assert len(svgs[0].find_all("line", "budget-line")) == 2  # p50 and p99 budgets of batch 1
-    row = next(
-        tr for tr in latency.find_all("tr") if "p99-batch=32" in tr.text and tr.find_all("td")
-    )
-    assert "FAIL" in row.text
-    assert "61.2 ms" in row.text
-    detail = latency.find_all("tr", "detail")
+    assert len(svgs[0].find_all("line", "budget-line")) == 1
+    assert "p99 budget 1.0 ms" in svgs[0].text
+
+
+def test_the_latency_tables_give_figures_per_batch_size_and_each_verdict() -> None:
+    latency = section(parse(render_html(blocked_report())), "Latency")
+    figures = latency.find_all("table", "latency")[0].find_all("tbody")[0].find_all("tr")
+    assert [r.find_all("th")[0].text for r in figures] == ["batch size 1", "batch size 32"]
+    assert "61.2 ms" in figures[1].text
+    assert "600 in 5 rounds" in figures[1].text
+    verdicts = latency.find_all("table", "verdicts")[0]
+    rows = {
+        r.find_all("th")[0].text: r.text
+        for r in verdicts.find_all("tbody")[0].find_all("tr")
+        if "detail" not in r.classes
+    }
+    assert "FAIL" in rows["latency[p99-batch=32]"]
+    assert "50.0 ms" in rows["latency[p99-batch=32]"]
+    assert "MEASURED" in rows["latency[p50-batch=32]"]
+    assert rows["latency[p50-batch=32]"].endswith("none")
+    relative = rows["latency[p99-vs-baseline-batch=1]"]
+    times = "\N{MULTIPLICATION SIGN}"
+    assert f"1.04{times} the baseline (0.450 ms vs 0.433 ms)" in relative
+    assert f"at most 1.5{times}" in relative
+    detail = verdicts.find_all("tr", "detail")
     assert len(detail) == 1
     assert "p99 latency 61.2 ms exceeds budget 50.0 ms" in detail[0].text
 
@@ -703,6 +715,10 @@ def test_the_artifact_facts_show_hash_size_loader_libraries_and_the_allowlist_sc
         "Artifact",
     )
     assert "trusted modules" in extra.text
+    warned = GateReport()
+    warning = "InconsistentVersionWarning: Trying to unpickle estimator from version 1.8.0"
+    add(warned, "smoke[load]", loader="joblib", load_warnings=warning)
+    assert warning in section(parse(render_html(warned)), "Artifact").text
 
 
 def test_a_refused_artifact_shows_the_scan_failure_and_why_facts_are_missing() -> None:
@@ -788,3 +804,47 @@ def test_write_html_leaves_no_temporary_file_when_writing_fails(
     with pytest.raises(OSError, match="disk full"):
         write_html(blocked_report(), tmp_path / "gate.html")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_figures_given_as_strings_render_as_numbers() -> None:
+    # A JUnit round trip or another serialiser may hand the figures over as text.
+    report = GateReport()
+    add(
+        report,
+        "drift[age]",
+        "failed",
+        "age drifted",
+        feature="age",
+        psi="0.412",
+        psi_threshold="0.2",
+        passed="False",
+    )
+    add(
+        report,
+        "latency[p99-batch=1]",
+        p99_ms="0.45",
+        budget_ms="1",
+        batch="1",
+        histogram=histogram(0.3, 100, 5),
+    )
+    root = parse(render_html(report))
+    drift = section(root, "Drift")
+    assert "PSI 0.412, threshold 0.2" in drift.find_all("svg")[0].attrs["aria-label"]
+    assert drift.find_all("rect", "bar-fail")
+    assert "age drifted" in drift.find_all("tr", "detail")[0].text
+    latency = section(root, "Latency")
+    assert "0.450 ms" in latency.text
+    assert latency.find_all("line", "budget-line")
+
+
+def test_on_a_phone_every_stacked_cell_still_names_its_column() -> None:
+    root = parse(render_html(blocked_report()))
+    stacked = root.find_all("table", "stack")
+    assert len(stacked) >= 5
+    for table in stacked:
+        head = [th.text for th in table.find_all("thead")[0].find_all("th")]
+        for row in table.find_all("tbody")[0].find_all("tr"):
+            cells = [c for c in row.children if isinstance(c, Node)]
+            for index, cell in enumerate(cells):
+                if cell.tag == "td" and "colspan" not in cell.attrs:
+                    assert cell.attrs["data-label"] == head[index]

@@ -237,8 +237,9 @@ class Chromium:
         os.close(self._stderr_fd)
 
 
-@pytest.fixture
-def chromium(tmp_path: Path) -> Iterator[Chromium]:
+@pytest.fixture(scope="module")
+def chromium(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Chromium]:
+    """One browser for the module (each test opens its own page in it): starting takes ~1 s."""
     binary = find_chromium()
     if binary is None:
         pytest.skip(
@@ -246,7 +247,7 @@ def chromium(tmp_path: Path) -> Iterator[Chromium]:
             "and /usr/bin/chromium): install it with `apt-get install chromium` to run the "
             "browser test of the HTML report"
         )
-    browser = Chromium(binary, tmp_path / "profile")
+    browser = Chromium(binary, tmp_path_factory.mktemp("chromium-profile"))
     try:
         browser.start()
         yield browser
@@ -288,17 +289,24 @@ def test_the_report_renders_in_chromium_at_laptop_and_phone_width_without_errors
             assert chromium.problems(url) == []
 
 
-def test_the_browser_check_catches_a_page_that_requests_something(
-    chromium: Chromium, tmp_path: Path
+@pytest.mark.parametrize(
+    ("markup", "expected"),
+    [
+        ('<img src="http://deploy-gate.invalid/pixel.png" alt="">', "deploy-gate.invalid"),
+        ("<script>console.error('broken chart')</script>", "broken chart"),
+        ("<script>undefinedFunction()</script>", "undefinedFunction"),
+    ],
+    ids=["external-request", "console-error", "uncaught-exception"],
+)
+def test_the_browser_check_catches_requests_console_errors_and_exceptions(
+    chromium: Chromium, tmp_path: Path, markup: str, expected: str
 ) -> None:
-    # Guards the test above: without the report's Content-Security-Policy an external image is
-    # requested, and the browser check must see it.
-    page = tmp_path / "leaky.html"
+    # Guards the test above: a page that requests something or errs must be caught.
+    page = tmp_path / "faulty.html"
     page.write_text(
-        '<!DOCTYPE html><html lang="en"><title>x</title><h1 id="verdict">x</h1>'
-        '<img src="http://deploy-gate.invalid/pixel.png" alt=""></html>',
+        f'<!DOCTYPE html><html lang="en"><title>x</title><h1 id="verdict">x</h1>{markup}</html>',
         encoding="utf-8",
     )
     chromium.open(page.as_uri(), width=390)
     problems = chromium.problems(page.as_uri())
-    assert any("deploy-gate.invalid" in p for p in problems), problems
+    assert any(expected in p for p in problems), problems

@@ -335,16 +335,30 @@ def test_straddling_the_budget_extends_rounds_then_is_inconclusive_at_the_cap() 
 
 def test_too_few_rounds_at_the_cap_are_inconclusive_and_say_so() -> None:
     clock = FakeClock()
-    model = fake_model(clock, lambda n: 100.0)
+    # Every tenth call is fast, so "even the fastest call is over budget" does not decide it.
+    model = fake_model(clock, lambda n: 10.0 if n % 10 == 0 else 100.0)
     settings = LatencySettings(
         threads=None, calls_per_round=10, warmup_calls=1, warmup_seconds=1e-9, max_seconds=3.0
     )
     measurement = LatencyMeasurement(model, [0], {"p99": 50.0}, settings=settings, clock=clock)
     verdict = measurement.verdict("p99")
     assert verdict.status is LatencyStatus.INCONCLUSIVE
-    assert verdict.rounds == 2
+    assert verdict.rounds < settings.min_rounds
     assert "too few rounds for a 95% CI" in verdict.message
     assert "ci_low_ms" not in verdict.figures
+
+
+def test_when_even_the_fastest_call_is_over_budget_few_rounds_suffice_to_fail() -> None:
+    clock = FakeClock()
+    model = fake_model(clock, lambda n: 100.0)
+    settings = LatencySettings(
+        threads=None, calls_per_round=10, warmup_calls=1, warmup_seconds=1e-9, max_seconds=3.0
+    )
+    measurement = LatencyMeasurement(model, [0], {"p99": 50.0}, settings=settings, clock=clock)
+    verdict = measurement.verdict("p99")
+    assert verdict.status is LatencyStatus.FAILED
+    assert verdict.rounds < settings.min_rounds
+    assert "exceeds budget 50.0 ms" in verdict.message
 
 
 def test_a_slow_model_fails_within_the_time_cap_using_smaller_rounds() -> None:

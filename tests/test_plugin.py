@@ -12,8 +12,9 @@ import faulty_models as fm
 import pytest
 from conftest import TESTS, GateRun, failed, junit_outcomes, messages
 
-#: Checks collected for a classifier with predict_proba and no baseline, pin or drift data.
-N_CLASSIFIER_CHECKS = 25
+#: Checks collected for a classifier with predict_proba, latency of single rows only, and no
+#: baseline, pin or drift data.
+N_CLASSIFIER_CHECKS = 28
 
 WRAPPER_CONFTEST = """
 import pytest
@@ -425,7 +426,7 @@ def test_a_bad_ini_value_is_rejected_naming_the_key_and_the_file(gate: GateRun) 
     result = gate.run("model.joblib")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(
-        ["ERROR: Invalid deploy_gate_smoke_latency_ms '25x' from tox.ini: expected a duration*"]
+        ["ERROR: Invalid deploy_gate_smoke_latency_ms '25x' from tox.ini: invalid duration '25x'*"]
     )
 
 

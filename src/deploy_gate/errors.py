@@ -63,3 +63,8 @@ class LedgerWarning(UserWarning):
 
 class CheckFailure(AssertionError):
     """A deployment check found a fault. Its message is the whole report: no traceback."""
+
+
+class LatencyInconclusiveWarning(UserWarning):
+    """A latency verdict stayed undecided at its time cap, with
+    ``deploy_gate_latency_inconclusive = warn``."""

@@ -82,7 +82,7 @@ def render_html(
     approved, verdict = report.verdict()
     ids = report.version_ids()
     groups = report.by_artifact()
-    counts = report.counts(report.outcomes.values())
+    counts = _tally(report.outcomes.values())
     body: list[str] = [_header(title, approved, verdict, ids, counts, len(report.outcomes))]
     failures = report.failures()
     if failures:
@@ -419,6 +419,14 @@ def _sub(anchor: str, title: str, content: str) -> str:
 # -- checklist ------------------------------------------------------------------------------
 
 
+def _tally(outcomes: Iterable[Outcome]) -> dict[str, int]:
+    """Passed/failed/skipped counts, an error counting as failed (as GateReport.counts)."""
+    counts = {"passed": 0, "failed": 0, "skipped": 0}
+    for o in outcomes:
+        counts["failed" if o.failed else "passed" if o.outcome == "passed" else "skipped"] += 1
+    return counts
+
+
 def _checklist(anchor: str, categories: Mapping[str, list[Outcome]]) -> str:
     rows = []
     every: list[Outcome] = []
@@ -427,7 +435,7 @@ def _checklist(anchor: str, categories: Mapping[str, list[Outcome]]) -> str:
         if not outcomes:
             continue
         every += outcomes
-        c = GateReport().counts(outcomes)
+        c = _tally(outcomes)
         if c["failed"]:
             badge = _badge("FAIL", "fail")
         elif c["passed"]:
@@ -452,7 +460,7 @@ def _checklist(anchor: str, categories: Mapping[str, list[Outcome]]) -> str:
     )
     details = (
         f"<details><summary>Every check ({len(every)}), with its message</summary>"
-        + _table(["Check", "Result", "Message or reason"], [check_rows], cls="checks")
+        + _table(["Check", "Result", "Message or reason"], [check_rows], cls="checks stack")
         + "</details>"
     )
     skipped = _skipped_reasons(every)
@@ -571,6 +579,11 @@ def _histogram_of(props: Mapping[str, object]) -> tuple[list[float], list[float]
     return (edges, counts) if ok else None
 
 
+def _is_relative(outcome: Outcome, props: Mapping[str, object]) -> bool:
+    """A latency item judged against the baseline (a ratio), not against a budget in ms."""
+    return "vs-baseline" in str(_get(props, "percentile") or _case(outcome))
+
+
 def _latency(anchor: str, categories: Mapping[str, list[Outcome]]) -> str:
     outcomes = categories.get("latency", [])
     sanity = next((o for o in categories.get("smoke", []) if _case(o) == "latency-sanity"), None)
@@ -579,45 +592,10 @@ def _latency(anchor: str, categories: Mapping[str, list[Outcome]]) -> str:
     if why is not None:
         content += why
     else:
-        rows = []
-        for o in outcomes:
-            p = _props(o)
-            status = str(_get(p, "status") or "")
-            badge = (
-                _badge(*_LATENCY_STATUS[status])
-                if status in _LATENCY_STATUS and o.outcome != "skipped"
-                else _outcome_badge(o)
-            )
-            calls, rounds = _get(p, "calls"), _get(p, "rounds")
-            runs = f"{_num(calls)} in {_num(rounds)} rounds" if calls is not None else _DASH
-            budget, ratio, cap = _get(p, "budget_ms"), _get(p, "ratio"), _get(p, "limit")
-            if budget is not None:
-                limit = _ms(budget)
-            elif cap is not None:  # judged relative to the baseline: a ratio, not ms
-                shown = f"{_num(ratio, 3)}&times; " if ratio is not None else ""
-                limit = f"{shown}(≤ {_num(cap, 3)}&times; baseline)"
-            else:
-                limit = _DASH
-            rows.append(
-                f'<tr class="{"row-fail" if o.failed else ""}">'
-                f'<th scope="row"><code>{_e(_case(o))}</code></th><td>{badge}</td>'
-                f'<td class="n">{_ms(_get(p, "p50_ms"))}</td>'
-                f'<td class="n">{_ms(_get(p, "p95_ms"))}</td>'
-                f'<td class="n">{_ms(_get(p, "p99_ms"))}</td>'
-                f'<td class="n">{_ms(_get(p, "max_ms"))}</td>'
-                f'<td class="n">{limit}</td><td class="n">{runs}</td>'
-                f'<td class="n">{_e(_get(p, "threads") or _DASH)}</td></tr>' + _detail_row(o, 9)
-            )
-        content += _table(
-            ["Check", "Result", "p50", "p95", "p99", "max", "Budget", "Calls", "Threads"],
-            rows,
-            cls="latency",
-            right=range(2, 9),
-        )
+        content += _latency_figures(outcomes)
+        content += _latency_verdicts(outcomes)
         content += _histograms(anchor, outcomes)
-        skipped = _skipped_reasons(outcomes)
-        if skipped:
-            content += skipped
+        content += _skipped_reasons(outcomes)
     if sanity is not None:
         p = _props(sanity)
         mean, budget = _ms(_get(p, "mean_ms")), _ms(_get(p, "budget_ms"))
@@ -633,11 +611,82 @@ def _latency(anchor: str, categories: Mapping[str, list[Outcome]]) -> str:
     return _sub(anchor, "Latency", content)
 
 
+def _latency_figures(outcomes: Sequence[Outcome]) -> str:
+    """One row per batch size: every percentile item of a size carries the same figures."""
+    by_batch: dict[int | None, Mapping[str, object]] = {}
+    for o in outcomes:
+        p = _props(o)
+        if not _is_relative(o, p) and _get(p, "p50_ms", "p99_ms") is not None:
+            by_batch.setdefault(_batch_of(o, p), p)
+    rows = []
+    for batch, figures in sorted(by_batch.items(), key=lambda b: b[0] or 0):
+        calls, rounds = _get(figures, "calls"), _get(figures, "rounds")
+        runs = f"{_num(calls)} in {_num(rounds)} rounds" if calls is not None else _DASH
+        rows.append(
+            f'<tr><th scope="row"><span class="phone">batch size </span>'
+            f"{_e(batch if batch is not None else _DASH)}</th>"
+            + "".join(
+                f'<td class="n">{_ms(_get(figures, f"{k}_ms"))}</td>'
+                for k in ("p50", "p95", "p99", "max", "mean")
+            )
+            + f'<td class="n">{runs}</td>'
+            f'<td class="n">{_e(_get(figures, "threads") or _DASH)}</td></tr>'
+        )
+    if not rows:
+        return ""
+    return _table(
+        ["Batch size", "p50", "p95", "p99", "max", "mean", "Calls", "Threads"],
+        rows,
+        caption="Per call (a batch is one call); percentiles are the median over rounds.",
+        cls="latency stack",
+        right=range(1, 8),
+    )
+
+
+def _latency_verdicts(outcomes: Sequence[Outcome]) -> str:
+    rows = []
+    for o in outcomes:
+        p = _props(o)
+        if o.outcome == "skipped" and not p:
+            continue  # listed with its reason under the plots
+        status = str(_get(p, "status") or "")
+        badge = (
+            _badge(*_LATENCY_STATUS[status])
+            if status in _LATENCY_STATUS and o.outcome != "skipped"
+            else _outcome_badge(o)
+        )
+        pct = str(_get(p, "percentile") or _case(o).split("-", 1)[0])
+        if _is_relative(o, p):
+            label = pct.split("-", 1)[0]
+            ratio = _float(_get(p, "ratio"))
+            cand = _get(p, f"candidate_{label}_ms")
+            base = _get(p, f"baseline_{label}_ms")
+            measured = f"{ratio:.2f}&times; the baseline" if ratio is not None else _DASH
+            if cand is not None and base is not None:
+                measured += f" ({_ms(cand)} vs {_ms(base)})"
+            cap = _get(p, "max_ratio", "limit")
+            limit = f"at most {_num(cap, 3)}&times;" if cap is not None else _DASH
+        else:
+            measured = _ms(_get(p, "value_ms", f"{pct}_ms"))
+            budget = _get(p, "budget_ms")
+            limit = _ms(budget) if budget is not None else "none"
+        rows.append(
+            f'<tr class="{"row-fail" if o.failed else ""}">'
+            f'<th scope="row"><code>{_e(_check_name(o))}</code></th><td>{badge}</td>'
+            f'<td class="n">{measured}</td><td class="n">{limit}</td></tr>' + _detail_row(o, 4)
+        )
+    if not rows:
+        return ""
+    return _table(
+        ["Check", "Result", "Measured", "Budget"], rows, cls="verdicts stack", right=(2, 3)
+    )
+
+
 def _histograms(anchor: str, outcomes: Sequence[Outcome]) -> str:
     batches: dict[int | None, list[tuple[Outcome, dict[str, object]]]] = {}
     for o in outcomes:
         p = _props(o)
-        if o.outcome == "skipped" and not p:
+        if (o.outcome == "skipped" and not p) or _is_relative(o, p):
             continue
         batches.setdefault(_batch_of(o, p), []).append((o, p))
     figures = []
@@ -723,8 +772,8 @@ def _histogram_svg(
     The x axis turns logarithmic when the budget is far from the calls (a 100 ms budget for
     0.3 ms calls), so neither the bars nor the line end up squeezed against an edge.
     """
-    width, height = 640.0, 230.0
-    left, right, top, bottom = 52.0, 16.0, 34.0, 36.0
+    width, height = 480.0, 228.0
+    left, right, top, bottom = 54.0, 12.0, 44.0, 38.0
     pw, ph = width - left - right, height - top - bottom
     lo, hi = edges[0], edges[-1]
     for budget in budgets:
@@ -770,7 +819,8 @@ def _histogram_svg(
         f"call time (ms{', log scale' if log else ''})</text>"
         f'<text class="tick" x="{left - 6}" y="{top + 4}" text-anchor="end">{int(peak):,}</text>'
         f'<text class="tick" x="{left - 6}" y="{top + ph}" text-anchor="end">0</text>'
-        f'<text class="tick" x="{left}" y="{top - 22}" text-anchor="start">calls</text>'
+        f'<text class="tick" transform="rotate(-90)" x="{-(top + ph / 2):.1f}" y="12" '
+        'text-anchor="middle">calls</text>'
     )
     for (a, b), c in zip(itertools.pairwise(edges), counts, strict=True):
         if c <= 0:
@@ -785,7 +835,7 @@ def _histogram_svg(
         mx = x(value)
         parts.append(
             f'<line class="marker" x1="{mx:.1f}" y1="{top}" x2="{mx:.1f}" y2="{top + ph}"/>'
-            f'<text class="marker-label" x="{mx + 3:.1f}" y="{top + 10}">{_e(label)}</text>'
+            f'<text class="marker-label" x="{mx + 3:.1f}" y="{top + 12}">{_e(label)}</text>'
         )
     for i, line in enumerate(_unique(budgets)):
         bx = x(line.ms)
@@ -795,7 +845,7 @@ def _histogram_svg(
             f'<line class="budget-line" id="{fig_id}-budget{i + 1}" x1="{bx:.1f}" '
             f'y1="{top - 14}" x2="{bx:.1f}" y2="{top + ph}"><title>{_e(line.label)} '
             f"{_ms(line.ms)}</title></line>"
-            f'<text class="budget-label" x="{tx:.1f}" y="{top - 4 - 12 * i}" '
+            f'<text class="budget-label" x="{tx:.1f}" y="{top - 5 - 17 * i}" '
             f'text-anchor="{anchor}">{_e(line.label)} {_ms(line.ms)}</text>'
         )
     parts.append("</svg>")
@@ -901,14 +951,14 @@ def _baseline(anchor: str, outcomes: Sequence[Outcome]) -> str:
             caption="Candidate vs baseline on the same labelled rows; the limit is the floor "
             "(or ceiling, for lower-is-better metrics) the candidate must reach. Plot: candidate "
             "bar above the grey baseline bar, the limit as a line.",
-            cls="compare",
+            cls="compare stack",
             right=range(2, 7),
         )
     if other_rows:
         content += _table(
             ["Check", "Result", "Candidate", "Baseline", "Limit"],
             other_rows,
-            cls="compare-other",
+            cls="compare-other stack",
             right=range(2, 5),
         )
     content += _skipped_reasons(outcomes)
@@ -1029,7 +1079,7 @@ def _drift(anchor: str, outcomes: Sequence[Outcome]) -> str:
         rows,
         caption="Production inputs against the reference; a feature drifts when the change is "
         "both significant (p-value) and material (PSI or effect size).",
-        cls="drift",
+        cls="drift stack",
         right=(4, 5, 6),
     )
     return _sub(anchor, "Drift", content + _skipped_reasons(outcomes))
@@ -1095,7 +1145,8 @@ td.msg{color:var(--muted);min-width:14em;overflow-wrap:anywhere}
 tr.row-fail>th,tr.row-fail>td{background:var(--fail-bg)}
 tr:has(+tr.detail)>*{border-bottom:0}
 tr.detail>td{padding-top:0;color:var(--fg)}
-table.latency tbody th,table.drift tbody th{white-space:nowrap}
+table.verdicts tbody th,table.drift tbody th{white-space:nowrap}
+
 td.psi{white-space:nowrap}
 td.psi svg.spark{display:inline-block;vertical-align:middle;margin:0 6px}
 .psi-value{display:inline-block;min-width:3.2em;text-align:right;font-variant-numeric:tabular-nums}
@@ -1121,12 +1172,12 @@ svg.histogram{width:100%;height:auto;display:block}
 svg .axis{stroke:var(--muted);stroke-width:1}
 svg .grid{stroke:var(--grid);stroke-width:1}
 svg text{paint-order:stroke;stroke:var(--card);stroke-width:3px;stroke-linejoin:round}
-svg .tick{fill:var(--muted);font:11px system-ui,sans-serif}
+svg .tick{fill:var(--muted);font:12px system-ui,sans-serif}
 svg .bar{fill:var(--bar)}
 svg .marker{stroke:var(--muted);stroke-width:1;stroke-dasharray:3 3}
-svg .marker-label{fill:var(--muted);font:11px system-ui,sans-serif}
+svg .marker-label{fill:var(--muted);font:12px system-ui,sans-serif}
 svg .budget-line{stroke:var(--fail);stroke-width:2.5}
-svg .budget-label{fill:var(--fail);font:600 12px system-ui,sans-serif}
+svg .budget-label{fill:var(--fail);font:600 13px system-ui,sans-serif}
 svg.spark{width:120px;height:auto;display:block}
 svg .track{fill:var(--grid)}
 svg .bar-pass{fill:var(--pass)}
@@ -1144,6 +1195,27 @@ padding:8px 10px}
 .stage .msg{font-size:13px;overflow-wrap:anywhere}
 .stage-share{font-size:1.3rem;font-weight:700}
 footer{color:var(--muted);font-size:12.5px;margin-top:28px}
-@media (max-width:600px){main{padding:14px 12px 28px}.verdict{font-size:1.2rem}
-.facts>div{grid-template-columns:1fr;gap:0}.card{padding:12px}}
+.phone{display:none}
+@media (max-width:600px){main{padding:14px 10px 28px}.verdict{font-size:1.2rem}
+.facts>div{grid-template-columns:1fr;gap:0}.card{padding:12px 10px}
+th,td{padding:6px 5px}table{font-size:13.5px}
+svg .tick,svg .marker-label{font-size:15px}svg .budget-label{font-size:16px}
+table.stack,table.stack>tbody{display:block}
+table.stack>thead{position:absolute;width:1px;height:1px;overflow:hidden;clip-path:inset(50%);
+white-space:nowrap}
+table.stack>caption{display:block;padding:0 0 6px}
+table.stack tr{display:grid;grid-template-columns:repeat(2,minmax(0,1fr));gap:4px 12px;
+padding:8px 4px;border-bottom:1px solid var(--border)}
+table.stack tr>*{border:0;padding:0;text-align:left;white-space:normal;background:none}
+table.stack tr>th,table.stack tr>td[colspan],table.stack td.psi,table.stack td.msg{
+grid-column:1/-1}
+table.stack tr.row-fail>*{background:none}
+table.stack tr.row-fail{background:var(--fail-bg)}
+table.stack tr:has(+tr.detail){border-bottom:0;padding-bottom:2px}
+table.stack tr.detail{padding-top:0}
+table.stack td[data-label]::before{content:attr(data-label);display:block;font-size:11px;
+text-transform:uppercase;letter-spacing:.04em;color:var(--muted)}
+table.stack svg.spark{display:block;margin:2px 0}
+table.verdicts tr{grid-template-columns:repeat(3,minmax(0,1fr))}
+.phone{display:inline}}
 """

@@ -30,6 +30,7 @@ from typing import Any, Generic, TypeVar
 import numpy as np
 
 from deploy_gate.errors import ConfigError
+from deploy_gate.options import parse_duration_ms, parse_percentile, parse_threads
 
 __all__ = [
     "FLOOR_CALLS_PER_ROUND",
@@ -136,51 +137,6 @@ class LatencyTracker:
 
 
 # --- parsing settings ----------------------------------------------------------------------
-
-_DURATION = re.compile(
-    r"^\s*(?P<number>(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?)\s*(?P<unit>ms|s|us|µs|μs|ns)?\s*$"
-)
-_UNIT_TO_MS = {None: 1.0, "ms": 1.0, "s": 1e3, "us": 1e-3, "µs": 1e-3, "μs": 1e-3, "ns": 1e-6}
-
-
-def parse_duration_ms(text: str) -> float:
-    """Milliseconds from a setting such as ``50ms``, ``0.2s``, ``250us`` or a bare ``50`` (ms).
-
-    Budgets live in ini files and on the command line, so units are accepted; negative, NaN and
-    infinite values are refused with a ``ConfigError`` naming the value.
-    """
-    match = _DURATION.match(text) if isinstance(text, str) else None
-    if match is None:
-        raise ConfigError(
-            f"invalid duration {text!r}: expected a non-negative number of milliseconds with an "
-            "optional unit, e.g. 50ms, 0.2s, 250us"
-        )
-    value = float(match["number"]) * _UNIT_TO_MS[match["unit"]]
-    if not math.isfinite(value):
-        raise ConfigError(f"invalid duration {text!r}: the value is not finite")
-    return value
-
-
-_PERCENTILE = re.compile(r"^p(?P<q>\d+(?:\.\d+)?)$")
-
-
-def parse_percentile(label: str) -> float:
-    """The percentile in ``(0, 100]`` that a label such as ``p99`` or ``p99.9`` names."""
-    match = _PERCENTILE.match(label) if isinstance(label, str) else None
-    q = float(match["q"]) if match else math.nan
-    if not 0.0 < q <= 100.0:
-        raise ConfigError(f"invalid percentile {label!r}: expected e.g. p50, p95, p99 or p99.9")
-    return q
-
-
-def parse_threads(text: str) -> int | None:
-    """Thread-pool limit from a setting: a positive integer, or ``auto`` (None: leave alone)."""
-    value = text.strip().lower() if isinstance(text, str) else ""
-    if value == "auto":
-        return None
-    if value.isdigit() and int(value) >= 1:
-        return int(value)
-    raise ConfigError(f"invalid thread count {text!r}: expected a positive integer or 'auto'")
 
 
 # --- measurement ----------------------------------------------------------------------------
@@ -428,6 +384,9 @@ class LatencyVerdict:
         """True unless the verdict failed or was inconclusive."""
         return self.status in (LatencyStatus.PASSED, LatencyStatus.MEASURED)
 
+
+#: Calls needed before "even the fastest call is over budget" decides a failure on its own.
+MIN_CALLS_FOR_FASTEST_RULE = 10
 
 #: A preempted call stands out: it is longer than this many times a typical call of its round.
 PREEMPTED_FACTOR = 2.0
@@ -709,6 +668,12 @@ class LatencyMeasurement(Generic[T]):
         """PASSED/FAILED once the interval clears the budget, MEASURED without one, else None."""
         if budget is None:
             return LatencyStatus.MEASURED
+        # Noise only ever adds time: when even the fastest of many calls is over budget, every
+        # percentile is, however few rounds there were.
+        rounds = [r for r in self._timed.rounds if r.size]
+        enough = sum(r.size for r in rounds) >= MIN_CALLS_FOR_FASTEST_RULE
+        if enough and min(float(r.min()) for r in rounds) / 1e6 > budget:
+            return LatencyStatus.FAILED
         values = self._timed.round_percentiles_ms(parse_percentile(label))
         low, high = _median_ci(values, self.settings.confidence)
         if high <= budget:

@@ -20,19 +20,50 @@ from deploy_gate.errors import ConfigError
 if TYPE_CHECKING:
     import pytest
 
-_DURATION = re.compile(r"^\s*([0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*(ms|s|us|µs|ns)?\s*$")
-_UNIT_MS = {"ms": 1.0, None: 1.0, "s": 1000.0, "us": 1e-3, "µs": 1e-3, "ns": 1e-6}
+_DURATION = re.compile(
+    r"^\s*(?P<number>(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?)\s*(?P<unit>ms|s|us|µs|μs|ns)?\s*$"
+)
+_UNIT_TO_MS = {None: 1.0, "ms": 1.0, "s": 1e3, "us": 1e-3, "µs": 1e-3, "μs": 1e-3, "ns": 1e-6}
 
 
 def parse_duration_ms(text: str) -> float:
-    """``50ms``, ``0.2s``, ``250us`` or a bare number of milliseconds, as milliseconds."""
-    match = _DURATION.match(str(text))
-    if not match:
-        raise ConfigError(f"expected a duration such as 50ms, 0.2s or 250us, got {text!r}")
-    value = float(match.group(1)) * _UNIT_MS[match.group(2)]
+    """Milliseconds from a setting such as ``50ms``, ``0.2s``, ``250us`` or a bare ``50`` (ms).
+
+    Budgets live in ini files and on the command line, so units are accepted; negative, NaN and
+    infinite values are refused with a ``ConfigError`` naming the value.
+    """
+    match = _DURATION.match(text) if isinstance(text, str) else None
+    if match is None:
+        raise ConfigError(
+            f"invalid duration {text!r}: expected a non-negative number of milliseconds with an "
+            "optional unit, e.g. 50ms, 0.2s, 250us"
+        )
+    value = float(match["number"]) * _UNIT_TO_MS[match["unit"]]
     if not math.isfinite(value):
-        raise ConfigError(f"expected a finite duration, got {text!r}")
+        raise ConfigError(f"invalid duration {text!r}: the value is not finite")
     return value
+
+
+_PERCENTILE = re.compile(r"^p(?P<q>\d+(?:\.\d+)?)$")
+
+
+def parse_percentile(label: str) -> float:
+    """The percentile in ``(0, 100]`` that a label such as ``p99`` or ``p99.9`` names."""
+    match = _PERCENTILE.match(label) if isinstance(label, str) else None
+    q = float(match["q"]) if match else math.nan
+    if not 0.0 < q <= 100.0:
+        raise ConfigError(f"invalid percentile {label!r}: expected e.g. p50, p95, p99 or p99.9")
+    return q
+
+
+def parse_threads(text: str) -> int | None:
+    """Thread-pool limit from a setting: a positive integer, or ``auto`` (None: leave alone)."""
+    value = text.strip().lower() if isinstance(text, str) else ""
+    if value == "auto":
+        return None
+    if value.isdigit() and int(value) >= 1:
+        return int(value)
+    raise ConfigError(f"invalid thread count {text!r}: expected a positive integer or 'auto'")
 
 
 def parse_range(text: str) -> tuple[float, float]:
@@ -63,20 +94,6 @@ def parse_seconds(text: str) -> float:
     value = parse_duration_ms(stripped + ("s" if _is_number(stripped) else "")) / 1000.0
     if value <= 0:
         raise ConfigError(f"expected a positive duration, got {text!r}")
-    return value
-
-
-def parse_threads(text: str) -> int | None:
-    """``auto`` (None: leave thread pools alone) or a positive number of threads."""
-    stripped = str(text).strip().lower()
-    if stripped == "auto":
-        return None
-    try:
-        value = int(stripped)
-    except ValueError:
-        raise ConfigError(f"expected a number of threads or 'auto', got {text!r}") from None
-    if value < 1:
-        raise ConfigError(f"expected at least 1 thread, got {text!r}")
     return value
 
 
@@ -147,6 +164,50 @@ def parse_stages(text: str) -> tuple[float, ...]:
     if any(not 0 < s <= 1 for s in shares) or shares != sorted(set(shares)) or shares[-1] != 1:
         raise ConfigError(f"expected increasing stages in (0%, 100%] ending at 100%, got {text!r}")
     return tuple(shares)
+
+
+_BUDGET = re.compile(r"^\s*(p[0-9.]+)(?:@([0-9]+))?\s*=\s*(\S+)\s*$")
+
+
+def parse_budget(text: str) -> tuple[str, int, float | None]:
+    """``p99=50ms`` (single rows), ``p95@32=200ms`` (batches of 32) or ``p99@1=none``."""
+    match = _BUDGET.match(str(text))
+    if not match:
+        raise ConfigError(
+            f"expected a budget such as p99=50ms or p95@32=200ms (percentile@batch=duration), "
+            f"got {text!r}"
+        )
+    label, batch, value = match.groups()
+    parse_percentile(label)
+    size = int(batch) if batch else 1
+    if size < 1:
+        raise ConfigError(f"batch size must be at least 1 in {text!r}")
+    return label, size, None if value.lower() == "none" else parse_duration_ms(value)
+
+
+def parse_batch_sizes(text: str) -> tuple[int, ...]:
+    """Batch sizes such as ``1 32`` or ``1,32,256``."""
+    sizes = []
+    for part in parse_names(text):
+        try:
+            size = int(part)
+        except ValueError:
+            raise ConfigError(f"expected whole batch sizes such as '1 32', got {text!r}") from None
+        if size < 1:
+            raise ConfigError(f"batch sizes must be at least 1, got {text!r}")
+        sizes.append(size)
+    return tuple(dict.fromkeys(sizes))
+
+
+def choice(*allowed: str) -> Callable[[str], str]:
+    def parse(text: str) -> str:
+        value = str(text).strip().lower()
+        if value not in allowed:
+            raise ConfigError(f"expected one of {', '.join(allowed)}, got {text!r}")
+        return value
+
+    parse.__name__ = "choice"
+    return parse
 
 
 def parse_text(text: str) -> str:
@@ -335,6 +396,13 @@ OPTIONS: tuple[Option, ...] = (
         metavar="SIZE",
     ),
     Option(
+        "html",
+        "write a self-contained HTML report of the gate (verdict, checklist, latency, "
+        "baseline, rollout, drift) to PATH",
+        kind="path",
+        metavar="PATH",
+    ),
+    Option(
         "record",
         "on a fully green run, append each artifact's version to the ledger",
         kind="flag",
@@ -346,6 +414,57 @@ OPTIONS: tuple[Option, ...] = (
         kind="path",
         default="deployments.jsonl",
         metavar="PATH",
+    ),
+    Option(
+        "latency_budget",
+        "latency budget, percentile@batch=duration: p99=50ms (single rows), p95@32=200ms, "
+        "p99@1=none to only measure; repeatable, a line list in ini (default p99@1=50ms)",
+        parse=parse_budget,
+        kind="lines",
+        metavar="BUDGET",
+    ),
+    Option(
+        "latency_batch_sizes",
+        "batch sizes whose p50/p95/p99 are measured (default '1 32')",
+        parse=parse_batch_sizes,
+        default=(1, 32),
+        metavar="SIZES",
+    ),
+    Option(
+        "latency_max_seconds",
+        "time cap of one latency measurement; a verdict still undecided then is INCONCLUSIVE "
+        "(default 10s; a bare number is seconds)",
+        parse=parse_seconds,
+        default=10.0,
+        metavar="DURATION",
+    ),
+    Option(
+        "latency_inconclusive",
+        "what an INCONCLUSIVE latency verdict does: fail (default) or warn",
+        parse=choice("fail", "warn"),
+        default="fail",
+        metavar="fail|warn",
+    ),
+    Option(
+        "latency_gc",
+        "garbage collector while latency is timed: on (as in production, default) or off",
+        parse=choice("on", "off"),
+        default="on",
+        metavar="on|off",
+    ),
+    Option(
+        "latency_max_ratio",
+        "with a baseline: how much slower than the baseline the candidate may be (default 1.2)",
+        parse=parse_positive_float,
+        default=1.2,
+        metavar="RATIO",
+    ),
+    Option(
+        "latency_noise_floor",
+        "with a baseline: differences below this never fail (default 0.05ms)",
+        parse=parse_duration_ms,
+        default=0.05,
+        metavar="DURATION",
     ),
     Option(
         "latency_threads",

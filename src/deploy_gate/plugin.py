@@ -356,6 +356,14 @@ class GateReporter:
 
             self.extra_lines += record_run(gate, self.report, self.config.rootpath)
         self.extra_lines += self._ml_test_score(gate)
+        if gate.settings.html is not None:
+            from deploy_gate.html import write_html
+
+            try:
+                path = write_html(self.report, gate.settings.html)
+                self.extra_lines.append(f"HTML report: {path}")
+            except OSError as exc:
+                self.extra_lines.append(f"HTML report not written: {exc}")
 
     def _ml_test_score(self, gate: Gate) -> list[str]:
         from deploy_gate.ledger import Ledger
@@ -386,9 +394,12 @@ class GateReporter:
         finish_junit(Path(xmlpath).absolute(), suite_name=suite, move_properties=family == "xunit2")
 
     def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
-        approved, _ = self.report.verdict()
+        approved, verdict = self.report.verdict()
         terminalreporter.write_sep("=", "deploy gate", bold=True)
-        lines = self.report.lines()
+        try:
+            lines = self.report.lines()
+        except Exception as exc:  # a broken figure must not hide the verdict
+            lines = [f"(the checklist could not be rendered: {exc!r})", verdict]
         for line in lines[:-1]:
             terminalreporter.write_line(line, red=line.startswith("FAILED"))
         for line in self.extra_lines:

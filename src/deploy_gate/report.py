@@ -117,6 +117,7 @@ class GateReport:
             stages.append((_share(stage), f"{stage} {status}"))
         if stages:
             out.append("  rollout  " + " > ".join(text for _, text in sorted(stages)))
+        out += self.latency_lines(categories.get("latency", []))
         drift = [dict(o.properties) for o in categories.get("drift", [])]
         drift = [p for p in drift if "drift_feature" in p]
         if drift:
@@ -132,6 +133,44 @@ class GateReport:
                     f"{float(p['drift_statistic']):>7.3f} {float(p['drift_pvalue']):>9.2g}"
                     f"  {verdict}"
                 )
+        return out
+
+    def latency_lines(self, outcomes: list[Outcome]) -> list[str]:
+        """Per batch size p50/p95/p99/max in ms, then each judged budget with its verdict."""
+        by_batch: dict[int, dict[str, Any]] = {}
+        judged = []
+        for o in outcomes:
+            props = dict(o.properties)
+            if "batch" not in props:
+                continue
+            if "vs-baseline" in str(props.get("percentile")):
+                judged.append((o, props))
+            elif "p99_ms" in props:
+                by_batch.setdefault(int(props["batch"]), props)
+                if "budget_ms" in props:
+                    judged.append((o, props))
+        if not by_batch and not judged:
+            return []
+        threads = next(iter(by_batch.values()), {}).get("threads", "?")
+        out = [
+            f"  latency  {'batch':>5} {'p50':>9} {'p95':>9} {'p99':>9} {'max':>9}  "
+            f"(ms, threads={threads})"
+        ]
+        for batch, props in sorted(by_batch.items()):
+            out.append(
+                f"           {batch:>5} "
+                + " ".join(_num(props.get(k)) for k in ("p50_ms", "p95_ms", "p99_ms", "max_ms"))
+            )
+        for o, props in judged:
+            status = str(props.get("status", o.outcome)).upper()
+            if props.get("inconclusive_warned"):
+                status += " (warn: deploy_gate_latency_inconclusive)"
+            label = f"{props.get('percentile')} batch={props.get('batch')}"
+            if "budget_ms" in props:
+                label += f" budget {float(props['budget_ms']):g} ms"
+            elif "value" in props:
+                label += f" {float(props['value']):.2f}x the baseline"
+            out.append(f"           {label}: {status}")
         return out
 
     def verdict(self) -> tuple[bool, str]:
@@ -192,6 +231,13 @@ class GateReport:
             f"title={_escape_property('deploy-gate ' + o.nodeid)}::{_escape_data(o.message)}"
             for o in self.failures()
         ]
+
+
+def _num(value: object, width: int = 9) -> str:
+    try:
+        return f"{float(value):>{width}.3f}"  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return f"{'-':>{width}}"
 
 
 def _share(stage: str) -> float:
