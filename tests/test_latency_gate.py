@@ -32,7 +32,8 @@ def test_a_model_sleeping_150ms_fails_the_single_row_p99_budget(gate: GateRun) -
     root = gate.junit()
     assert failed(root) == {"latency[p99-batch=1]"}
     text = messages(root)["latency[p99-batch=1]"]
-    assert text.startswith("p99 latency 1") and "exceeds budget 50.0 ms (batch=1," in text
+    assert text.startswith("p99 latency 1")
+    assert "exceeds budget 50.0 ms (batch=1," in text
     assert "threads=1" in text
     result.stdout.fnmatch_lines(["*p99 batch=1 budget 50 ms: FAILED*"])
 
@@ -99,3 +100,28 @@ def test_an_undecided_verdict_can_be_turned_into_a_warning(gate: GateRun) -> Non
     )
     assert failed(gate.junit()) == set()
     result.stdout.fnmatch_lines(["*LatencyInconclusiveWarning: p99 inconclusive (injected)*"])
+
+
+def test_latency_rounds_are_written_for_pytest_benchmark_compare(gate: GateRun) -> None:
+    import json
+    import subprocess
+    import sys
+
+    gate.artifact(fm.ThresholdClassifier())
+    gate.run("model.joblib", "-k", "latency", "--deploy-gate-latency-json=bench/run.json")
+    document = json.loads((gate.path / "bench" / "run.json").read_text())
+    names = {b["fullname"] for b in document["benchmarks"]}
+    assert "model.joblib::latency[p99-batch=1]" in names
+    shown = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest_benchmark",
+            "compare",
+            str(gate.path / "bench" / "run.json"),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert "latency[p99-batch=1]" in shown.stdout

@@ -8,6 +8,7 @@ enough to act on, and skips with the reason when it cannot run.
 
 from __future__ import annotations
 
+import json
 import time
 import weakref
 from collections.abc import Callable, Iterable, Sequence
@@ -1465,8 +1466,6 @@ def latency_measurement(
 
 
 def _histogram(durations_ns: Sequence[Any]) -> str:
-    import json
-
     import numpy as np
 
     values = np.concatenate([np.asarray(d, dtype=float) for d in durations_ns]) / 1e6
@@ -1512,8 +1511,10 @@ def _latency_check(label: str, batch: int) -> Callable[..., None]:
             deploy_gate, model_artifact, deployment, deploy_gate_data, batch
         )
         verdict = measurement.verdict(label)
-        # Before judging, so a failed check keeps its histogram for the HTML report.
+        # Before judging, so a failed check keeps its histogram and rounds for the reports.
         deploy_gate_property("histogram", _histogram(measurement.durations_ns()))
+        rounds = [round(float(x), 6) for x in measurement.round_values_ms(label)]
+        deploy_gate_property("round_values_ms", json.dumps(rounds))
         _judge_latency(verdict, deploy_gate.settings, deploy_gate_property)
 
     latency.__doc__ = f"{label} latency of batches of {batch} is within its budget (or measured)."

@@ -467,6 +467,13 @@ OPTIONS: tuple[Option, ...] = (
         metavar="DURATION",
     ),
     Option(
+        "latency_json",
+        "also write the latency rounds as a pytest-benchmark JSON file, for "
+        "pytest-benchmark compare across model versions",
+        kind="path",
+        metavar="PATH",
+    ),
+    Option(
         "latency_threads",
         "thread-pool size (BLAS, OpenMP) while latency is measured, through threadpoolctl: "
         "a number, or auto to leave pools alone (default 1)",

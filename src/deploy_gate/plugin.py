@@ -51,6 +51,9 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "deploy_gate: a check of the model deployment gate")
     for category in CATEGORIES:
         config.addinivalue_line("markers", f"{category}: deploy gate {category} checks")
+    if not config.pluginmanager.hasplugin("xdist"):
+        # Latency items carry xdist's group marker; without xdist it must still be known.
+        config.addinivalue_line("markers", "xdist_group(name): run these tests on one worker")
     if not config.getoption("deploy_gate"):
         return
     from deploy_gate.gate import Gate
@@ -84,6 +87,21 @@ def _check_trust_and_pins(settings: Settings) -> None:
     except (ConfigError, OSError) as exc:
         source = settings.source("pin") if "pin" in str(exc) else settings.source("trust")
         raise pytest.UsageError(f"{source}: {exc}") from None
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    gate = config.stash.get(GATE_KEY, None)
+    if gate is None:
+        return []
+    started = f"{gate.started:%Y-%m-%dT%H:%M:%SZ}"
+    lines = [f"deploy-gate: {len(gate.artifact_paths)} artifact(s), run started {started}"]
+    workers = getattr(config.option, "numprocesses", None)
+    if workers:
+        lines.append(
+            "deploy-gate: latency is timed while xdist workers run in parallel, which disturbs "
+            "the timings; use --dist loadgroup (latency items share one worker) or -n 0"
+        )
+    return lines
 
 
 def _artifact_args(config: pytest.Config) -> list[Path]:
@@ -153,8 +171,14 @@ def _short(path: Path, root: Path) -> str:
         return path.name
 
 
+LATENCY_GROUP = "deploy-gate-latency"
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
+        if isinstance(item, GateItem) and item.check.category == "latency":
+            # With --dist loadgroup every latency item runs on one worker.
+            item.add_marker(pytest.mark.xdist_group(LATENCY_GROUP))
         if not isinstance(item, GateItem) and "deploy_gate_artifact_path" in getattr(
             item, "fixturenames", ()
         ):
@@ -356,6 +380,8 @@ class GateReporter:
 
             self.extra_lines += record_run(gate, self.report, self.config.rootpath)
         self.extra_lines += self._ml_test_score(gate)
+        if gate.settings.latency_json is not None:
+            self.extra_lines += self._latency_json(gate.settings.latency_json)
         if gate.settings.html is not None:
             from deploy_gate.html import write_html
 
@@ -364,6 +390,37 @@ class GateReporter:
                 self.extra_lines.append(f"HTML report: {path}")
             except OSError as exc:
                 self.extra_lines.append(f"HTML report not written: {exc}")
+
+    def _latency_json(self, path: Path) -> list[str]:
+        """The latency rounds in pytest-benchmark's format: ``pytest-benchmark compare`` then
+        shows them across runs (model versions)."""
+        import json
+
+        from deploy_gate.latency import benchmark_entry, write_benchmark_json
+
+        entries = []
+        for outcome in self.report.outcomes.values():
+            props = dict(outcome.properties)
+            if outcome.category == "latency" and "round_values_ms" in props:
+                extra: dict[str, object] = {
+                    k: props[k] for k in ("budget_ms", "threads", "batch") if k in props
+                }
+                entries.append(
+                    benchmark_entry(
+                        outcome.nodeid.split("::")[-1],
+                        outcome.nodeid,
+                        json.loads(str(props["round_values_ms"])),
+                        group=outcome.artifact,
+                        extra_info=extra,
+                    )
+                )
+        if not entries:
+            return [f"latency JSON: no latency rounds to write to {path}"]
+        try:
+            write_benchmark_json(path, entries)
+        except OSError as exc:
+            return [f"latency JSON not written: {exc}"]
+        return [f"latency JSON (pytest-benchmark format): {path}"]
 
     def _ml_test_score(self, gate: Gate) -> list[str]:
         from deploy_gate.ledger import Ledger
