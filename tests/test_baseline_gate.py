@@ -33,7 +33,7 @@ def test_an_equal_candidate_passes_every_comparison_and_stage(gate: GateRun) -> 
     gate.artifact(fm.ThresholdClassifier(), "baseline.joblib")
     gate.data(_frame())
     result = gate.run(
-        "candidate.joblib", "--deploy-gate-baseline=baseline.joblib", "-k", "baseline or rollout"
+        "candidate.joblib", "--deploy-gate-baseline=baseline.joblib", "-m", "baseline or rollout"
     )
     outcomes = junit_outcomes(gate.junit())
     assert set(outcomes) == {
@@ -68,7 +68,7 @@ def test_a_worse_candidate_fails_its_metrics_and_is_rolled_back(gate: GateRun) -
         "candidate.joblib",
         "--deploy-gate-baseline=baseline.joblib",
         "--deploy-gate-trust=test_baseline_gate",
-        "-k",
+        "-m",
         "baseline or rollout",
     )
     root = gate.junit()
@@ -90,7 +90,7 @@ def test_without_labels_metrics_and_stages_skip_but_the_shift_runs(gate: GateRun
         "candidate.joblib",
         "--deploy-gate-baseline=baseline.joblib",
         "--deploy-gate-data=rows.csv",
-        "-k",
+        "-m",
         "baseline or rollout",
     )
     outcomes = junit_outcomes(gate.junit())
