@@ -10,9 +10,12 @@ import pandas as pd
 from conftest import GateRun, failed, junit_outcomes, messages
 
 
-def _mixed(n: int, seed: int, *, shift_b: float = 0.0, colour: str | None = None) -> pd.DataFrame:
+def _mixed(
+    n: int, seed: int, *, shift_b: float = 0.0, shift_c: float = 0.0, colour: str | None = None
+) -> pd.DataFrame:
     frame = fm.make_frame(n, seed=seed)
     frame["b"] = frame["b"] + shift_b
+    frame["c"] = frame["c"] + shift_c
     rng = np.random.default_rng(seed)
     frame["colour"] = rng.choice(["red", "green", "blue"], n)
     if colour is not None:
@@ -23,14 +26,23 @@ def _mixed(n: int, seed: int, *, shift_b: float = 0.0, colour: str | None = None
 def test_a_planted_shift_fails_exactly_that_feature(gate: GateRun) -> None:
     gate.artifact(fm.ThresholdClassifier())
     gate.data(_mixed(3000, seed=1))
-    gate.data(_mixed(3000, seed=2, shift_b=1.0).drop(columns=["label", "y"]), name="current.csv")
+    # The model does not use c, so its predictions do not move with it.
+    gate.data(_mixed(3000, seed=2, shift_c=1.0).drop(columns=["label", "y"]), name="current.csv")
     result = gate.run("model.joblib", "--deploy-gate-current=current.csv", "-k", "drift")
     root = gate.junit()
     outcomes = junit_outcomes(root)
     assert set(outcomes) == {"drift[a]", "drift[b]", "drift[c]", "drift[d]", "drift[prediction]"}
-    assert failed(root) == {"drift[b]", "drift[prediction]"}
-    assert "drift in 'b': PSI" in messages(root)["drift[b]"]
-    result.stdout.fnmatch_lines(["*drift    feature*", "*b *DRIFT", "*c *ok"])
+    assert failed(root) == {"drift[c]"}
+    assert "drift in 'c': PSI" in messages(root)["drift[c]"]
+    result.stdout.fnmatch_lines(["*drift    feature*", "*c *DRIFT", "*d *ok"])
+
+
+def test_a_shift_in_a_feature_the_model_uses_moves_the_predictions_too(gate: GateRun) -> None:
+    gate.artifact(fm.ThresholdClassifier())
+    gate.data(_mixed(3000, seed=1))
+    gate.data(_mixed(3000, seed=2, shift_b=1.0).drop(columns=["label", "y"]), name="current.csv")
+    gate.run("model.joblib", "--deploy-gate-current=current.csv", "-k", "drift")
+    assert failed(gate.junit()) == {"drift[b]", "drift[prediction]"}
 
 
 def test_identical_distributions_pass_every_feature(gate: GateRun) -> None:

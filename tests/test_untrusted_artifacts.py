@@ -111,3 +111,15 @@ def test_a_hanging_model_fails_on_the_check_timeout(gate: GateRun) -> None:
     assert failed(root) == {"smoke[batch]"}
     assert "did not finish within 1 s (deploy_gate_check_timeout)" in messages(root)["smoke[batch]"]
     assert result.ret == 1
+
+
+def test_a_class_whose_module_cannot_be_imported_fails_load_naming_it(gate: GateRun) -> None:
+    # A protocol-2 pickle of an instance of no_such_project.models.Model (a trusted module).
+    data = b"\x80\x02cno_such_project.models\nModel\nq\x00)\x81q\x01}q\x02b."
+    (gate.path / "model.pkl").write_bytes(data)
+    result = gate.run("model.pkl", "--deploy-gate-trust=no_such_project")
+    outcomes = junit_outcomes(gate.junit())
+    assert outcomes.pop("smoke[load]") == "failed"
+    assert set(outcomes.values()) == {"skipped"}
+    assert "no_such_project" in messages(gate.junit())["smoke[load]"]
+    assert "INTERNALERROR" not in result.stdout.str()
