@@ -27,6 +27,7 @@ class Gate:
     ) -> None:
         self.settings = settings
         self.artifact_paths = tuple(artifact_paths)
+        self._resolved = frozenset(p.resolve() for p in self.artifact_paths)
         self.started = started or datetime.now(timezone.utc)
         self._loaded: dict[Path, LoadedArtifact | BaseException] = {}
         self._deployments: dict[Path, ModelDeployment] = {}
@@ -37,7 +38,7 @@ class Gate:
         self._cache: dict[object, Any] = {}
 
     def is_artifact(self, path: Path) -> bool:
-        return path.resolve() in {p.resolve() for p in self.artifact_paths}
+        return path.resolve() in self._resolved
 
     def artifact_or_error(self, path: Path) -> LoadedArtifact | BaseException:
         """The loaded artifact, or the exception that loading it raised (loaded once)."""

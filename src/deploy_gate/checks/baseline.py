@@ -1,0 +1,256 @@
+"""Candidate versus production: metric comparison and the simulated staged rollout."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from deploy_gate.checks import Check
+from deploy_gate.checks.common import (
+    has_proba,
+    require_real_rows,
+)
+from deploy_gate.errors import CheckFailure
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from deploy_gate.artifact import LoadedArtifact, ModelProfile
+    from deploy_gate.data import GateData
+    from deploy_gate.gate import Gate
+    from deploy_gate.options import Settings
+
+
+class ColumnSelector:
+    """Hands a deployment only the columns its model takes, so a candidate and a baseline with
+    different features can be fed the same table."""
+
+    def __init__(self, deployment: Any, names: Sequence[str] | None) -> None:
+        self.deployment = deployment
+        self.names = list(names) if names is not None else None
+        self.classes = getattr(deployment, "classes", None)
+        self.supports_proba = has_proba(deployment)
+
+    def _rows(self, rows: pd.DataFrame) -> pd.DataFrame:
+        return rows if self.names is None else rows[self.names]
+
+    def batch_predict(self, rows: pd.DataFrame) -> Any:
+        return self.deployment.batch_predict(self._rows(rows))
+
+    def batch_predict_proba(self, rows: pd.DataFrame) -> Any:
+        return self.deployment.batch_predict_proba(self._rows(rows))
+
+
+@dataclass(frozen=True)
+class BaselineRun:
+    """The baseline's deployment and the table both models are fed (the ``deploy_gate_baseline``
+    fixture)."""
+
+    artifact: LoadedArtifact
+    deployment: Any
+    feature_names: tuple[str, ...] | None
+
+
+def with_baseline(profile: ModelProfile | None, settings: Settings) -> bool:
+    return settings.baseline is not None
+
+
+def baseline_checks(profile: ModelProfile | None, settings: Settings) -> list[Check]:
+    """``baseline[<metric>]`` per metric, then ``baseline[error-rate]`` and
+    ``baseline[prediction-shift]``; none without --deploy-gate-baseline."""
+    from deploy_gate.compare import default_metrics
+
+    if settings.baseline is None:
+        return []
+    names: tuple[str, ...] = ()
+    if settings.metrics is not None:
+        names = tuple(settings.metrics)
+    elif profile is not None and profile.task == "classifier":
+        names = default_metrics("classification", has_proba=profile.has_proba)
+    elif profile is not None and profile.task == "regressor":
+        names = default_metrics("regression")
+    return [Check("baseline", name, _metric_check(name), with_baseline) for name in names] + [
+        Check("baseline", "error-rate", baseline_error_rate, with_baseline),
+        Check("baseline", "prediction-shift", baseline_prediction_shift, with_baseline),
+    ]
+
+
+def comparison(
+    gate: Gate, artifact: LoadedArtifact, deployment: Any, baseline: BaselineRun, data: GateData
+) -> Any:
+    """compare_models() for this candidate against the baseline, computed once per artifact."""
+    from deploy_gate.compare import compare_models
+
+    def compute() -> Any:
+        settings = gate.settings
+        return compare_models(
+            ColumnSelector(deployment, tuple(data.features.columns)),
+            ColumnSelector(baseline.deployment, baseline.feature_names),
+            data.table,
+            data.target,
+            metrics=settings.metrics,
+            min_relative=settings.min_relative,
+            max_error_ratio=settings.max_error_ratio,
+            error_floor=settings.error_floor,
+            max_psi=settings.max_shift,
+            max_label_flips=settings.max_label_flips,
+        )
+
+    return gate.cached(("comparison", artifact.path.resolve()), compute)
+
+
+def record_baseline(baseline: BaselineRun, record: Callable[[str, object], None]) -> None:
+    record("baseline_version", baseline.artifact.version_id)
+    record("baseline_sha256", baseline.artifact.sha256)
+
+
+def _metric_check(metric: str) -> Callable[..., None]:
+    def baseline_metric(
+        deploy_gate: Gate,
+        model_artifact: LoadedArtifact,
+        deployment: Any,
+        deploy_gate_baseline: BaselineRun,
+        deploy_gate_data: GateData,
+        deploy_gate_property: Callable[[str, object], None],
+    ) -> None:
+        require_real_rows(deploy_gate_data)
+        result = comparison(
+            deploy_gate, model_artifact, deployment, deploy_gate_baseline, deploy_gate_data
+        )
+        record_baseline(deploy_gate_baseline, deploy_gate_property)
+        skipped = dict(result.skipped)
+        if metric in skipped:
+            pytest.skip(f"{metric}: {skipped[metric]}")
+        found = [m for m in result.metrics if m.metric == metric]
+        if not found:
+            pytest.skip(f"{metric} was not computed")
+        m = found[0]
+        deploy_gate_property("metric", metric)
+        for name in ("candidate", "baseline", "ratio", "threshold", "n"):
+            deploy_gate_property(name, getattr(m, name))
+        if not m.passed:
+            raise CheckFailure(m.message)
+
+    baseline_metric.__doc__ = (
+        f"The candidate's {metric} reaches the floor relative to the baseline."
+    )
+    return baseline_metric
+
+
+def baseline_error_rate(
+    deploy_gate: Gate,
+    model_artifact: LoadedArtifact,
+    deployment: Any,
+    deploy_gate_baseline: BaselineRun,
+    deploy_gate_data: GateData,
+    deploy_gate_property: Callable[[str, object], None],
+) -> None:
+    """The candidate's error rate is at most deploy_gate_max_error_ratio x the baseline's."""
+    require_real_rows(deploy_gate_data)
+    result = comparison(
+        deploy_gate, model_artifact, deployment, deploy_gate_baseline, deploy_gate_data
+    ).error_rate
+    record_baseline(deploy_gate_baseline, deploy_gate_property)
+    deploy_gate_property("candidate_error_rate", result.candidate.rate)
+    deploy_gate_property("baseline_error_rate", result.baseline.rate)
+    deploy_gate_property("limit", result.limit)
+    if not result.passed:
+        raise CheckFailure(result.message)
+
+
+def baseline_prediction_shift(
+    deploy_gate: Gate,
+    model_artifact: LoadedArtifact,
+    deployment: Any,
+    deploy_gate_baseline: BaselineRun,
+    deploy_gate_data: GateData,
+    deploy_gate_property: Callable[[str, object], None],
+) -> None:
+    """PSI of the scores and the share of changed labels between candidate and baseline stay
+    under deploy_gate_max_shift and deploy_gate_max_label_flips."""
+    require_real_rows(deploy_gate_data)
+    shift = comparison(
+        deploy_gate, model_artifact, deployment, deploy_gate_baseline, deploy_gate_data
+    ).shift
+    record_baseline(deploy_gate_baseline, deploy_gate_property)
+    if shift is None:
+        pytest.skip("no outputs to compare: both models failed on every row")
+    deploy_gate_property("psi", shift.psi)
+    if shift.label_flips is not None:
+        deploy_gate_property("label_flips", shift.label_flips)
+    if not shift.passed:
+        raise CheckFailure(shift.message)
+
+
+def rollout_checks(settings: Settings) -> list[Check]:
+    """``rollout[5%]`` ... ``rollout[100%]``; none without --deploy-gate-baseline."""
+    from deploy_gate.rollout import StageResult
+
+    if settings.baseline is None:
+        return []
+    labels = [StageResult(share, "advanced", "").label for share in settings.rollout_stages]
+    return [
+        Check("rollout", label, _stage_check(index, label), with_baseline)
+        for index, label in enumerate(labels)
+    ]
+
+
+def rollout_results(
+    gate: Gate, artifact: LoadedArtifact, deployment: Any, baseline: BaselineRun, data: GateData
+) -> Any:
+    """The simulated rollout of this candidate, replayed once per artifact."""
+    from deploy_gate.rollout import simulate_rollout
+
+    def compute() -> Any:
+        settings = gate.settings
+        assert data.target is not None  # the stage checks skip without labels
+        return simulate_rollout(
+            ColumnSelector(deployment, tuple(data.features.columns)),
+            ColumnSelector(baseline.deployment, baseline.feature_names),
+            data.table,
+            data.target,
+            stages=settings.rollout_stages,
+            key=settings.rollout_key,
+            order_by=settings.rollout_order_by,
+            confidence=settings.rollout_confidence,
+            min_samples=settings.rollout_min_samples,
+            seed=settings.rollout_seed,
+            min_relative=settings.min_relative,
+            max_error_ratio=settings.max_error_ratio,
+            error_floor=settings.error_floor,
+        )
+
+    return gate.cached(("rollout", artifact.path.resolve()), compute)
+
+
+def _stage_check(index: int, label: str) -> Callable[..., None]:
+    def rollout_stage(
+        deploy_gate: Gate,
+        model_artifact: LoadedArtifact,
+        deployment: Any,
+        deploy_gate_baseline: BaselineRun,
+        deploy_gate_data: GateData,
+        deploy_gate_property: Callable[[str, object], None],
+    ) -> None:
+        require_real_rows(deploy_gate_data)
+        if deploy_gate_data.target is None:
+            pytest.skip("the rollout is judged on labels: pass --deploy-gate-target")
+        results = rollout_results(
+            deploy_gate, model_artifact, deployment, deploy_gate_baseline, deploy_gate_data
+        )
+        stage = results[index]
+        record_baseline(deploy_gate_baseline, deploy_gate_property)
+        deploy_gate_property("stage", label)
+        deploy_gate_property("status", stage.status)
+        deploy_gate_property("rows", stage.rows)
+        deploy_gate_property("candidate_requests", stage.candidate_requests)
+        if stage.outcome == "skipped":
+            pytest.skip(stage.message)
+        if stage.outcome == "failed":
+            raise CheckFailure(stage.message)
+
+    rollout_stage.__doc__ = f"The simulated rollout passes the {label} stage without rollback."
+    return rollout_stage

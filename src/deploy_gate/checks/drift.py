@@ -1,0 +1,181 @@
+"""Drift checks: current production inputs and predictions against the reference."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from deploy_gate import validation as v
+from deploy_gate.checks import Check
+from deploy_gate.checks.common import (
+    has_proba,
+)
+from deploy_gate.errors import CheckFailure
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from deploy_gate.artifact import LoadedArtifact, ModelProfile
+    from deploy_gate.data import GateData
+    from deploy_gate.gate import Gate
+    from deploy_gate.options import Settings
+
+
+def drift_features(profile: ModelProfile | None, settings: Settings) -> tuple[str, ...]:
+    """The features drift is judged on: the model's, else the saved profile's, else the data's."""
+    from deploy_gate.data import read_columns
+
+    if profile is not None and profile.feature_names is not None:
+        return profile.feature_names
+    if settings.profile is not None:
+        from deploy_gate.drift import Profile
+
+        return Profile.load(settings.profile).feature_names
+    if settings.data is not None:
+        return tuple(c for c in read_columns(settings.data) if c != settings.target)
+    return ()
+
+
+def drift_checks(profile: ModelProfile | None, settings: Settings) -> list[Check]:
+    """``drift[<feature>]`` per feature and ``drift[prediction]`` with --deploy-gate-current;
+    ``drift[save-profile]`` with --deploy-gate-save-profile."""
+    checks = []
+    if settings.current is not None:
+        checks = [
+            Check("drift", name, _drift_check(name)) for name in drift_features(profile, settings)
+        ]
+        checks.append(Check("drift", "prediction", _drift_check("prediction")))
+    if settings.save_profile is not None:
+        checks.append(Check("drift", "save-profile", drift_save_profile))
+    return checks
+
+
+def _scores(deployment: Any, names: Sequence[str]) -> Callable[[pd.DataFrame], Any]:
+    from deploy_gate.drift import prediction_scores
+
+    def predict(rows: pd.DataFrame) -> Any:
+        rows = rows[list(names)]
+        out = (
+            deployment.batch_predict_proba(rows)
+            if has_proba(deployment)
+            else deployment.batch_predict(rows)
+        )
+        return prediction_scores(v.as_array(out))
+
+    return predict
+
+
+def drift_results(
+    gate: Gate, artifact: LoadedArtifact, deployment: Any, data: GateData | None
+) -> dict[str, Any]:
+    """Drift of every feature and of the predictions, computed once per artifact; the current
+    data is streamed in chunks."""
+    from deploy_gate.drift import (
+        DriftThresholds,
+        Profile,
+        detect_drift,
+        drift_against_profile,
+        iter_chunks,
+    )
+
+    def compute() -> dict[str, Any]:
+        settings = gate.settings
+        names = list(drift_features(artifact.profile, settings))
+        thresholds = DriftThresholds(
+            psi_threshold=settings.drift_psi,
+            pvalue=settings.drift_pvalue,
+            ks_floor=settings.drift_effect_floor,
+            cramers_v_floor=settings.drift_effect_floor,
+        )
+        current = iter_chunks(settings.current, columns=names)
+        predict = _scores(deployment, names)
+        if settings.profile is not None:
+            results = drift_against_profile(
+                Profile.load(settings.profile),
+                current,
+                features=names,
+                thresholds=thresholds,
+                predict=predict,
+            )
+        else:
+            if data is None or data.synthetic:
+                raise _DriftSkip(
+                    "drift needs reference rows: pass --deploy-gate-data (the rows the model was "
+                    "validated on) or --deploy-gate-profile"
+                )
+            results = detect_drift(
+                data.table[names], current, features=names, thresholds=thresholds, predict=predict
+            )
+        return {r.feature if r.kind != "prediction" else "prediction": r for r in results}
+
+    return gate.cached(("drift", artifact.path.resolve()), compute)  # type: ignore[no-any-return]
+
+
+class _DriftSkip(Exception):
+    pass
+
+
+def _drift_check(feature: str) -> Callable[..., None]:
+    def drift(
+        deploy_gate: Gate,
+        model_artifact: LoadedArtifact,
+        deployment: Any,
+        deploy_gate_property: Callable[[str, object], None],
+    ) -> None:
+        from deploy_gate.errors import DataError
+
+        data = deploy_gate.data_for(model_artifact)
+        try:
+            results = drift_results(
+                deploy_gate, model_artifact, deployment, data if not isinstance(data, str) else None
+            )
+        except _DriftSkip as exc:
+            pytest.skip(str(exc))
+        except DataError as exc:
+            raise CheckFailure(f"drift could not be computed: {exc}") from None
+        result = results.get(feature)
+        if result is None:
+            pytest.skip(
+                f"no drift figure for {feature!r}"
+                + (": the profile was saved without predictions" if feature == "prediction" else "")
+            )
+        for name, value in result.properties():
+            deploy_gate_property(name, value)
+        if not result.passed:
+            raise CheckFailure(result.message)
+
+    drift.__doc__ = (
+        "The model's scores on current rows are distributed like on the reference rows."
+        if feature == "prediction"
+        else f"Feature {feature!r} of the current rows is distributed like in the reference."
+    )
+    return drift
+
+
+def drift_save_profile(
+    deploy_gate: Gate,
+    model_artifact: LoadedArtifact,
+    deployment: Any,
+    deploy_gate_property: Callable[[str, object], None],
+) -> None:
+    """Writes the reference profile of --deploy-gate-data to --deploy-gate-save-profile."""
+    from deploy_gate.drift import build_profile, iter_chunks
+
+    settings = deploy_gate.settings
+    if settings.data is None:
+        pytest.skip("a profile is built from --deploy-gate-data: pass the reference rows")
+    names = list(drift_features(model_artifact.profile, settings))
+    profile = build_profile(
+        iter_chunks(settings.data, columns=names),
+        features=names,
+        predict=_scores(deployment, names),
+    )
+    target = Path(settings.save_profile)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    profile.save(target)
+    deploy_gate_property("profile_path", str(target))
+    deploy_gate_property("profile_rows", profile.rows)
+    deploy_gate_property("profile_bytes", target.stat().st_size)

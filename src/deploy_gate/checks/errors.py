@@ -1,0 +1,288 @@
+"""Error scenarios: how the deployment handles missing files, bad features and bad rows."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from deploy_gate import validation as v
+from deploy_gate.checks import check
+from deploy_gate.checks.common import (
+    describe_exc,
+    first_row,
+    has_proba,
+    is_clear_error,
+    predict,
+    require_one_per_row,
+    same_outputs,
+    sample,
+    show,
+)
+from deploy_gate.errors import CheckFailure
+
+if TYPE_CHECKING:
+    from deploy_gate.artifact import LoadedArtifact
+    from deploy_gate.data import GateData
+
+#: The string fed to a numeric feature by errors[wrong-dtype].
+NOT_A_NUMBER = "deploy-gate-not-a-number"
+#: A feature name no model knows, fed by errors[unknown-feature].
+UNKNOWN_FEATURE = "deploy_gate_unknown_feature"
+
+
+def _factory_reaches(deployment: Any, deployment_factory: Callable[[Path], Any], path: Path) -> Any:
+    """A fresh, unloaded deployment from the factory, or a skip when the project overrides
+    ``deployment`` but not ``deployment_factory`` (the check would judge the wrong class)."""
+    fresh = deployment_factory(path)
+    if type(fresh) is not type(deployment):
+        pytest.skip(
+            f"deployment is a {type(deployment).__name__} but deployment_factory makes "
+            f"{type(fresh).__name__}: override deployment_factory too to check loading"
+        )
+    return fresh
+
+
+@check("errors", "missing-artifact")
+def errors_missing_artifact(
+    deployment: Any, deployment_factory: Callable[[Path], Any], tmp_path: Path
+) -> None:
+    """Loading a missing file raises FileNotFoundError naming the path."""
+    missing = tmp_path / "no-such-model.joblib"
+    try:
+        _factory_reaches(deployment, deployment_factory, missing).load_model()
+    except FileNotFoundError as exc:
+        if str(missing) not in str(exc) and missing.name not in str(exc):
+            raise CheckFailure(
+                f"FileNotFoundError for a missing artifact does not name the path: {exc}"
+            ) from None
+        return
+    except Exception as exc:
+        raise CheckFailure(
+            f"loading a missing artifact raised {describe_exc(exc)}, expected FileNotFoundError"
+        ) from None
+    raise CheckFailure(f"loading a missing artifact ({missing}) raised nothing")
+
+
+def _expect_key_error(call: Callable[[], Any], name: str, what: str) -> None:
+    try:
+        result = call()
+    except KeyError as exc:
+        if name not in str(exc):
+            raise CheckFailure(
+                f"{what} raised KeyError that does not name {name!r}: {exc}"
+            ) from None
+        return
+    except Exception as exc:
+        raise CheckFailure(
+            f"{what} raised {describe_exc(exc)}, expected KeyError naming {name!r}"
+        ) from None
+    raise CheckFailure(
+        f"{what} was accepted silently (returned {show(result)}); expected KeyError naming {name!r}"
+    )
+
+
+@check("errors", "unknown-feature")
+def errors_unknown_feature(deployment: Any, deploy_gate_data: GateData) -> None:
+    """A feature the model does not know gives a KeyError naming it."""
+    row = {**first_row(deploy_gate_data), UNKNOWN_FEATURE: 1.0}
+    _expect_key_error(
+        lambda: deployment.predict_single(row),
+        UNKNOWN_FEATURE,
+        "predict_single with an unknown feature",
+    )
+    frame = sample(deploy_gate_data, 3).assign(**{UNKNOWN_FEATURE: 1.0})
+    _expect_key_error(
+        lambda: deployment.batch_predict(frame),
+        UNKNOWN_FEATURE,
+        "batch_predict with an unknown column",
+    )
+
+
+@check("errors", "missing-feature")
+def errors_missing_feature(deployment: Any, deploy_gate_data: GateData) -> None:
+    """A missing feature gives a KeyError naming it."""
+    row = first_row(deploy_gate_data)
+    name = list(row)[-1]
+    del row[name]
+    _expect_key_error(
+        lambda: deployment.predict_single(row), name, f"predict_single without feature {name!r}"
+    )
+    frame = sample(deploy_gate_data, 3).drop(columns=[name])
+    _expect_key_error(
+        lambda: deployment.batch_predict(frame), name, f"batch_predict without column {name!r}"
+    )
+
+
+@check("errors", "nan-input")
+def errors_nan_input(
+    deployment: Any, deploy_gate_data: GateData, model_artifact: LoadedArtifact
+) -> None:
+    """NaN in any feature gives a valid output or a clear ValueError, never NaN or a crash."""
+    import numpy as np
+    import pandas as pd
+
+    features = deploy_gate_data.features
+    base = features.iloc[[0]]
+    failures: list[str] = []
+    classes = getattr(deployment, "classes", None) or model_artifact.profile.classes
+    for column in features.columns:
+        row = base.copy()
+        row[column] = (
+            row[column].astype(float)
+            if pd.api.types.is_numeric_dtype(row[column])
+            else row[column].astype(object)
+        )
+        row.loc[row.index[0], column] = np.nan
+        try:
+            out = predict(deployment, row)
+            proba = (
+                v.as_array(deployment.batch_predict_proba(row)) if has_proba(deployment) else None
+            )
+        except Exception as exc:
+            if is_clear_error(exc):
+                continue
+            failures.append(f"  {column}=NaN: {describe_exc(exc)} (not a clear ValueError)")
+            continue
+        problems = v.find_problems(out, n_rows=1, proba=proba, classes=classes)
+        if problems:
+            shown = show(out) if proba is None else f"{show(out)} with probabilities {show(proba)}"
+            failures.append(
+                f"  {column}=NaN: invalid output {shown} ({'; '.join(map(str, problems))})"
+            )
+    if failures:
+        raise CheckFailure(
+            f"NaN input mishandled for {len(failures)} of {len(features.columns)} features\n"
+            + "\n".join(failures)
+        )
+
+
+@check("errors", "wrong-dtype")
+def errors_wrong_dtype(deployment: Any, deploy_gate_data: GateData) -> None:
+    """A string in a numeric feature gives a clear error, not a silent prediction."""
+    import pandas as pd
+
+    features = deploy_gate_data.features
+    numeric = [
+        c
+        for c in features.columns
+        if pd.api.types.is_numeric_dtype(features[c])
+        and not pd.api.types.is_bool_dtype(features[c])
+    ]
+    if not numeric:
+        pytest.skip("no numeric feature to put a string into")
+    column = numeric[0]
+    row = features.iloc[[0]].copy()
+    row[column] = row[column].astype(object)
+    row.loc[row.index[0], column] = NOT_A_NUMBER
+    try:
+        out = predict(deployment, row)
+    except Exception as exc:
+        if is_clear_error(exc, (ValueError, TypeError)):
+            return
+        raise CheckFailure(
+            f"a string in numeric feature {column!r} raised {describe_exc(exc)}, "
+            "expected a clear ValueError or TypeError"
+        ) from None
+    raise CheckFailure(
+        f"a string ({NOT_A_NUMBER!r}) in numeric feature {column!r} was accepted silently: "
+        f"the model returned {show(out)}"
+    )
+
+
+@check("errors", "empty-batch")
+def errors_empty_batch(deployment: Any, deploy_gate_data: GateData) -> None:
+    """An empty batch gives an empty result or a clear error."""
+    empty = deploy_gate_data.features.iloc[:0]
+    try:
+        out = predict(deployment, empty)
+    except Exception as exc:
+        if is_clear_error(exc):
+            return
+        raise CheckFailure(
+            f"an empty batch raised {describe_exc(exc)}, "
+            "expected an empty result or a clear ValueError"
+        ) from None
+    if out.ndim == 0 or len(out) != 0:
+        raise CheckFailure(f"an empty batch returned {show(out)}, expected an empty result")
+
+
+@check("errors", "reordered-columns")
+def errors_reordered_columns(deployment: Any, deploy_gate_data: GateData) -> None:
+    """Columns in another order give the same outputs or a clear error, never silently others."""
+    import numpy as np
+
+    rows = deploy_gate_data.features.iloc[:200]
+    if rows.shape[1] < 2:
+        pytest.skip("a single feature cannot be reordered")
+    expected = predict(deployment, rows)
+    require_one_per_row(expected, len(rows))
+    shuffled = rows[list(reversed(rows.columns))]
+    try:
+        got = predict(deployment, shuffled)
+    except Exception as exc:
+        if is_clear_error(exc, (ValueError, KeyError)):
+            return
+        raise CheckFailure(
+            f"reordered columns raised {describe_exc(exc)}, "
+            "expected the same outputs or a clear error"
+        ) from None
+    require_one_per_row(got, len(rows))
+    differ = [int(i) for i in np.flatnonzero(~same_outputs(expected, got))]
+    if differ:
+        lines = "\n".join(
+            f"  row {i}: {show(expected[i])} became {show(got[i])}" for i in differ[:5]
+        )
+        raise CheckFailure(
+            f"outputs changed on {v.describe_rows(differ, len(rows))} when the columns came in "
+            "reverse order: the model reads columns by position, not by name\n" + lines
+        )
+
+
+@check("errors", "input-mutation")
+def errors_input_mutation(deployment: Any, deploy_gate_data: GateData) -> None:
+    """Predicting leaves the caller's DataFrame unchanged."""
+    rows = deploy_gate_data.features.iloc[:50].copy()
+    before = rows.copy(deep=True)
+    predict(deployment, rows)
+    if not rows.equals(before):
+        changed = [
+            str(c) for c in before.columns if c not in rows.columns or not rows[c].equals(before[c])
+        ]
+        added = [str(c) for c in rows.columns if c not in before.columns]
+        raise CheckFailure(
+            "batch_predict changed the caller's DataFrame: "
+            + ", ".join(
+                [f"column {c!r} modified or dropped" for c in changed]
+                + [f"column {c!r} added" for c in added]
+            )
+        )
+
+
+@check("errors", "not-loaded")
+def errors_not_loaded(
+    deployment: Any,
+    deployment_factory: Callable[[Path], Any],
+    deploy_gate_artifact_path: Path,
+    deploy_gate_data: GateData,
+) -> None:
+    """Predicting before load_model() raises ValueError mentioning "not loaded"."""
+    fresh = _factory_reaches(deployment, deployment_factory, deploy_gate_artifact_path)
+    try:
+        result = fresh.predict_single(first_row(deploy_gate_data))
+    except ValueError as exc:
+        if "not loaded" not in str(exc).lower():
+            raise CheckFailure(
+                f"ValueError before load_model() does not say 'not loaded': {exc}"
+            ) from None
+        return
+    except Exception as exc:
+        raise CheckFailure(
+            f"predicting before load_model() raised {describe_exc(exc)}, "
+            "expected ValueError mentioning 'not loaded'"
+        ) from None
+    raise CheckFailure(
+        f"predicting before load_model() returned {show(result)}; expected ValueError 'not loaded'"
+    )

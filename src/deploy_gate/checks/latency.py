@@ -1,0 +1,204 @@
+"""Latency checks: percentiles per batch size against budgets, and against the baseline."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from deploy_gate.checks import Check
+from deploy_gate.checks.baseline import BaselineRun, record_baseline, with_baseline
+from deploy_gate.checks.common import (
+    records,
+)
+from deploy_gate.errors import CheckFailure
+
+if TYPE_CHECKING:
+    from deploy_gate.artifact import LoadedArtifact
+    from deploy_gate.data import GateData
+    from deploy_gate.gate import Gate
+    from deploy_gate.options import Settings
+
+
+PERCENTILES = ("p50", "p95", "p99")
+#: Rows (or batches) the latency measurement cycles through.
+LATENCY_INPUTS = 200
+
+
+def latency_budgets(settings: Settings) -> dict[tuple[str, int], float | None]:
+    """``{(percentile, batch): budget_ms}``: p99 of single rows is 50 ms unless configured."""
+    budgets: dict[tuple[str, int], float | None] = {("p99", 1): 50.0}
+    for label, batch, value in settings.latency_budget or ():
+        budgets[(label, batch)] = value
+    return budgets
+
+
+def latency_checks(settings: Settings) -> list[Check]:
+    """``latency[p50-batch=1]`` ... per batch size, and ``latency[p99-vs-baseline-batch=N]``
+    with a baseline."""
+    budgets = latency_budgets(settings)
+    checks = []
+    for batch in settings.latency_batch_sizes:
+        labels = dict.fromkeys([*PERCENTILES, *(p for p, b in budgets if b == batch)])
+        checks += [
+            Check("latency", f"{label}-batch={batch}", _latency_check(label, batch))
+            for label in labels
+        ]
+        if settings.baseline is not None:
+            checks.append(
+                Check(
+                    "latency",
+                    f"p99-vs-baseline-batch={batch}",
+                    _latency_vs_baseline_check(batch),
+                    with_baseline,
+                )
+            )
+    return checks
+
+
+def _latency_settings(settings: Settings) -> Any:
+    from deploy_gate.latency import LatencySettings
+
+    return LatencySettings(
+        threads=settings.latency_threads,
+        disable_gc=settings.latency_gc == "off",
+        max_seconds=float(settings.latency_max_seconds),
+    )
+
+
+def _latency_inputs(
+    deployment: Any, data: GateData, batch: int, names: Sequence[str] | None = None
+) -> tuple[Callable[[Any], object], list[Any]]:
+    """The call to time and the inputs it cycles through: real rows, one mapping per call for
+    single rows, DataFrames of ``batch`` rows otherwise."""
+    table = data.table
+    rows = table[list(names)] if names is not None else data.features
+    if batch == 1:
+        return deployment.predict_single, records(rows.iloc[:LATENCY_INPUTS])
+    n = len(rows)
+    frames = [
+        rows.take([(start + i) % n for i in range(batch)])
+        for start in range(0, batch * min(LATENCY_INPUTS // 4, max(1, n // batch + 1)), batch)
+    ]
+    return deployment.batch_predict, frames
+
+
+def latency_measurement(
+    gate: Gate, artifact: LoadedArtifact, deployment: Any, data: GateData, batch: int
+) -> Any:
+    """One measurement per artifact and batch size; it feeds all percentile items of the size."""
+    from deploy_gate.latency import LatencyMeasurement
+
+    def compute() -> Any:
+        budgets = latency_budgets(gate.settings)
+        fn, inputs = _latency_inputs(deployment, data, batch)
+        labels = dict.fromkeys([*PERCENTILES, *(p for p, b in budgets if b == batch)])
+        return LatencyMeasurement(
+            fn,
+            inputs,
+            {label: budgets.get((label, batch)) for label in labels},
+            batch_size=batch,
+            settings=_latency_settings(gate.settings),
+        )
+
+    return gate.cached(("latency", artifact.path.resolve(), batch), compute)
+
+
+def _histogram(durations_ns: Sequence[Any]) -> str:
+    import numpy as np
+
+    values = np.concatenate([np.asarray(d, dtype=float) for d in durations_ns]) / 1e6
+    if values.size == 0:
+        return json.dumps({"edges_ms": [], "counts": []})
+    high = float(np.quantile(values, 0.999))
+    counts, edges = np.histogram(np.clip(values, None, high), bins=30)
+    return json.dumps(
+        {"edges_ms": [round(float(e), 6) for e in edges], "counts": [int(c) for c in counts]}
+    )
+
+
+def _judge_latency(verdict: Any, settings: Settings, record: Callable[[str, object], None]) -> None:
+    import warnings
+
+    from deploy_gate.errors import LatencyInconclusiveWarning
+    from deploy_gate.latency import LatencyStatus
+
+    record("percentile", verdict.percentile)
+    record("batch", verdict.batch_size)
+    record("value", verdict.value)
+    for name, value in verdict.figures.items():
+        record(name, value)
+    if verdict.status == LatencyStatus.FAILED:
+        raise CheckFailure(verdict.message)
+    if verdict.status == LatencyStatus.INCONCLUSIVE:
+        if settings.latency_inconclusive == "warn":
+            record("inconclusive_warned", True)
+            warnings.warn(LatencyInconclusiveWarning(verdict.message), stacklevel=2)
+            return
+        raise CheckFailure(verdict.message)
+
+
+def _latency_check(label: str, batch: int) -> Callable[..., None]:
+    def latency(
+        deploy_gate: Gate,
+        model_artifact: LoadedArtifact,
+        deployment: Any,
+        deploy_gate_data: GateData,
+        deploy_gate_property: Callable[[str, object], None],
+    ) -> None:
+        measurement = latency_measurement(
+            deploy_gate, model_artifact, deployment, deploy_gate_data, batch
+        )
+        verdict = measurement.verdict(label)
+        # Before judging, so a failed check keeps its histogram and rounds for the reports.
+        deploy_gate_property("histogram", _histogram(measurement.durations_ns()))
+        rounds = [round(float(x), 6) for x in measurement.round_values_ms(label)]
+        deploy_gate_property("round_values_ms", json.dumps(rounds))
+        _judge_latency(verdict, deploy_gate.settings, deploy_gate_property)
+
+    latency.__doc__ = f"{label} latency of batches of {batch} is within its budget (or measured)."
+    return latency
+
+
+def _latency_vs_baseline_check(batch: int) -> Callable[..., None]:
+    def latency_vs_baseline(
+        deploy_gate: Gate,
+        model_artifact: LoadedArtifact,
+        deployment: Any,
+        deploy_gate_baseline: BaselineRun,
+        deploy_gate_data: GateData,
+        deploy_gate_property: Callable[[str, object], None],
+    ) -> None:
+        from deploy_gate.latency import LatencyComparison
+
+        def compute() -> Any:
+            settings = deploy_gate.settings
+            cand_fn, cand_inputs = _latency_inputs(deployment, deploy_gate_data, batch)
+            base_fn, base_inputs = _latency_inputs(
+                deploy_gate_baseline.deployment,
+                deploy_gate_data,
+                batch,
+                deploy_gate_baseline.feature_names or tuple(deploy_gate_data.features.columns),
+            )
+            pairs = list(zip(cand_inputs, base_inputs, strict=True))
+            return LatencyComparison(
+                lambda pair: cand_fn(pair[0]),
+                lambda pair: base_fn(pair[1]),
+                pairs,
+                max_ratio=settings.latency_max_ratio,
+                noise_floor_ms=settings.latency_noise_floor,
+                batch_size=batch,
+                settings=_latency_settings(settings),
+            ).verdict()
+
+        verdict = deploy_gate.cached(
+            ("latency-vs-baseline", model_artifact.path.resolve(), batch), compute
+        )
+        record_baseline(deploy_gate_baseline, deploy_gate_property)
+        _judge_latency(verdict, deploy_gate.settings, deploy_gate_property)
+
+    latency_vs_baseline.__doc__ = (
+        f"Batches of {batch} are at most deploy_gate_latency_max_ratio times slower than the "
+        "baseline's, timed interleaved in the same run."
+    )
+    return latency_vs_baseline

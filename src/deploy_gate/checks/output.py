@@ -1,0 +1,352 @@
+"""Output validity on every sample row and on edge rows."""
+
+from __future__ import annotations
+
+import weakref
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from deploy_gate import validation as v
+from deploy_gate.checks import check
+from deploy_gate.checks.common import (
+    describe_exc,
+    fmt,
+    has_proba,
+    is_clear_error,
+    plain,
+    predict,
+    require_real_rows,
+    show,
+)
+from deploy_gate.errors import CheckFailure
+
+if TYPE_CHECKING:
+    import numpy as np
+    import pandas as pd
+
+    from deploy_gate.artifact import LoadedArtifact, ModelProfile
+    from deploy_gate.data import GateData
+    from deploy_gate.options import Settings
+
+
+def _classifier(profile: ModelProfile | None, settings: Settings) -> bool:
+    return profile is not None and profile.task == "classifier"
+
+
+def _with_proba(profile: ModelProfile | None, settings: Settings) -> bool:
+    return _classifier(profile, settings) and profile is not None and profile.has_proba
+
+
+def _with_classes(profile: ModelProfile | None, settings: Settings) -> bool:
+    return _classifier(profile, settings) and profile is not None and profile.classes is not None
+
+
+def _regressor(profile: ModelProfile | None, settings: Settings) -> bool:
+    return profile is not None and profile.task == "regressor"
+
+
+@dataclass
+class EdgeOutcome:
+    label: str
+    prediction: Any = None
+    proba: Any = None
+    error: BaseException | None = None
+
+
+@dataclass
+class Observation:
+    """The deployment's outputs on every sample row and every edge row, computed once."""
+
+    n_data_rows: int
+    labels: list[str]
+    predictions: np.ndarray
+    proba: np.ndarray | None
+    edges: list[EdgeOutcome]
+    proba_error: str | None = None
+
+    @property
+    def rejected(self) -> list[EdgeOutcome]:
+        return [e for e in self.edges if e.error is not None and is_clear_error(e.error)]
+
+    @property
+    def crashed(self) -> list[EdgeOutcome]:
+        return [e for e in self.edges if e.error is not None and not is_clear_error(e.error)]
+
+
+_observations: weakref.WeakKeyDictionary[Any, tuple[int, Observation]] = weakref.WeakKeyDictionary()
+
+
+def edge_rows(data: GateData) -> tuple[pd.DataFrame, list[str]]:
+    """Copies of the first row with one feature at its observed min, max, 0, or missing."""
+    import numpy as np
+    import pandas as pd
+
+    features = data.features
+    base = features.iloc[[0]]
+    rows: list[pd.DataFrame] = []
+    labels: list[str] = []
+    for column in features.columns:
+        values = features[column]
+        cases: list[tuple[str, Any]] = []
+        if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
+            cases += [("min", values.min()), ("max", values.max()), ("zero", 0)]
+        cases.append(("missing", np.nan if pd.api.types.is_numeric_dtype(values) else None))
+        for case, value in cases:
+            row = base.copy()
+            if value is None:
+                row[column] = row[column].astype(object)
+            elif isinstance(value, float) and pd.api.types.is_integer_dtype(row[column]):
+                row[column] = row[column].astype(float)
+            row.loc[row.index[0], column] = value
+            rows.append(row)
+            shown = "" if case in ("zero", "missing") else f"({fmt(plain(value))})"
+            labels.append(f"edge row {column}={case}{shown}")
+    return pd.concat(rows, ignore_index=True), labels
+
+
+def observe(deployment: Any, data: GateData) -> Observation:
+    """Outputs on the sample rows (one batch) and the edge rows (a batch, or row by row when
+    the batch is rejected), cached per deployment object."""
+    import numpy as np
+
+    cached = _observations.get(deployment)
+    if cached is not None and cached[0] == id(data):
+        return cached[1]
+    rows = data.features
+    predictions = predict(deployment, rows)
+    proba = None
+    proba_error = None
+    if has_proba(deployment):
+        try:
+            proba = v.as_array(deployment.batch_predict_proba(rows))
+        except AttributeError as exc:
+            proba_error = describe_exc(exc)
+    edge_frame, edge_labels = edge_rows(data)
+    edges = [EdgeOutcome(label) for label in edge_labels]
+    try:
+        preds = predict(deployment, edge_frame)
+        probs = (
+            v.as_array(deployment.batch_predict_proba(edge_frame)) if proba is not None else None
+        )
+        if len(preds) != len(edges):
+            raise ValueError("edge batch length mismatch")
+        for i, outcome in enumerate(edges):
+            outcome.prediction = preds[i]
+            outcome.proba = probs[i] if probs is not None and len(probs) == len(edges) else None
+    except Exception:
+        for i, outcome in enumerate(edges):
+            one = edge_frame.iloc[[i]]
+            try:
+                outcome.prediction = predict(deployment, one)[0]
+                if proba is not None:
+                    outcome.proba = v.as_array(deployment.batch_predict_proba(one))[0]
+            except Exception as exc:
+                outcome.error = exc
+    ok = [e for e in edges if e.error is None]
+    labels = [f"row {i}" for i in range(len(rows))] + [e.label for e in ok]
+    all_preds = predictions
+    if ok and predictions.ndim >= 1 and len(predictions) == len(rows):
+        try:
+            all_preds = np.concatenate([predictions, np.asarray([e.prediction for e in ok])])
+        except ValueError:
+            all_preds = predictions
+    all_proba = proba
+    if proba is not None and ok and all(e.proba is not None for e in ok):
+        try:
+            all_proba = np.concatenate([proba, np.asarray([e.proba for e in ok])])
+        except ValueError:
+            all_proba = proba
+    observation = Observation(
+        n_data_rows=len(rows),
+        labels=labels,
+        predictions=all_preds,
+        proba=all_proba,
+        edges=edges,
+        proba_error=proba_error,
+    )
+    _observations[deployment] = (id(data), observation)
+    return observation
+
+
+def _rows_message(problem: str, rows: Sequence[int], obs: Observation, total: int) -> str:
+    return f"{problem} in {v.describe_rows(rows, total, obs.labels)}"
+
+
+def _fail_rows(problem: str, rows: Sequence[int], obs: Observation, values: np.ndarray) -> None:
+    total = len(values)
+    detail = "\n".join(f"  {obs.labels[i]}: {show(values[i])}" for i in list(rows)[:10])
+    raise CheckFailure(f"{_rows_message(problem, rows, obs, total)}\n{detail}")
+
+
+def _record_edges(obs: Observation, deploy_gate_property: Callable[[str, object], None]) -> None:
+    deploy_gate_property("edge_rows", len(obs.edges))
+    if obs.rejected:
+        deploy_gate_property(
+            "edge_rows_rejected",
+            "; ".join(f"{e.label}: {describe_exc(e.error)}" for e in obs.rejected if e.error),
+        )
+
+
+def _proba_or_skip(obs: Observation, deployment: Any) -> np.ndarray:
+    if obs.proba is None:
+        reason = obs.proba_error or f"{type(deployment).__name__} has no batch_predict_proba"
+        pytest.skip(f"no probabilities to check: {reason}")
+    return obs.proba
+
+
+@check("output", "shape")
+def output_shape(
+    deployment: Any,
+    deploy_gate_data: GateData,
+    deploy_gate_property: Callable[[str, object], None],
+) -> None:
+    """One output per row (sample and edge rows); probabilities one row per input row."""
+    require_real_rows(deploy_gate_data)
+    obs = observe(deployment, deploy_gate_data)
+    deploy_gate_property("rows_checked", len(obs.labels))
+    n = len(obs.labels)
+    problem = v.length_problem(obs.predictions, n)
+    if problem is None and obs.proba is not None:
+        problem = v.length_problem(obs.proba, n, "probability rows")
+    if problem is not None:
+        raise CheckFailure(f"{problem} (sample rows and edge rows)")
+
+
+@check("output", "numeric-dtype")
+def output_numeric_dtype(
+    deployment: Any, deploy_gate_data: GateData, model_artifact: LoadedArtifact
+) -> None:
+    """Outputs are numbers (regressors' values; classifiers' probabilities)."""
+    require_real_rows(deploy_gate_data)
+    obs = observe(deployment, deploy_gate_data)
+    if model_artifact.profile.task == "classifier":
+        if obs.proba is None:
+            pytest.skip("class labels need not be numeric and there are no probabilities")
+        arrays = [("probabilities", obs.proba)]
+    else:
+        arrays = [("outputs", obs.predictions)]
+    for what, values in arrays:
+        if not v.is_numeric(values) and v.numeric_view(values) is None:
+            raise CheckFailure(
+                f"{what} have dtype {values.dtype}, not numeric "
+                f"(first value {show(values.flat[0])})"
+            )
+
+
+@check("output", "no-nan")
+def output_no_nan(deployment: Any, deploy_gate_data: GateData) -> None:
+    """No NaN in outputs or probabilities, on sample rows and edge rows."""
+    require_real_rows(deploy_gate_data)
+    obs = observe(deployment, deploy_gate_data)
+    for what, values in (("output", obs.predictions), ("probability", obs.proba)):
+        if values is not None:
+            rows = v.nan_rows(values)
+            if rows:
+                _fail_rows(f"NaN {what}", rows, obs, values)
+
+
+@check("output", "no-inf")
+def output_no_inf(deployment: Any, deploy_gate_data: GateData) -> None:
+    """No +/-Inf in outputs or probabilities, on sample rows and edge rows."""
+    require_real_rows(deploy_gate_data)
+    obs = observe(deployment, deploy_gate_data)
+    for what, values in (("output", obs.predictions), ("probability", obs.proba)):
+        if values is not None:
+            rows = v.inf_rows(values)
+            if rows:
+                _fail_rows(f"Inf {what}", rows, obs, values)
+
+
+@check("output", "edge-rows")
+def output_edge_rows(
+    deployment: Any,
+    deploy_gate_data: GateData,
+    deploy_gate_property: Callable[[str, object], None],
+) -> None:
+    """Each edge row gets an output or a clear ValueError (rejections are reported, not failed)."""
+    require_real_rows(deploy_gate_data)
+    obs = observe(deployment, deploy_gate_data)
+    _record_edges(obs, deploy_gate_property)
+    crashed = obs.crashed
+    if crashed:
+        lines = "\n".join(f"  {e.label}: {describe_exc(e.error)}" for e in crashed if e.error)
+        raise CheckFailure(
+            f"{len(crashed)} of {len(obs.edges)} edge rows crashed the model with an error "
+            f"that is not a clear ValueError\n{lines}"
+        )
+
+
+@check("output", "probabilities-range", applies=_with_proba)
+def output_probabilities_range(deployment: Any, deploy_gate_data: GateData) -> None:
+    """Every probability is in [0, 1]."""
+    require_real_rows(deploy_gate_data)
+    obs = observe(deployment, deploy_gate_data)
+    proba = _proba_or_skip(obs, deployment)
+    rows = v.proba_range_rows(proba)
+    if rows:
+        _fail_rows("probability outside [0, 1]", rows, obs, proba)
+
+
+@check("output", "probabilities-sum", applies=_with_proba)
+def output_probabilities_sum(deployment: Any, deploy_gate_data: GateData) -> None:
+    """Each row's probabilities sum to 1 within 1e-6."""
+    require_real_rows(deploy_gate_data)
+    obs = observe(deployment, deploy_gate_data)
+    proba = _proba_or_skip(obs, deployment)
+    rows = v.proba_sum_rows(proba)
+    if rows:
+        sums = proba.astype(float).sum(axis=1)
+        _fail_rows(
+            f"probabilities not summing to 1 (tolerance {v.PROBA_SUM_TOLERANCE:g})", rows, obs, sums
+        )
+
+
+@check("output", "known-labels", applies=_with_classes)
+def output_known_labels(
+    deployment: Any, deploy_gate_data: GateData, model_artifact: LoadedArtifact
+) -> None:
+    """Predicted labels are among the model's classes_."""
+    require_real_rows(deploy_gate_data)
+    obs = observe(deployment, deploy_gate_data)
+    classes = getattr(deployment, "classes", None) or model_artifact.profile.classes or ()
+    rows = v.unknown_label_rows(obs.predictions, classes)
+    if rows:
+        _fail_rows(f"label not among classes {list(classes)!r}", rows, obs, obs.predictions)
+
+
+@check("output", "regression-range", applies=_regressor)
+def output_regression_range(
+    deployment: Any,
+    deploy_gate_data: GateData,
+    deploy_gate_settings: Settings,
+    deploy_gate_property: Callable[[str, object], None],
+) -> None:
+    """Outputs lie in deploy_gate_output_range, or the target's range widened by its span."""
+    require_real_rows(deploy_gate_data)
+    low, high, source = _output_range(deploy_gate_data, deploy_gate_settings)
+    deploy_gate_property("range_low", low)
+    deploy_gate_property("range_high", high)
+    obs = observe(deployment, deploy_gate_data)
+    rows = v.out_of_range_rows(obs.predictions, low, high)
+    if rows:
+        _fail_rows(f"output outside [{low:.6g}, {high:.6g}] ({source})", rows, obs, obs.predictions)
+
+
+def _output_range(data: GateData, settings: Settings) -> tuple[float, float, str]:
+    import pandas as pd
+
+    if settings.output_range is not None:
+        low, high = settings.output_range
+        return float(low), float(high), f"from {settings.source('output_range')}"
+    target = data.target
+    if target is None or not pd.api.types.is_numeric_dtype(target) or target.dropna().empty:
+        pytest.skip(
+            "no output range: set deploy_gate_output_range, or pass --deploy-gate-target "
+            "with a numeric label column to derive it"
+        )
+    lo, hi = float(target.min()), float(target.max())
+    span = hi - lo
+    return lo - span, hi + span, f"target range [{lo:.6g}, {hi:.6g}] widened by its span"

@@ -1,0 +1,157 @@
+"""Smoke checks: the artifact loads and predicts one row and a batch, validly and quickly."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from deploy_gate import validation as v
+from deploy_gate.checks import check
+from deploy_gate.checks.common import (
+    RTOL,
+    describe_exc,
+    first_row,
+    has_proba,
+    predict,
+    records,
+    require_one_per_row,
+    same_outputs,
+    sample,
+    show,
+)
+from deploy_gate.errors import CheckFailure
+
+if TYPE_CHECKING:
+    from deploy_gate.artifact import LoadedArtifact
+    from deploy_gate.data import GateData
+    from deploy_gate.gate import Gate
+    from deploy_gate.options import Settings
+
+
+@check("smoke", "load")
+def smoke_load(
+    deploy_gate: Gate,
+    deploy_gate_artifact_path: Path,
+    deploy_gate_property: Callable[[str, object], None],
+) -> None:
+    """The artifact loads (and is a model with predict())."""
+    artifact = deploy_gate.artifact_or_error(deploy_gate_artifact_path)
+    if isinstance(artifact, BaseException):
+        reason = describe_exc(artifact)
+        if deploy_gate_artifact_path.name not in reason:
+            reason = f"{deploy_gate_artifact_path} failed to load: {reason}"
+        raise CheckFailure(reason)
+    deploy_gate_property("loader", artifact.loader)
+    deploy_gate_property("model_type", artifact.profile.model_type)
+    deploy_gate_property("task", artifact.profile.task)
+
+
+@check("smoke", "inference-single")
+def smoke_inference_single(deployment: Any, deploy_gate_data: GateData) -> None:
+    """predict_single on one row returns an output."""
+    output = deployment.predict_single(first_row(deploy_gate_data))
+    if output is None:
+        raise CheckFailure("predict_single returned None for row 0")
+
+
+@check("smoke", "output-valid")
+def smoke_output_valid(
+    deployment: Any, deploy_gate_data: GateData, model_artifact: LoadedArtifact
+) -> None:
+    """The single-row output is a valid prediction (finite, known label, valid probabilities)."""
+    rows = sample(deploy_gate_data, 1)
+    preds = predict(deployment, rows)
+    proba = v.as_array(deployment.batch_predict_proba(rows)) if has_proba(deployment) else None
+    classes = getattr(deployment, "classes", None) or model_artifact.profile.classes
+    problems = v.find_problems(preds, n_rows=1, proba=proba, classes=classes)
+    if problems:
+        raise CheckFailure(
+            "invalid output for row 0: "
+            + "; ".join(map(str, problems))
+            + f"\n  output: {show(preds)}"
+        )
+
+
+@check("smoke", "batch")
+def smoke_batch(deployment: Any, deploy_gate_data: GateData) -> None:
+    """batch_predict returns one output per row."""
+    rows = deploy_gate_data.features
+    preds = predict(deployment, rows)
+    problem = v.length_problem(preds, len(rows))
+    if problem is not None:
+        raise CheckFailure(f"batch_predict on {len(rows)} rows: {problem}")
+
+
+@check("smoke", "batch-consistency")
+def smoke_batch_consistency(deployment: Any, deploy_gate_data: GateData) -> None:
+    """Batch outputs equal row-by-row outputs (relative tolerance 1e-9)."""
+    import numpy as np
+
+    rows = sample(deploy_gate_data)
+    batch = predict(deployment, rows)
+    require_one_per_row(batch, len(rows))
+    single = v.as_array([deployment.predict_single(r) for r in records(rows)])
+    single = single.reshape(batch.shape) if single.size == batch.size else single
+    differ = [int(i) for i in np.flatnonzero(~same_outputs(batch, single))]
+    if differ:
+        lines = "\n".join(
+            f"  row {i}: batch {show(batch[i])} vs single {show(single[i])}" for i in differ[:10]
+        )
+        raise CheckFailure(
+            f"batch and row-by-row outputs differ on {v.describe_rows(differ, len(rows))} "
+            f"(relative tolerance {RTOL:g})\n{lines}"
+        )
+
+
+@check("smoke", "deterministic")
+def smoke_deterministic(deployment: Any, deploy_gate_data: GateData) -> None:
+    """The same rows twice give the same outputs."""
+    import numpy as np
+
+    rows = deploy_gate_data.features
+    first = predict(deployment, rows)
+    second = predict(deployment, rows)
+    require_one_per_row(first, len(rows))
+    require_one_per_row(second, len(rows))
+    differ = [int(i) for i in np.flatnonzero(~same_outputs(first, second))]
+    if differ:
+        lines = "\n".join(
+            f"  row {i}: {show(first[i])} then {show(second[i])}" for i in differ[:10]
+        )
+        raise CheckFailure(
+            f"outputs changed between two identical calls on "
+            f"{v.describe_rows(differ, len(rows))}\n{lines}"
+        )
+
+
+@check("smoke", "latency-sanity")
+def smoke_latency_sanity(
+    deployment: Any,
+    deploy_gate_data: GateData,
+    deploy_gate_settings: Settings,
+    deploy_gate_property: Callable[[str, object], None],
+) -> None:
+    """Mean single-row latency is under a generous budget (deploy_gate_smoke_latency_ms)."""
+    rows = records(sample(deploy_gate_data))
+    budget = float(deploy_gate_settings.smoke_latency_ms)
+    threads = deploy_gate_settings.latency_threads
+    timings = []
+    # Thread pools are limited to deploy_gate_latency_threads around every gate check.
+    for row in rows[:2]:  # warm-up, untimed
+        deployment.predict_single(row)
+    for row in (rows * 10)[: max(10, min(len(rows), 20))]:
+        start = time.perf_counter()
+        deployment.predict_single(row)
+        timings.append((time.perf_counter() - start) * 1000.0)
+    mean = sum(timings) / len(timings)
+    deploy_gate_property("mean_ms", round(mean, 4))
+    deploy_gate_property("budget_ms", budget)
+    deploy_gate_property("threads", "auto" if threads is None else threads)
+    if mean > budget:
+        raise CheckFailure(
+            f"mean single-row latency {mean:.1f} ms exceeds budget {budget:.1f} ms "
+            f"(n={len(timings)} calls after 2 warm-up calls, "
+            f"threads={'auto' if threads is None else threads}; deploy_gate_smoke_latency_ms)"
+        )
