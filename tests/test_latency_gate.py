@@ -125,3 +125,15 @@ def test_latency_rounds_are_written_for_pytest_benchmark_compare(gate: GateRun) 
         check=True,
     )
     assert "latency[p99-batch=1]" in shown.stdout
+
+
+def test_under_xdist_latency_items_share_one_worker(gate: GateRun) -> None:
+    gate.artifact(fm.ThresholdClassifier())
+    result = gate.run("model.joblib", "-n", "2", "-k", "latency", "-v")
+    result.stdout.fnmatch_lines(["deploy-gate: latency items share one xdist worker*"])
+    workers = {
+        line.split("]")[0].lstrip("[")
+        for line in result.stdout.lines
+        if "latency[[]" not in line and "::latency[" in line and line.startswith("[gw")
+    }
+    assert len(workers) == 1, workers

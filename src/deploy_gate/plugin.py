@@ -31,6 +31,7 @@ if TYPE_CHECKING:
 DEFAULT_JUNIT = "deploy-gate.xml"
 SUITE_NAME = "deploy-gate"
 _STARTED = "deploy_gate_started"
+_LOADGROUP = "deploy_gate_loadgroup"
 _NOT_ON = "the deploy gate is off: run pytest --deploy-gate ARTIFACT [--deploy-gate-data DATA]"
 
 
@@ -74,6 +75,11 @@ def pytest_configure(config: pytest.Config) -> None:
         config.pluginmanager.register(GateReporter(config), "deploy-gate-reporter")
     if config.pluginmanager.hasplugin("xdist"):
         config.pluginmanager.register(_XdistHooks(), "deploy-gate-xdist")
+        # loadgroup schedules like load, and keeps the latency items on one worker.
+        if getattr(config.option, "dist", "no") == "load":
+            config.option.dist = "loadgroup"
+        if workerinput is not None and workerinput.get(_LOADGROUP):
+            config.option.loadgroup = True  # the worker side of --dist loadgroup
 
 
 def _check_trust_and_pins(settings: Settings) -> None:
@@ -98,8 +104,8 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
     workers = getattr(config.option, "numprocesses", None)
     if workers:
         lines.append(
-            "deploy-gate: latency is timed while xdist workers run in parallel, which disturbs "
-            "the timings; use --dist loadgroup (latency items share one worker) or -n 0"
+            "deploy-gate: latency items share one xdist worker (--dist loadgroup), but the "
+            "other workers still disturb its timings; use -n 0 for figures you compare"
         )
     return lines
 
@@ -124,6 +130,7 @@ class _XdistHooks:
         gate = node.config.stash.get(GATE_KEY, None)
         if gate is not None:
             node.workerinput[_STARTED] = gate.started.isoformat()
+            node.workerinput[_LOADGROUP] = node.config.option.dist == "loadgroup"
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
@@ -174,6 +181,7 @@ def _short(path: Path, root: Path) -> str:
 LATENCY_GROUP = "deploy-gate-latency"
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist reads the group markers
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if isinstance(item, GateItem) and item.check.category == "latency":

@@ -77,8 +77,9 @@ def ledger_entry(
         if "mean_ms" in props:
             latency["smoke_mean_ms"] = props["mean_ms"]
     for props in _props(outcomes, "latency"):
-        if "percentile" in props and "batch" in props:
-            latency[f"p{props['percentile']}_batch{props['batch']}_ms"] = props.get("value_ms")
+        if "percentile" in props and "batch" in props and "value" in props:
+            unit = "x_baseline" if "vs-baseline" in str(props["percentile"]) else "ms"
+            latency[f"{props['percentile']}_batch{props['batch']}_{unit}"] = props["value"]
     baseline = _props(outcomes, "baseline")
     ratios = {
         str(p["metric"]): float(p["ratio"])
