@@ -87,8 +87,7 @@ def comparison(
     def compute() -> Any:
         settings = gate.settings
         return compare_models(
-            ColumnSelector(deployment, tuple(data.features.columns)),
-            ColumnSelector(baseline.deployment, baseline.feature_names),
+            *_pair(deployment, baseline, data),
             data.table,
             data.target,
             metrics=settings.metrics,
@@ -100,6 +99,14 @@ def comparison(
         )
 
     return gate.cached(("comparison", artifact.path.resolve()), compute)
+
+
+def _pair(deployment: Any, baseline: BaselineRun, data: GateData) -> tuple[Any, Any]:
+    """Candidate and baseline, each fed the columns its model takes from the same table."""
+    return (
+        ColumnSelector(deployment, tuple(data.features.columns)),
+        ColumnSelector(baseline.deployment, baseline.feature_names),
+    )
 
 
 def record_baseline(baseline: BaselineRun, record: Callable[[str, object], None]) -> None:
@@ -208,8 +215,7 @@ def rollout_results(
         settings = gate.settings
         assert data.target is not None  # the stage checks skip without labels
         return simulate_rollout(
-            ColumnSelector(deployment, tuple(data.features.columns)),
-            ColumnSelector(baseline.deployment, baseline.feature_names),
+            *_pair(deployment, baseline, data),
             data.table,
             data.target,
             stages=settings.rollout_stages,
