@@ -207,3 +207,24 @@ def test_a_positional_model_with_extra_data_columns_errors_naming_them(gate: Gat
     result = gate.run("model.joblib", target="label")
     result.stdout.fnmatch_lines(["*takes 3 features by position and names none*4 columns*amount*"])
     assert result.ret == 1
+
+
+def test_boolean_and_datetime_columns_and_string_labels_are_handled(gate: GateRun) -> None:
+    import joblib
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame(rng.normal(size=(800, 2)), columns=["x1", "x2"])
+    frame["flag"] = rng.random(800) > 0.5
+    frame["when"] = pd.date_range("2026-01-01", periods=800, freq="h")
+    frame["label"] = np.where(frame.x1 + frame.x2 > 0, "yes", "no")
+    features = ["x1", "x2", "flag"]
+    model = make_pipeline(StandardScaler(), LogisticRegression()).fit(frame[features], frame.label)
+    joblib.dump(model, gate.path / "model.joblib")
+    gate.data(frame, name="rows.parquet")
+    gate.run("model.joblib", "--deploy-gate-data=rows.parquet", target="label")
+    outcomes = junit_outcomes(gate.junit())
+    bad = {k: v for k, v in outcomes.items() if v not in ("passed", "skipped")}
+    assert not bad, {k: messages(gate.junit()).get(k) for k in bad}

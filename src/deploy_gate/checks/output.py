@@ -91,9 +91,11 @@ def edge_rows(data: GateData) -> tuple[pd.DataFrame, list[str]]:
     for column in features.columns:
         values = features[column]
         cases: list[tuple[str, Any]] = []
-        if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
+        numeric = pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values)
+        if numeric:
             cases += [("min", values.min()), ("max", values.max()), ("zero", 0)]
-        cases.append(("missing", np.nan if pd.api.types.is_numeric_dtype(values) else None))
+        # A missing flag or category is None in an object column; a missing number is NaN.
+        cases.append(("missing", np.nan if numeric else None))
         for case, value in cases:
             row = base.copy()
             if value is None:
