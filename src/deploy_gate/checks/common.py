@@ -43,7 +43,7 @@ def has_proba(deployment: Any) -> bool:
     return callable(method) and bool(getattr(deployment, "supports_proba", True))
 
 
-def predict(deployment: Any, rows: pd.DataFrame, *, what: str = "batch_predict") -> np.ndarray:
+def predict(deployment: Any, rows: pd.DataFrame) -> np.ndarray:
     """Call the deployment and return its output as an array (the model's errors propagate)."""
     return v.as_array(deployment.batch_predict(rows))
 
