@@ -12,6 +12,7 @@ from typing import Any
 
 from deploy_gate.errors import ArtifactLoadError
 from deploy_gate.ledger import sha256_file, version_id
+from deploy_gate.validation import plain
 
 #: Suffixes the gate claims when such a path is named on the command line.
 ARTIFACT_SUFFIXES = (".joblib", ".pkl", ".pickle", ".skops", ".onnx")
@@ -42,7 +43,7 @@ class ModelProfile:
     @classmethod
     def of(cls, model: object) -> ModelProfile:
         classes_attr = getattr(model, "classes_", None)
-        classes = tuple(_plain(c) for c in classes_attr) if classes_attr is not None else None
+        classes = tuple(plain(c) for c in classes_attr) if classes_attr is not None else None
         names = getattr(model, "feature_names_in_", None)
         n_features = getattr(model, "n_features_in_", None)
         return cls(
@@ -127,11 +128,6 @@ def _as_int(value: object) -> int | None:
         return int(value)  # type: ignore[call-overload,no-any-return]
     except (TypeError, ValueError):
         return None
-
-
-def _plain(value: Any) -> Any:
-    item = getattr(value, "item", None)
-    return item() if callable(item) else value
 
 
 def _task_of(model: object, has_classes: bool) -> str:

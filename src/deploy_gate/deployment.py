@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
 from deploy_gate.errors import InvalidOutputError, NotLoadedError, SchemaError
-from deploy_gate.validation import as_array, find_problems
+from deploy_gate.validation import as_array, find_problems, plain
 
 if TYPE_CHECKING:
     import numpy as np
@@ -138,7 +138,7 @@ class ModelDeployment:
         """Predict one row given as a mapping of feature name to value."""
         frame = self._frame_from_mapping(features)
         out = self._predict(frame, "predict", "single")
-        return _plain(out[0])
+        return plain(out[0])
 
     def predict_proba_single(self, features: Mapping[str, Any]) -> np.ndarray:
         frame = self._frame_from_mapping(features)
@@ -217,8 +217,3 @@ class ModelDeployment:
 def _shorten(names: Sequence[str], limit: int = 12) -> str:
     shown = ", ".join(map(repr, names[:limit]))
     return shown + (", ..." if len(names) > limit else "")
-
-
-def _plain(value: Any) -> Any:
-    item = getattr(value, "item", None)
-    return item() if callable(item) and getattr(value, "ndim", 0) == 0 else value

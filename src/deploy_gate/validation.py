@@ -129,7 +129,7 @@ def unknown_label_rows(predictions: np.ndarray, classes: Sequence[Any]) -> tuple
     rows = []
     for i, value in enumerate(flat):
         items = value if flat.ndim > 1 else (value,)
-        if any(_plain(v) not in known for v in items):
+        if any(plain(v) not in known for v in items):
             rows.append(i)
     return tuple(rows)
 
@@ -210,6 +210,7 @@ def _prediction_problems(
     return problems
 
 
-def _plain(value: Any) -> Any:
+def plain(value: Any) -> Any:
+    """A numpy scalar as the Python value it holds; anything else unchanged."""
     item = getattr(value, "item", None)
-    return item() if callable(item) else value
+    return item() if callable(item) and getattr(value, "ndim", 0) == 0 else value

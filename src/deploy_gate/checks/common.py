@@ -8,6 +8,7 @@ import pytest
 
 from deploy_gate import validation as v
 from deploy_gate.errors import InvalidOutputError
+from deploy_gate.validation import plain
 
 if TYPE_CHECKING:
     import numpy as np
@@ -79,11 +80,6 @@ def is_clear_error(
 def describe_exc(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return f"{type(exc).__name__}: {text[0] if text else '(no message)'}"
-
-
-def plain(value: Any) -> Any:
-    item = getattr(value, "item", None)
-    return item() if callable(item) and getattr(value, "ndim", 0) == 0 else value
 
 
 def show(value: Any) -> str:

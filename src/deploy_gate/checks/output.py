@@ -16,12 +16,12 @@ from deploy_gate.checks.common import (
     fmt,
     has_proba,
     is_clear_error,
-    plain,
     predict,
     require_real_rows,
     show,
 )
 from deploy_gate.errors import CheckFailure
+from deploy_gate.validation import plain
 
 if TYPE_CHECKING:
     import numpy as np
@@ -238,28 +238,28 @@ def output_numeric_dtype(
             )
 
 
+def _fail_on(
+    problem: str, finder: Callable[[np.ndarray], tuple[int, ...]], obs: Observation
+) -> None:
+    for what, values in (("output", obs.predictions), ("probability", obs.proba)):
+        if values is not None:
+            rows = finder(values)
+            if rows:
+                _fail_rows(f"{problem} {what}", rows, obs, values)
+
+
 @check("output", "no-nan")
 def output_no_nan(deployment: Any, deploy_gate_data: GateData) -> None:
     """No NaN in outputs or probabilities, on sample rows and edge rows."""
     require_real_rows(deploy_gate_data)
-    obs = observe(deployment, deploy_gate_data)
-    for what, values in (("output", obs.predictions), ("probability", obs.proba)):
-        if values is not None:
-            rows = v.nan_rows(values)
-            if rows:
-                _fail_rows(f"NaN {what}", rows, obs, values)
+    _fail_on("NaN", v.nan_rows, observe(deployment, deploy_gate_data))
 
 
 @check("output", "no-inf")
 def output_no_inf(deployment: Any, deploy_gate_data: GateData) -> None:
     """No +/-Inf in outputs or probabilities, on sample rows and edge rows."""
     require_real_rows(deploy_gate_data)
-    obs = observe(deployment, deploy_gate_data)
-    for what, values in (("output", obs.predictions), ("probability", obs.proba)):
-        if values is not None:
-            rows = v.inf_rows(values)
-            if rows:
-                _fail_rows(f"Inf {what}", rows, obs, values)
+    _fail_on("Inf", v.inf_rows, observe(deployment, deploy_gate_data))
 
 
 @check("output", "edge-rows")
