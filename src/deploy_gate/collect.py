@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from deploy_gate.errors import CheckFailure
+from deploy_gate.pytest_compat import parse_stable_id
 
 if TYPE_CHECKING:
     from deploy_gate.checks import Check
@@ -38,6 +39,7 @@ class GateItem(pytest.Function):
 
     def __init__(self, *, check: Check, **kwargs: Any) -> None:
         super().__init__(**kwargs)
+        parse_stable_id(self)
         self.check = check
         self.add_marker("deploy_gate")
         self.add_marker(check.category)

@@ -548,7 +548,8 @@ def add_options(parser: pytest.Parser, options: tuple[Option, ...] = OPTIONS) ->
         "(pytest --deploy-gate model.joblib --deploy-gate-data holdout.parquet)",
     )
     for option in options:
-        help_text = f"{option.help} [ini: {option.ini}]"
+        # argparse %-formats option help (``%(default)s``); ini help is printed as written.
+        help_text = f"{option.help} [ini: {option.ini}]".replace("%", "%%")
         if option.kind == "flag":
             group.addoption(option.flag, action="store_true", default=None, help=help_text)
             parser.addini(option.ini, option.help, type="bool", default=None)

@@ -31,7 +31,6 @@ if TYPE_CHECKING:
 DEFAULT_JUNIT = "deploy-gate.xml"
 SUITE_NAME = "deploy-gate"
 _STARTED = "deploy_gate_started"
-_LOADGROUP = "deploy_gate_loadgroup"
 _NOT_ON = "the deploy gate is off: run pytest --deploy-gate ARTIFACT [--deploy-gate-data DATA]"
 
 
@@ -52,9 +51,6 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "deploy_gate: a check of the model deployment gate")
     for category in CATEGORIES:
         config.addinivalue_line("markers", f"{category}: deploy gate {category} checks")
-    if not config.pluginmanager.hasplugin("xdist"):
-        # Latency items carry xdist's group marker; without xdist it must still be known.
-        config.addinivalue_line("markers", "xdist_group(name): run these tests on one worker")
     if not config.getoption("deploy_gate"):
         return
     from deploy_gate.gate import Gate
@@ -75,11 +71,6 @@ def pytest_configure(config: pytest.Config) -> None:
         config.pluginmanager.register(GateReporter(config), "deploy-gate-reporter")
     if config.pluginmanager.hasplugin("xdist"):
         config.pluginmanager.register(_XdistHooks(), "deploy-gate-xdist")
-        # loadgroup schedules like load, and keeps the latency items on one worker.
-        if getattr(config.option, "dist", "no") == "load":
-            config.option.dist = "loadgroup"
-        if workerinput is not None and workerinput.get(_LOADGROUP):
-            config.option.loadgroup = True  # the worker side of --dist loadgroup
 
 
 def _check_trust_and_pins(settings: Settings) -> None:
@@ -104,7 +95,7 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
     workers = getattr(config.option, "numprocesses", None)
     if workers:
         lines.append(
-            "deploy-gate: latency items share one xdist worker (--dist loadgroup), but the "
+            "deploy-gate: latency items share one xdist worker, but the "
             "other workers still disturb its timings; use -n 0 for figures you compare"
         )
     return lines
@@ -124,13 +115,27 @@ def _artifact_args(config: pytest.Config) -> list[Path]:
 
 
 class _XdistHooks:
-    """Hands the controller's start time to the workers, so every worker's version id agrees."""
+    """The xdist side of the gate: one start time for every worker, so version ids agree, and
+    ``--dist load`` (what ``-n`` uses) keeping the latency items on one worker."""
 
     def pytest_configure_node(self, node: Any) -> None:
         gate = node.config.stash.get(GATE_KEY, None)
         if gate is not None:
             node.workerinput[_STARTED] = gate.started.isoformat()
-            node.workerinput[_LOADGROUP] = node.config.option.dist == "loadgroup"
+
+    def pytest_xdist_make_scheduler(self, config: pytest.Config, log: Any) -> Any:
+        if getattr(config.option, "dist", "no") != "load":
+            return None  # the user chose a scheduling mode: theirs
+        from deploy_gate.pytest_compat import make_scheduler
+
+        return make_scheduler(config, log, _is_latency_nodeid)
+
+
+def _is_latency_nodeid(nodeid: str) -> bool:
+    from deploy_gate.artifact import ARTIFACT_SUFFIXES
+
+    path, _, name = nodeid.partition("::")
+    return name.startswith("latency[") and path.lower().endswith(ARTIFACT_SUFFIXES)
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
@@ -178,15 +183,8 @@ def _short(path: Path, root: Path) -> str:
         return path.name
 
 
-LATENCY_GROUP = "deploy-gate-latency"
-
-
-@pytest.hookimpl(tryfirst=True)  # before xdist reads the group markers
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
-        if isinstance(item, GateItem) and item.check.category == "latency":
-            # With --dist loadgroup every latency item runs on one worker.
-            item.add_marker(pytest.mark.xdist_group(LATENCY_GROUP))
         if not isinstance(item, GateItem) and "deploy_gate_artifact_path" in getattr(
             item, "fixturenames", ()
         ):
