@@ -361,3 +361,12 @@ class SlowOnBatches(ThresholdClassifier):
         if len(X) > 1:
             time.sleep(0.03)
         return super().predict(X)
+
+
+class WorseClassifier(ThresholdClassifier):
+    """Flips a fixed 15% of rows (chosen by a hash of feature c), so it is clearly worse."""
+
+    def predict(self, X: object) -> np.ndarray:
+        out = super().predict(X)
+        flip = (np.abs(self._matrix(X)[:, 2]) * 1000).astype(int) % 100 < 15
+        return np.where(flip, 1 - out, out)

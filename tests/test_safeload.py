@@ -3,6 +3,7 @@ and ONNX."""
 
 from __future__ import annotations
 
+import importlib
 import pickle
 import sys
 import zipfile
@@ -15,7 +16,7 @@ import pandas as pd
 import pytest
 from sklearn.linear_model import LinearRegression, LogisticRegression
 from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import FunctionTransformer
+from sklearn.preprocessing import FunctionTransformer, StandardScaler
 
 from deploy_gate.errors import (
     ArtifactLoadError,
@@ -276,6 +277,63 @@ def test_trust_never_admits_dangerous_callables_or_modules_reexported_by_trusted
 def test_bad_trust_entries_are_a_config_error_naming_the_entry(entry: str) -> None:
     with pytest.raises(ConfigError, match=repr(entry)):
         validate_trust([entry])
+
+
+@pytest.mark.parametrize(
+    ("entry", "why"),
+    [
+        ("json", "part of Python's standard library"),
+        ("os.path", "part of Python's standard library"),
+        ("builtins", "part of Python's standard library"),
+        ("collections.abc", "part of Python's standard library"),
+        ("pip", "package installer"),
+        ("pip._internal.cli", "package installer"),
+        ("setuptools", "packaging tool"),
+        ("pkg_resources", "packaging tool"),
+        ("pytest", "the test runner"),
+        ("_pytest.python", "the test runner"),
+        ("pluggy", "plugin system"),
+        ("deploy_gate", "the gate itself"),
+        ("deploy_gate.safeload", "the gate itself"),
+        ("__main__", "entry module"),
+    ],
+)
+def test_trust_refuses_the_standard_library_tools_and_the_gate_naming_the_module_and_why(
+    entry: str, why: str
+) -> None:
+    with pytest.raises(ConfigError) as caught:
+        validate_trust([entry])
+
+    message = str(caught.value)
+    assert message.startswith(f"Invalid trust entry {entry!r}: {entry.split('.')[0]!r} cannot")
+    assert why in message
+
+
+@pytest.mark.parametrize("entry", ["my_project", "my_project.models", "faulty_models", "pandas_x"])
+def test_a_projects_own_modules_may_be_trusted(entry: str) -> None:
+    assert validate_trust([entry]) == (entry,)
+
+
+def test_trust_covers_what_a_module_defines_not_what_it_imports(
+    custom_model: tuple[Path, Any], tmp_path: Path
+) -> None:
+    _path, model = custom_model
+    module = type(model.steps[0][1]).__module__
+    package = module.split(".")[0]
+    importlib.import_module(module).frame_eval = pd.DataFrame.eval  # type: ignore[attr-defined]
+    importlib.import_module(module).scaler = StandardScaler  # type: ignore[attr-defined]
+    alias = tmp_path / "alias.pkl"
+    alias.write_bytes(_p4(_global(module, "frame_eval")))
+    admitted = tmp_path / "admitted.pkl"
+    admitted.write_bytes(_p4(_global(module, "scaler") + b")\x81"))
+
+    with pytest.raises(UnsafeArtifactError) as caught:
+        load_model_file(alias, trust=[package], require_predict=False)
+    assert f"{module}:frame_eval (re-exported from pandas.core.frame:DataFrame.eval" in str(
+        caught.value
+    )
+    loaded = load_model_file(admitted, trust=[package], require_predict=False).model
+    assert type(loaded) is StandardScaler
 
 
 def test_a_trusted_module_that_cannot_be_imported_is_a_load_error_naming_it(
@@ -660,6 +718,143 @@ def test_an_onnx_model_with_external_data_is_refused(skl2onnx: Any, tmp_path: Pa
 
     with pytest.raises(UnsafeArtifactError, match=r"external files \(W\)"):
         load_model_file(path)
+
+
+def _external(tensor: Any) -> Any:
+    """Mark a TensorProto as kept in an external file (what onnx.save_model does)."""
+    from onnx import TensorProto
+
+    tensor.ClearField("raw_data")
+    tensor.ClearField("float_data")
+    tensor.data_location = TensorProto.EXTERNAL
+    entry = tensor.external_data.add()
+    entry.key, entry.value = "location", "weights.bin"
+    return tensor
+
+
+def _onnx_with_external_data(where: str) -> tuple[Any, str]:
+    """A model with one external tensor at ``where``, and how the refusal names it."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    def ones(name: str, shape: tuple[int, ...] = (3,)) -> Any:
+        return numpy_helper.from_array(np.ones(shape, np.float32), name)
+
+    def sparse(name: str) -> Any:
+        values = _external(numpy_helper.from_array(np.ones(1, np.float32), name))
+        return helper.make_sparse_tensor(
+            values, numpy_helper.from_array(np.zeros(1, np.int64)), [3]
+        )
+
+    def const(output: str, **value: Any) -> Any:
+        return helper.make_node("Constant", [], [output], **value)
+
+    def vec(name: str, kind: int = TensorProto.FLOAT, shape: list[Any] | None = None) -> Any:
+        return helper.make_tensor_value_info(name, kind, [3] if shape is None else shape)
+
+    nodes: list[Any] = []
+    extra: dict[str, Any] = {}
+    if where == "sparse initializer":
+        extra["sparse_initializer"] = [sparse("S")]
+        nodes = [helper.make_node("Add", ["X", "S"], ["Y"])]
+        named = "S (sparse initializer, values)"
+    elif where == "tensor attribute":
+        nodes = [const("C", value=_external(ones("C"))), helper.make_node("Add", ["X", "C"], ["Y"])]
+        named = "C (Constant node, attribute 'value')"
+    elif where == "sparse tensor attribute":
+        nodes = [const("C", sparse_value=sparse("SV")), helper.make_node("Add", ["X", "C"], ["Y"])]
+        named = "SV (Constant node, attribute 'sparse_value', sparse tensor, values)"
+    elif where == "If branch":
+        then = helper.make_graph([const("T", value=_external(ones("T")))], "then", [], [vec("T")])
+        other = helper.make_graph([const("E", value=ones("E"))], "else", [], [vec("E")])
+        condition = numpy_helper.from_array(np.array(True))
+        nodes = [
+            const("cond", value=condition),
+            helper.make_node("If", ["cond"], ["B"], then_branch=then, else_branch=other),
+            helper.make_node("Add", ["X", "B"], ["Y"]),
+        ]
+        named = "T (If node, attribute 'then_branch', graph 'then', Constant node"
+    elif where == "Loop body":
+        body = helper.make_graph(
+            [
+                helper.make_node("Identity", ["c_in"], ["c_out"]),
+                helper.make_node("Add", ["v_in", "LW"], ["v_out"]),
+            ],
+            "body",
+            [vec("i", TensorProto.INT64, []), vec("c_in", TensorProto.BOOL, []), vec("v_in")],
+            [vec("c_out", TensorProto.BOOL, []), vec("v_out")],
+            [_external(ones("LW"))],
+        )
+        trip = numpy_helper.from_array(np.array(1, np.int64))
+        nodes = [
+            const("n", value=trip),
+            const("c", value=numpy_helper.from_array(np.array(True))),
+            helper.make_node("Loop", ["n", "c", "X"], ["Y"], body=body, name="loop"),
+        ]
+        named = "LW (Loop node 'loop', attribute 'body', graph 'body')"
+    elif where == "function":
+        function = helper.make_function(
+            "custom",
+            "AddW",
+            ["x"],
+            ["y"],
+            [const("w", value=_external(ones("FW"))), helper.make_node("Add", ["x", "w"], ["y"])],
+            [helper.make_opsetid("", 17)],
+        )
+        extra["functions"] = [function]
+        nodes = [helper.make_node("AddW", ["X"], ["Y"], domain="custom")]
+        named = "FW (function 'AddW', Constant node, attribute 'value')"
+    else:
+        raise AssertionError(where)
+    sparse_initializer = extra.pop("sparse_initializer", [])
+    graph = helper.make_graph(
+        nodes, "main", [vec("X", shape=[None, 3])], [vec("Y", shape=[None, 3])],
+        sparse_initializer=sparse_initializer,
+    )  # fmt: skip
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], **extra)
+    if where == "function":
+        model.opset_import.append(helper.make_opsetid("custom", 1))
+    model.ir_version = 8
+    return model, named
+
+
+@pytest.mark.parametrize(
+    "where",
+    [
+        "sparse initializer",
+        "tensor attribute",
+        "sparse tensor attribute",
+        "If branch",
+        "Loop body",
+        "function",
+    ],
+)
+def test_onnx_external_data_is_refused_wherever_it_appears(where: str, tmp_path: Path) -> None:
+    pytest.importorskip("onnxruntime", reason="onnxruntime is not installed")
+    pytest.importorskip("onnx", reason="the onnx package builds this test model")
+    model, named = _onnx_with_external_data(where)
+    path = tmp_path / "model.onnx"
+    path.write_bytes(model.SerializeToString())
+
+    with pytest.raises(UnsafeArtifactError, match="keeps tensors in external files") as caught:
+        load_model_file(path)
+
+    assert named in str(caught.value)
+
+
+def test_an_onnx_model_with_subgraphs_and_no_external_data_loads(tmp_path: Path) -> None:
+    pytest.importorskip("onnxruntime", reason="onnxruntime is not installed")
+    pytest.importorskip("onnx", reason="the onnx package builds this test model")
+    from onnx import numpy_helper
+
+    model, _ = _onnx_with_external_data("Loop body")
+    body = model.graph.node[2].attribute[0].g
+    body.initializer[0].CopyFrom(numpy_helper.from_array(np.ones(3, np.float32), "LW"))
+    path = tmp_path / "loop.onnx"
+    path.write_bytes(model.SerializeToString())
+
+    loaded: Any = load_model_file(path).model
+
+    np.testing.assert_allclose(loaded.predict(np.zeros((2, 3), np.float32)), np.ones((2, 3)))
 
 
 def test_a_truncated_onnx_file_is_a_load_error(skl2onnx: Any, tmp_path: Path) -> None:

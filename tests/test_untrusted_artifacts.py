@@ -9,6 +9,7 @@ from pathlib import Path
 import faulty_models as fm
 import pytest
 from conftest import GateRun, failed, junit_outcomes, messages
+from malicious_corpus import tofile_gadget
 
 
 class _Payload:
@@ -33,6 +34,31 @@ def test_a_malicious_pickle_fails_load_and_nothing_runs(gate: GateRun) -> None:
     assert "system" in text
     assert not marker.exists()
     assert "INTERNALERROR" not in result.stdout.str()
+
+
+def test_a_gadget_of_allowlisted_classes_fails_load_and_its_payload_never_runs(
+    gate: GateRun,
+) -> None:
+    canary = gate.path / "canary"
+    (gate.path / "model.pkl").write_bytes(pickle.dumps(tofile_gadget(canary)))
+    result = gate.run("model.pkl", "-rs")
+    outcomes = junit_outcomes(gate.junit())
+    assert outcomes.pop("smoke[load]") == "failed"
+    assert set(outcomes.values()) == {"skipped"}
+    text = messages(gate.junit())["smoke[load]"]
+    assert "UnsafeArtifactError" in text
+    assert "steps[3][1].stack_method_: 'tofile' is not a method" in text
+    assert not canary.exists()
+    assert result.ret == 1
+
+
+def test_trusting_the_test_runner_is_a_usage_error_saying_why(gate: GateRun) -> None:
+    gate.artifact(fm.ThresholdClassifier())
+    result = gate.run("model.joblib", "--deploy-gate-trust=_pytest")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(
+        ["ERROR: --deploy-gate-trust: Invalid trust entry '_pytest': *the test runner*"]
+    )
 
 
 def test_a_projects_own_class_needs_trust(gate: GateRun) -> None:
@@ -109,7 +135,11 @@ def test_a_hanging_model_fails_on_the_check_timeout(gate: GateRun) -> None:
     )
     root = gate.junit()
     assert failed(root) == {"smoke[batch]"}
-    assert "did not finish within 1 s (deploy_gate_check_timeout)" in messages(root)["smoke[batch]"]
+    message = messages(root)["smoke[batch]"]
+    assert message.startswith(
+        "smoke[batch] (check, deploy_gate_check_timeout) did not finish within its 1 s deadline: "
+        "killed the model process during batch_predict"
+    )
     assert result.ret == 1
 
 

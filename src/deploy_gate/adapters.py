@@ -34,8 +34,11 @@ def load_skops(path: Path, policy: ImportPolicy) -> object:
     """Load a ``.skops`` file, trusting only the types the gate's ``policy`` admits.
 
     skops lists the types it does not trust by default; each one is judged by the same
-    allowlist as pickles (never trusted because the file names it). Any refused type raises
-    ``UnsafeArtifactError`` listing all of them before skops builds a single object.
+    allowlist as pickles (never trusted because the file names it), and bound methods
+    (``numpy.ndarray.tofile`` of an array in the file) are refused. Any refused type raises
+    ``UnsafeArtifactError`` listing all of them before skops builds a single object. skops'
+    defaults admit every scikit-learn estimator, so what they are wired into is judged after
+    loading, like a pickle's (``safeload.audit_fitted_state``).
     """
     from deploy_gate.safeload import unsafe_message
 
@@ -61,6 +64,8 @@ def load_skops(path: Path, policy: ImportPolicy) -> object:
         decision = policy.decide(module, name)
         if decision.obj is not None:
             admitted.append(qualified)
+        elif decision.missing is not None and (method := _bound_method(qualified, policy)):
+            refused.append(method)
         elif decision.missing is not None:
             missing.append(f"{qualified}: {decision.missing}")
         else:
@@ -79,6 +84,19 @@ def load_skops(path: Path, policy: ImportPolicy) -> object:
         ) from exc
 
 
+def _bound_method(qualified: str, policy: ImportPolicy) -> str | None:
+    """The refusal of ``module.Class.method``: a bound method (skops' MethodNode), which skops
+    builds by looking the method up by name on an object of the file's making."""
+    owner, _, method = qualified.rpartition(".")
+    module, _, cls = owner.rpartition(".")
+    if not module or not isinstance(policy.decide(module, cls).obj, type):
+        return None
+    return (
+        f"{module}:{cls}.{method} (a bound method of {cls} objects, looked up by name: "
+        "never admitted)"
+    )
+
+
 # --------------------------------------------------------------------------------------------
 # A minimal protobuf reader, enough to recognise an ONNX ModelProto, refuse external data and
 # read class labels without needing the onnx package.
@@ -89,7 +107,7 @@ _Field = tuple[int, int, "int | memoryview"]
 # model_version=5, doc_string=6, graph=7, opset_import=8, metadata_props=14,
 # training_info=20, functions=25, configuration=26.
 _MODEL_FIELDS: Final = frozenset({1, 2, 3, 4, 5, 6, 7, 8, 14, 20, 25, 26})
-_MAX_DEPTH: Final = 64
+_MAX_DEPTH: Final = 256  # message levels: four per nested subgraph
 
 
 def _varint(buf: memoryview, pos: int) -> tuple[int, int]:
@@ -147,27 +165,79 @@ def _sub(fields: list[_Field], number: int) -> Iterator[memoryview]:
             yield value
 
 
-def _external_tensors(graph: memoryview, depth: int = 0) -> Iterator[str]:
-    """Names of tensors in a GraphProto (and its subgraphs) whose data lives in other files."""
+# Where TensorProtos can sit, by message type: {field number: (message type, what it is)}.
+# onnx.proto: ModelProto graph=7, training_info=20, functions=25; TrainingInfoProto
+# initialization=1, algorithm=2; GraphProto node=1, initializer=5, sparse_initializer=15;
+# FunctionProto node=7, attribute_proto=11; NodeProto attribute=5; AttributeProto t=5, g=6,
+# tensors=10, graphs=11, sparse_tensor=22, sparse_tensors=23; SparseTensorProto values=1,
+# indices=2.
+_TENSOR_HOLDERS: Final[Mapping[str, Mapping[int, tuple[str, str]]]] = {
+    "model": {
+        7: ("graph", "graph"),
+        20: ("training", "training info"),
+        25: ("function", "function"),
+    },
+    "training": {1: ("graph", "initialization"), 2: ("graph", "algorithm")},
+    "graph": {
+        1: ("node", "node"),
+        5: ("tensor", "initializer"),
+        15: ("sparse", "sparse initializer"),
+    },
+    "function": {7: ("node", "node"), 11: ("attribute", "attribute")},
+    "node": {5: ("attribute", "attribute")},
+    "attribute": {
+        5: ("tensor", "tensor"),
+        6: ("graph", "graph"),
+        10: ("tensor", "tensor"),
+        11: ("graph", "graph"),
+        22: ("sparse", "sparse tensor"),
+        23: ("sparse", "sparse tensor"),
+    },
+    "sparse": {1: ("tensor", "values"), 2: ("tensor", "indices")},
+}
+
+
+def _text(fields: list[_Field], number: int) -> str:
+    return b"".join(bytes(v) for v in _sub(fields, number)).decode("utf-8", "replace")
+
+
+def _external_tensors(
+    message: memoryview, kind: str = "model", context: tuple[str, ...] = (), depth: int = 0
+) -> Iterator[str]:
+    """Tensors anywhere in an ONNX message whose data lives in other files.
+
+    Everywhere a TensorProto can sit is searched: graph initializers and sparse initializers,
+    tensor and sparse-tensor attributes of nodes, subgraphs held by attributes (``Loop`` and
+    ``Scan`` bodies, ``If`` branches) at any depth, functions and training graphs. Each is
+    named with where it sits: ``W``, ``W (Loop node 'loop', attribute 'body', graph 'b')``.
+    """
     if depth > _MAX_DEPTH:
         raise ValueError("graphs nested too deep")
-    fields = list(_fields(graph))
-    tensors = list(_sub(fields, 5))  # initializer
-    for sparse in _sub(fields, 15):  # sparse_initializer: values=1, indices=2
-        sparse_fields = list(_fields(sparse))
-        tensors += [*_sub(sparse_fields, 1), *_sub(sparse_fields, 2)]
-    for node in _sub(fields, 1):
-        for attribute in _sub(list(_fields(node)), 5):
-            attribute_fields = list(_fields(attribute))
-            tensors += [*_sub(attribute_fields, 5), *_sub(attribute_fields, 10)]
-            for subgraph in [*_sub(attribute_fields, 6), *_sub(attribute_fields, 11)]:
-                yield from _external_tensors(subgraph, depth + 1)
-    for tensor in tensors:
-        tensor_fields = list(_fields(tensor))
+    fields = list(_fields(message))
+    if kind == "tensor":
         # external_data=13, data_location=14 (EXTERNAL = 1)
-        if any(n == 13 or (n == 14 and v == 1) for n, _, v in tensor_fields):
-            names = [bytes(v).decode("utf-8", "replace") for v in _sub(tensor_fields, 8)]
-            yield names[0] if names else "<unnamed>"
+        if any(n == 13 or (n == 14 and v == 1) for n, _, v in fields):
+            name = _text(fields, 8) or "<unnamed>"
+            yield f"{name} ({', '.join(context)})" if context else name
+        return
+    if kind == "node":  # name=3, op_type=4
+        name, op_type = _text(fields, 3), _text(fields, 4)
+        context = (*context, f"{op_type} node {name!r}" if name else f"{op_type} node")
+    elif kind == "attribute":  # name=1
+        context = (*context, f"attribute {_text(fields, 1)!r}")
+    elif kind == "function":  # name=1
+        context = (*context, f"function {_text(fields, 1)!r}")
+    elif kind == "graph" and depth > 1:  # a subgraph or a training graph; name=2
+        context = (*context, f"graph {_text(fields, 2)!r}")
+    elif kind == "training":
+        context = (*context, "training info")
+    holders = _TENSOR_HOLDERS[kind]
+    for number, _wire, value in fields:
+        holder = holders.get(number)
+        if holder is not None and isinstance(value, memoryview):
+            inner, label = holder
+            inner_context = (*context, label) if "sparse" in (kind, inner) else context
+            yield from _external_tensors(value, inner, inner_context, depth + 1)
 
 
 def _class_labels(graph: memoryview) -> np.ndarray[Any, Any] | None:
@@ -231,7 +301,7 @@ def load_onnx(path: Path) -> OnnxModel:
     try:
         top = list(_fields(memoryview(data)))
         graphs = list(_sub(top, 7))
-        external = [name for graph in graphs for name in _external_tensors(graph)]
+        external = list(_external_tensors(memoryview(data)))
         classes = _class_labels(graphs[0]) if graphs else None
     except ValueError as exc:
         raise ArtifactLoadError(f"{path}: truncated or corrupt ONNX file ({exc})") from None
@@ -239,7 +309,7 @@ def load_onnx(path: Path) -> OnnxModel:
         raise UnsafeArtifactError(
             f"{path}: refused to load: the ONNX model keeps tensors in external files "
             f"({', '.join(external[:5])}{', ...' if len(external) > 5 else ''}); the gate "
-            "loads self-contained models only"
+            "loads self-contained models only, with no external data anywhere"
         )
     options = ort.SessionOptions()
     options.log_severity_level = 3  # errors surface as exceptions, not stderr noise

@@ -55,6 +55,44 @@ class ModelProfile:
             model_type=f"{type(model).__module__}.{type(model).__qualname__}",
         )
 
+    @classmethod
+    def from_data(cls, data: object) -> ModelProfile:
+        """A profile sent by a model worker, checked field by field: the worker is untrusted,
+        so anything but the plain types the gate expects is refused."""
+        from deploy_gate.errors import ArtifactLoadError
+
+        def fail(field: str) -> ArtifactLoadError:
+            return ArtifactLoadError(f"the model process described its model with a bad {field}")
+
+        if not isinstance(data, dict):
+            raise fail("profile")
+        task = data.get("task")
+        if task not in ("classifier", "regressor", "unknown"):
+            raise fail("task")
+        classes = data.get("classes")
+        if classes is not None:
+            if not isinstance(classes, (tuple, list)) or not all(
+                isinstance(c, (str, int, float, bool)) for c in classes
+            ):
+                raise fail("classes")
+            classes = tuple(classes)
+        names = data.get("feature_names")
+        if names is not None:
+            if not isinstance(names, (tuple, list)) or not all(isinstance(n, str) for n in names):
+                raise fail("feature_names")
+            names = tuple(names)
+        n_features = data.get("n_features")
+        if n_features is not None and (
+            isinstance(n_features, bool) or not isinstance(n_features, int)
+        ):
+            raise fail("n_features")
+        has_proba, model_type = data.get("has_proba"), data.get("model_type")
+        if not isinstance(has_proba, bool):
+            raise fail("has_proba")
+        if not isinstance(model_type, str):
+            raise fail("model_type")
+        return cls(task, has_proba, classes, names, n_features, model_type)
+
 
 @dataclass(frozen=True)
 class LoadedArtifact:

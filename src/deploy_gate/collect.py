@@ -52,6 +52,13 @@ class GateItem(pytest.Function):
         excinfo: pytest.ExceptionInfo[BaseException],
         style: Any = None,
     ) -> Any:
-        if isinstance(excinfo.value, CheckFailure):
+        if isinstance(excinfo.value, CheckFailure) or _is_worker_error(excinfo.value):
             return str(excinfo.value)
         return super().repr_failure(excinfo)
+
+
+def _is_worker_error(exc: BaseException) -> bool:
+    """A model worker died, hung or spoke out of turn: its message is the whole story."""
+    from deploy_gate.worker import WorkerError
+
+    return isinstance(exc, WorkerError)

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+import contextlib
+import os
+import site
+import sys
+from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -14,6 +18,7 @@ if TYPE_CHECKING:
     from deploy_gate.data import GateData
     from deploy_gate.deployment import ModelDeployment
     from deploy_gate.options import Settings
+    from deploy_gate.worker import ModelWorker, RemoteObject, WorkerConfig
 
 
 class Gate:
@@ -36,6 +41,67 @@ class Gate:
         self._artifact_data: dict[Path, GateData | str] = {}
         self._pins: dict[str, str] | None = None
         self._cache: dict[object, Any] = {}
+        self._workers: dict[Path, ModelWorker] = {}
+        self._remote_artifacts: dict[Path, RemoteObject] = {}
+
+    @property
+    def isolated(self) -> bool:
+        """Whether models run in a model worker (``--deploy-gate-isolation`` not ``none``)."""
+        return bool(self.settings.isolation != "none")
+
+    def worker_for(self, path: Path) -> ModelWorker:
+        """The model worker of an artifact (started on first use, one per path and process)."""
+        from deploy_gate.worker import ModelWorker
+
+        key = path.resolve()
+        if key not in self._workers:
+            self._workers[key] = ModelWorker(self._worker_config(key))
+        return self._workers[key]
+
+    def _worker_config(self, path: Path) -> WorkerConfig:
+        import sys
+
+        from deploy_gate.worker import WorkerConfig, WorkerLimits, default_memory_limit
+
+        settings = self.settings
+        memory = settings.memory_limit
+        baseline = settings.baseline is not None and Path(settings.baseline).resolve() == path
+        return WorkerConfig(
+            python=str(settings.python) if settings.python is not None else sys.executable,
+            isolation=settings.isolation,
+            limits=WorkerLimits(
+                memory_bytes=default_memory_limit() if memory == "auto" else memory
+            ),
+            sys_path=project_paths(),
+            cwd=str(Path.cwd()),
+            # Calls inside a check run under its deadline (Gate.deadline); this is the backstop.
+            call_timeout=float(settings.artifact_timeout),
+            budget_seconds=float(settings.artifact_timeout),
+            label="baseline model process" if baseline else "model process",
+        )
+
+    @contextlib.contextmanager
+    def deadline(self, seconds: float, what: str) -> Iterator[None]:
+        """Every model call of every worker in the block ends within ``seconds``, or the
+        worker is killed (no check can catch that: it is not an ``Exception``)."""
+        with contextlib.ExitStack() as stack:
+            for worker in self._workers.values():
+                stack.enter_context(worker.deadline(seconds, what))
+            yield
+
+    def protections(self, path: Path) -> tuple[str, ...]:
+        """What protected the gate from this artifact's model, as started (empty: not yet)."""
+        if not self.isolated:
+            return ("none: the model ran inside pytest (--deploy-gate-isolation none)",)
+        worker = self._workers.get(path.resolve())
+        info = worker.info if worker is not None else None
+        return info.protections if info is not None else ()
+
+    def close(self) -> None:
+        """Stop every model worker of this process."""
+        for worker in self._workers.values():
+            worker.close()
+        self._workers.clear()
 
     def is_artifact(self, path: Path) -> bool:
         return path.resolve() in self._resolved
@@ -43,6 +109,7 @@ class Gate:
     def artifact_or_error(self, path: Path) -> LoadedArtifact | BaseException:
         """The loaded artifact, or the exception that loading it raised (loaded once)."""
         from deploy_gate.artifact import load_artifact
+        from deploy_gate.worker import WorkerError
 
         key = path.resolve()
         if key not in self._loaded:
@@ -50,12 +117,58 @@ class Gate:
                 mismatch = self.pin_mismatch(path)
                 if mismatch is not None:
                     raise UnsafeArtifactError(f"{mismatch}; the file was not opened")
-                self._loaded[key] = load_artifact(
-                    path, trust=self.settings.trust or (), started=self.started
-                )
-            except Exception as exc:  # reported by smoke[load]; the other checks skip
+                if self.isolated:
+                    self._loaded[key] = self._load_in_worker(path)
+                else:
+                    self._loaded[key] = load_artifact(
+                        path, trust=self.settings.trust or (), started=self.started
+                    )
+            except (Exception, WorkerError) as exc:  # reported by smoke[load]; the rest skip
                 self._loaded[key] = exc
         return self._loaded[key]
+
+    def _load_in_worker(self, path: Path) -> LoadedArtifact:
+        """Load ``path`` in its model worker; only plain data about it comes back."""
+        from deploy_gate.artifact import LoadedArtifact, ModelProfile
+        from deploy_gate.errors import ArtifactLoadError
+        from deploy_gate.ledger import sha256_file, version_id
+
+        if not path.is_file():
+            raise FileNotFoundError(f"model artifact not found: {path}")
+        sha = sha256_file(path)
+        worker = self.worker_for(path)
+        start = worker.config.start_timeout
+        with worker.deadline(start, "starting and importing the model's libraries"):
+            worker.construct("deploy_gate.worker.inside:preload")
+        with worker.deadline(float(self.settings.check_timeout), f"loading {path.name}"):
+            remote = worker.construct(
+                "deploy_gate.artifact:load_artifact",
+                [str(path)],
+                {"trust": list(self.settings.trust or ())},
+            )
+            described = worker.describe(remote)
+            model = worker.getattr(remote, "model")
+            if self.settings.latency_threads is not None:
+                # Once, after the model's libraries (BLAS, OpenMP) loaded; kept on restarts.
+                worker.set_threads(self.settings.latency_threads)
+        if not isinstance(described, dict) or described.get("sha256") != sha:
+            raise ArtifactLoadError(f"{path} changed while it was being loaded")
+        self._remote_artifacts[path.resolve()] = remote
+        return LoadedArtifact(
+            path=path,
+            sha256=sha,
+            size=path.stat().st_size,
+            version_id=version_id(sha, self.started),
+            loader=str(described["loader"]),
+            model=model,
+            profile=ModelProfile.from_data(described["profile"]),
+            load_warnings=tuple(str(w) for w in described.get("load_warnings", ())),
+            libraries={str(k): str(v) for k, v in dict(described.get("libraries", {})).items()},
+        )
+
+    def remote_artifact(self, path: Path) -> RemoteObject | None:
+        """The worker's own loaded artifact of ``path``, for a deployment built there."""
+        return self._remote_artifacts.get(path.resolve())
 
     def pin_mismatch(self, path: Path) -> str | None:
         """Why ``path`` does not match its pinned hash, or None (also when not pinned)."""
@@ -115,6 +228,27 @@ class Gate:
             )
         return synthetic_data(names)
 
+    def default_factory(self) -> Callable[[Path], Any]:
+        """The gate's own deployment for a path: ``ModelDeployment`` with the artifact the gate
+        loaded, its feature names and trust, counting invalid outputs instead of raising."""
+        factory = self._cache.get("default-factory")
+        if factory is None:
+            factory = self._cache["default-factory"] = DefaultFactory(self)
+        return factory
+
+    def served_by(self, factory: Callable[[Path], Any]) -> Callable[[Path], Any]:
+        """``factory`` as the checks call it: building in each artifact's model worker.
+
+        A project's own factory goes to the worker as a cloudpickle (a class or function by
+        name, a closure or lambda by value); one that cannot be pickled is a ``ConfigError``.
+        """
+        if not self.isolated or isinstance(factory, DefaultFactory):
+            return factory
+        key = ("served-by", factory)
+        if key not in self._cache:
+            self._cache[key] = RemoteFactory(self, factory)
+        return self._cache[key]  # type: ignore[no-any-return]
+
     def cached(self, key: object, compute: Callable[[], Any]) -> Any:
         """``compute()`` once per key in this process (comparisons, rollout replays)."""
         if key not in self._cache:
@@ -137,3 +271,97 @@ class Gate:
             deployment.load_model()
             self._deployments[key] = deployment
         return self._deployments[key]
+
+
+def project_paths() -> tuple[str, ...]:
+    """This process's import path less the interpreter's own and installed libraries: the
+    project's folders (rootdir, conftest folders, PYTHONPATH), so the model worker imports the
+    project's modules, but takes its libraries from its own interpreter."""
+    installed = {
+        os.path.realpath(p)
+        for p in (*site.getsitepackages(), site.getusersitepackages(), sys.prefix, sys.base_prefix)
+    }
+
+    def library(entry: str) -> bool:
+        real = os.path.realpath(entry)
+        return any(real == p or real.startswith(p + os.sep) for p in installed)
+
+    return tuple(dict.fromkeys(os.path.abspath(p) for p in sys.path if p and not library(p)))
+
+
+class DefaultFactory:
+    """The default ``deployment_factory``: the gate's ``ModelDeployment`` of a path, built in
+    the path's model worker (or here, with ``--deploy-gate-isolation none``)."""
+
+    def __init__(self, gate: Gate) -> None:
+        self.gate = gate
+
+    def __call__(self, path: str | Path) -> Any:
+        from deploy_gate.deployment import ModelDeployment
+
+        gate, path = self.gate, Path(path)
+        # The gate's own loaded artifact when there is one (the candidate, the baseline), so the
+        # wrapper serves exactly the bytes that were hashed and checked.
+        loaded = gate.artifact_or_error(path) if path.is_file() else None
+        artifact = None if isinstance(loaded, BaseException) else loaded
+        names = gate.feature_names(artifact) if artifact is not None else None
+        trust = tuple(gate.settings.trust or ())
+        if not gate.isolated:
+            return ModelDeployment(
+                path,
+                feature_names=names,
+                trust=trust,
+                on_invalid_output="record",
+                artifact=artifact,
+            )
+        from deploy_gate.worker.codec import Ref
+
+        remote = gate.remote_artifact(path)
+        kwargs: dict[str, Any] = {
+            "feature_names": list(names) if names is not None else None,
+            "trust": list(trust),
+            "on_invalid_output": "record",
+        }
+        if remote is not None:
+            kwargs["artifact"] = Ref(remote._dg_handle)
+        return gate.worker_for(path).construct(
+            "deploy_gate.deployment:ModelDeployment", [str(path)], kwargs
+        )
+
+
+class RemoteFactory:
+    """A project's deployment factory, called in each path's model worker."""
+
+    def __init__(self, gate: Gate, factory: Callable[[Path], Any]) -> None:
+        import cloudpickle
+
+        from deploy_gate.errors import ConfigError
+
+        self.gate = gate
+        self.factory = factory
+        try:
+            self.pickled = cloudpickle.dumps(factory)
+        except Exception as exc:
+            raise ConfigError(
+                f"deployment_factory returned {factory!r}, which cannot be sent to the model "
+                f"worker ({type(exc).__name__}: {exc}); return a class or a function, or debug "
+                "with --deploy-gate-isolation none"
+            ) from None
+
+    def __call__(self, path: str | Path) -> Any:
+        worker = self.gate.worker_for(Path(path))
+        return worker.construct("deploy_gate.worker.inside:build", [self.pickled, str(path)])
+
+    def __repr__(self) -> str:
+        return f"<{self.factory!r} in the model worker>"
+
+
+def beside(obj: object, factory: str) -> Any:
+    """``factory(obj)`` built in the model worker that holds ``obj`` (a worker proxy), for a
+    probe that must run next to the model; None when ``obj`` lives in this process."""
+    from deploy_gate.worker import RemoteObject
+    from deploy_gate.worker.codec import Ref
+
+    if not isinstance(obj, RemoteObject):
+        return None
+    return obj._dg_worker.construct(factory, [Ref(obj._dg_handle)])

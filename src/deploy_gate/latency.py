@@ -42,10 +42,15 @@ __all__ = [
     "LatencyStatus",
     "LatencyTracker",
     "LatencyVerdict",
+    "PairTimer",
+    "RoundTimer",
     "SwitchCounter",
     "benchmark_document",
     "benchmark_entry",
     "benchmark_storage_path",
+    "interleaved_pair_timer",
+    "local_pair_timer",
+    "local_timer",
     "os_switch_counter",
     "parse_duration_ms",
     "parse_percentile",
@@ -62,6 +67,68 @@ T = TypeVar("T")
 Clock = Callable[[], int]
 #: A running count of involuntary context switches of the measuring thread.
 SwitchCounter = Callable[[], int]
+#: Times ``calls`` calls from input index ``start`` on: per-call durations in ns and the
+#: involuntary context switches of the measuring thread meanwhile (0 when not counted).
+#: A model worker measures next to the model and answers with one of these.
+RoundTimer = Callable[[int, int], "tuple[np.ndarray, int]"]
+#: Times ``calls`` pairs of calls, alternating which goes first: both arms' durations in ns
+#: and the switches meanwhile.
+PairTimer = Callable[[int, int], "tuple[np.ndarray, np.ndarray, int]"]
+
+
+def local_timer(
+    fn: Callable[[T], object],
+    inputs: Sequence[T],
+    clock: Clock = time.perf_counter_ns,
+    switches: SwitchCounter | None = None,
+) -> RoundTimer:
+    """A ``RoundTimer`` calling ``fn`` in this process."""
+
+    def timer(calls: int, start: int) -> tuple[np.ndarray, int]:
+        before = switches() if switches is not None else 0
+        durations = time_calls(fn, inputs, calls, start=start, clock=clock)
+        after = switches() if switches is not None else 0
+        return durations, after - before
+
+    return timer
+
+
+def local_pair_timer(
+    first: Callable[[T], object],
+    second: Callable[[T], object],
+    inputs: Sequence[T],
+    clock: Clock = time.perf_counter_ns,
+    switches: SwitchCounter | None = None,
+) -> PairTimer:
+    """A ``PairTimer`` calling both callables in this process, call by call."""
+
+    def timer(calls: int, start: int) -> tuple[np.ndarray, np.ndarray, int]:
+        before = switches() if switches is not None else 0
+        a, b = time_pairs(first, second, inputs, calls, start=start, clock=clock)
+        after = switches() if switches is not None else 0
+        return a, b, after - before
+
+    return timer
+
+
+def interleaved_pair_timer(first: RoundTimer, second: RoundTimer) -> PairTimer:
+    """A ``PairTimer`` from two ``RoundTimer``s of separate processes (a candidate's and a
+    baseline's model worker): one call of each in turn, which goes first flipping every pair,
+    as ``time_pairs`` does in one process."""
+
+    def timer(calls: int, start: int) -> tuple[np.ndarray, np.ndarray, int]:
+        a = np.empty(calls, dtype=np.float64)
+        b = np.empty(calls, dtype=np.float64)
+        switches = 0
+        for i in range(calls):
+            order = ((second, b), (first, a)) if i % 2 else ((first, a), (second, b))
+            for timed, out in order:
+                durations, n = timed(1, start + i)
+                out[i] = durations[0]
+                switches += n
+        return a, b, switches
+
+    return timer
 
 
 class LatencyTracker:
@@ -281,12 +348,16 @@ def time_pairs(
 
 
 @contextlib.contextmanager
-def _measuring_conditions(settings: LatencySettings) -> Iterator[None]:
+def _measuring_conditions(settings: LatencySettings, *, local: bool = True) -> Iterator[None]:
     """Thread pools limited and GC as configured, for the duration of a measurement.
 
     threadpoolctl reaches only libraries loaded at this moment, which is why the limit is taken
-    when measuring, after the model (and its OpenMP/BLAS runtimes) has been loaded.
+    when measuring, after the model (and its OpenMP/BLAS runtimes) has been loaded. Calls timed
+    in a model worker (``local=False``) run under the worker's own limits and GC setting.
     """
+    if not local:
+        yield
+        return
     with contextlib.ExitStack() as stack:
         if settings.threads is not None:
             from threadpoolctl import threadpool_limits
@@ -441,21 +512,15 @@ def _switch_counter(
     return os_switch_counter() if clock is time.perf_counter_ns else None
 
 
-class _Timed(Generic[T]):
+class _Timed:
     """One callable's rounds: warm-up, round sizing and the per-call durations in ns."""
 
     def __init__(
-        self,
-        fn: Callable[[T], object],
-        inputs: Sequence[T],
-        clock: Clock,
-        qs: Sequence[float],
-        switches: SwitchCounter | None,
+        self, timer: RoundTimer, clock: Clock, qs: Sequence[float], count_switches: bool
     ) -> None:
-        self.fn = fn
-        self.inputs = inputs
+        self.timer = timer
         self.clock = clock
-        self.switches = switches
+        self.count_switches = count_switches
         self.set_aside = 0
         self.rounds: list[np.ndarray] = []
         self.warm_ns = 0.0
@@ -474,7 +539,7 @@ class _Timed(Generic[T]):
         begin = self.clock()
         marks = [begin]
         while True:
-            time_calls(self.fn, self.inputs, 1, start=offset + len(marks) - 1, clock=self.clock)
+            self.timer(1, offset + len(marks) - 1)
             marks.append(self.clock())
             elapsed = marks[-1] - begin
             enough = len(marks) > settings.warmup_calls and elapsed >= least_ns
@@ -485,13 +550,11 @@ class _Timed(Generic[T]):
         self.warm_calls = len(marks) - 1
 
     def run_round(self, calls: int, start: int) -> np.ndarray:
-        before = self.switches() if self.switches is not None else 0
-        durations = time_calls(self.fn, self.inputs, calls, start=start, clock=self.clock)
-        after = self.switches() if self.switches is not None else 0
-        return self.add_round(durations, after - before)
+        durations, switches = self.timer(calls, start)
+        return self.add_round(durations, switches)
 
     def add_round(self, durations: np.ndarray, switches: int) -> np.ndarray:
-        if self.switches is not None:
+        if self.count_switches:
             kept = set_aside_preempted(durations, switches)
             self.set_aside += durations.size - kept.size
             durations = kept
@@ -568,6 +631,7 @@ class LatencyMeasurement(Generic[T]):
         settings: LatencySettings | None = None,
         clock: Clock = time.perf_counter_ns,
         switches: SwitchCounter | None = None,
+        timer: RoundTimer | None = None,
     ) -> None:
         _check_inputs(fn, inputs, "the timed function")
         for label, budget in budgets_ms.items():
@@ -581,7 +645,14 @@ class LatencyMeasurement(Generic[T]):
         self.settings = settings or LatencySettings()
         labels = {*_STANDARD_LABELS, *self.budgets_ms}
         qs = [parse_percentile(label) for label in labels]
-        self._timed = _Timed(fn, inputs, clock, qs, _switch_counter(self.settings, clock, switches))
+        #: Thread pools and GC are set here only when the calls run here.
+        self._local = timer is None
+        if timer is None:
+            counter = _switch_counter(self.settings, clock, switches)
+            timer, counted = local_timer(fn, inputs, clock, counter), counter is not None
+        else:  # measured elsewhere (a model worker), which counts its own switches
+            counted = self.settings.discount_preemptions
+        self._timed = _Timed(timer, clock, qs, counted)
         self._clock = clock
         self._verdicts: dict[str, LatencyVerdict] | None = None
         self.calls_per_round = 0
@@ -633,7 +704,7 @@ class LatencyMeasurement(Generic[T]):
         settings = self.settings
         _median_ci_ranks(settings.min_rounds, settings.confidence)  # imports scipy off the clock
         begin = self._clock()
-        with _measuring_conditions(settings):
+        with _measuring_conditions(settings, local=self._local):
             self._timed.warm_up(settings, offset=0)
             self.calls_per_round = calls = _calls_per_round(settings, self._timed.warm_ns)
             start = self._timed.warm_calls
@@ -751,6 +822,7 @@ class LatencyComparison(Generic[T]):
         settings: LatencySettings | None = None,
         clock: Clock = time.perf_counter_ns,
         switches: SwitchCounter | None = None,
+        timers: tuple[RoundTimer, RoundTimer] | None = None,
     ) -> None:
         _check_inputs(candidate, inputs, "the candidate")
         _check_inputs(baseline, inputs, "the baseline")
@@ -766,9 +838,19 @@ class LatencyComparison(Generic[T]):
         self.noise_floor_ms = noise_floor_ms
         self.batch_size = batch_size
         self.settings = settings or LatencySettings()
-        self._switches = _switch_counter(self.settings, clock, switches)
-        self._candidate = _Timed(candidate, inputs, clock, [self.q], self._switches)
-        self._baseline = _Timed(baseline, inputs, clock, [self.q], self._switches)
+        self._local = timers is None
+        if timers is None:
+            counter = _switch_counter(self.settings, clock, switches)
+            counted = counter is not None
+            cand_timer = local_timer(candidate, inputs, clock, counter)
+            base_timer = local_timer(baseline, inputs, clock, counter)
+            self._pairs = local_pair_timer(candidate, baseline, inputs, clock, counter)
+        else:  # two model workers, interleaved call by call from here
+            counted = self.settings.discount_preemptions
+            cand_timer, base_timer = timers
+            self._pairs = interleaved_pair_timer(cand_timer, base_timer)
+        self._candidate = _Timed(cand_timer, clock, [self.q], counted)
+        self._baseline = _Timed(base_timer, clock, [self.q], counted)
         self._clock = clock
         self._verdict: LatencyVerdict | None = None
         self.calls_per_round = 0
@@ -792,7 +874,7 @@ class LatencyComparison(Generic[T]):
         settings = self.settings
         _median_ci_ranks(settings.min_rounds, settings.confidence)  # imports scipy off the clock
         begin = self._clock()
-        with _measuring_conditions(settings):
+        with _measuring_conditions(settings, local=self._local):
             self._candidate.warm_up(settings, offset=0)
             self._baseline.warm_up(settings, offset=0)
             pair_ns = self._candidate.warm_ns + self._baseline.warm_ns
@@ -801,16 +883,7 @@ class LatencyComparison(Generic[T]):
             longest = 0
             while True:
                 pair_begin = self._clock()
-                before = self._switches() if self._switches is not None else 0
-                cand, base = time_pairs(
-                    self._candidate.fn,
-                    self._baseline.fn,
-                    self._candidate.inputs,
-                    calls,
-                    start=start,
-                    clock=self._clock,
-                )
-                switches = (self._switches() - before) if self._switches is not None else 0
+                cand, base, switches = self._pairs(calls, start)
                 self._candidate.add_round(cand, switches)
                 self._baseline.add_round(base, switches)
                 start += calls

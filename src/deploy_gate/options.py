@@ -152,6 +152,25 @@ def parse_names(text: str) -> tuple[str, ...]:
     return names
 
 
+_SIZE = re.compile(r"^\s*(?P<number>\d+(?:\.\d*)?|\.\d+)\s*(?P<unit>[kmgt]i?b?|b)?\s*$", re.I)
+_SIZE_UNITS = {"": 1, "b": 1, "k": 2**10, "m": 2**20, "g": 2**30, "t": 2**40}
+
+
+def parse_size(text: str) -> int | None:
+    """Bytes from ``4GiB``, ``512MiB``, ``2g`` or a bare number of bytes; ``none`` is no limit."""
+    value = str(text).strip().lower()
+    if value in ("none", "unlimited"):
+        return None
+    match = _SIZE.match(value)
+    if match is None:
+        raise ConfigError(f"expected a size such as 4GiB or 512MiB, or none, got {text!r}")
+    unit = (match["unit"] or "")[:1].lower()
+    size = int(float(match["number"]) * _SIZE_UNITS[unit])
+    if size < 64 * 2**20:
+        raise ConfigError(f"a model process needs at least 64MiB, got {text!r}")
+    return size
+
+
 def parse_stages(text: str) -> tuple[float, ...]:
     """Rollout stages as shares of traffic: ``5% 25% 50% 100%`` or ``0.05,0.25,0.5,1``."""
     shares = []
@@ -494,6 +513,39 @@ OPTIONS: tuple[Option, ...] = (
         "hash fails version[pinned-hash] and is not opened",
         kind="path",
         metavar="FILE",
+    ),
+    Option(
+        "isolation",
+        "where the model runs: sandbox (a child process with limits, no network and writes "
+        "confined where the OS allows; default), process (a child process with limits), or "
+        "none (inside pytest, for debugging: the verdict says so)",
+        parse=choice("sandbox", "process", "none"),
+        default="sandbox",
+        metavar="sandbox|process|none",
+    ),
+    Option(
+        "python",
+        "interpreter the model process runs under, e.g. the serving image's virtualenv "
+        "(default: the one running pytest); it needs pytest-deploy-gate and the model's "
+        "libraries installed",
+        kind="path",
+        metavar="PYTHON",
+    ),
+    Option(
+        "memory_limit",
+        "address space the model process may use, e.g. 4GiB, or none (default: 4GiB or half "
+        "the machine's memory, whichever is less)",
+        parse=parse_size,
+        default="auto",
+        metavar="SIZE",
+    ),
+    Option(
+        "artifact_timeout",
+        "time all checks of one artifact may take together; after it, its remaining checks "
+        "fail at once (default 600s; a bare number is seconds)",
+        parse=parse_seconds,
+        default=600.0,
+        metavar="DURATION",
     ),
     Option(
         "check_timeout",

@@ -23,7 +23,6 @@ if TYPE_CHECKING:
     from deploy_gate.artifact import LoadedArtifact, ModelProfile
     from deploy_gate.checks import BaselineRun, Check
     from deploy_gate.data import GateData
-    from deploy_gate.deployment import ModelDeployment
     from deploy_gate.gate import Gate
     from deploy_gate.options import Settings
     from deploy_gate.report import GateReport
@@ -150,6 +149,13 @@ def pytest_sessionstart(session: pytest.Session) -> None:
         raise pytest.UsageError(str(exc)) from None
 
 
+@pytest.hookimpl(trylast=True)
+def pytest_unconfigure(config: pytest.Config) -> None:
+    gate = config.stash.get(GATE_KEY, None)
+    if gate is not None:
+        gate.close()
+
+
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> GateFile | None:
     gate = parent.config.stash.get(GATE_KEY, None)
     if gate is not None and gate.is_artifact(file_path):
@@ -206,11 +212,18 @@ def pytest_runtest_call(item: pytest.Item) -> Any:
 @contextlib.contextmanager
 def _time_limit(item: pytest.Item, phase: str) -> Iterator[None]:
     """A gate check runs under its time limit, with thread pools limited to
-    deploy_gate_latency_threads: an OpenMP team spinning on a busy shared CI core makes a
-    single-row call a hundred times slower."""
+    deploy_gate_latency_threads (in the model worker, or here without one): an OpenMP team
+    spinning on a busy shared CI core makes a single-row call a hundred times slower."""
     gate = item.config.stash.get(GATE_KEY, None)
     if gate is None or item.get_closest_marker("deploy_gate") is None:
         yield
+        return
+    seconds = float(gate.settings.check_timeout)
+    if gate.isolated:
+        # Enforced from here by killing the model worker, so neither a C loop nor Python code
+        # that swallows exceptions outlives it; the worker limits its own thread pools.
+        with gate.deadline(seconds, f"{item.name} ({phase}, deploy_gate_check_timeout)"):
+            yield
         return
     from deploy_gate.timeouts import deadline
 
@@ -220,7 +233,7 @@ def _time_limit(item: pytest.Item, phase: str) -> Iterator[None]:
             from threadpoolctl import threadpool_limits
 
             stack.enter_context(threadpool_limits(limits=threads))
-        stack.enter_context(deadline(float(gate.settings.check_timeout), f"{item.name} ({phase})"))
+        stack.enter_context(deadline(seconds, f"{item.name} ({phase})"))
         yield
 
 
@@ -297,49 +310,50 @@ def deploy_gate_data(deploy_gate: Gate, model_artifact: LoadedArtifact) -> GateD
 
 
 @pytest.fixture
-def deployment_factory(deploy_gate: Gate) -> Callable[[Path], ModelDeployment]:
-    """Makes an unloaded deployment for a path; override it to gate your own wrapper class."""
-    from deploy_gate.deployment import ModelDeployment
+def deployment_factory(deploy_gate: Gate) -> Callable[[Path], Any]:
+    """Makes an unloaded deployment for a path; override it to gate your own wrapper class.
 
-    trust = deploy_gate.settings.trust or ()
+    Return a class or a module-level function: the model worker imports it by name and builds
+    the deployment there, so the model never runs inside pytest.
+    """
+    return deploy_gate.default_factory()
 
-    def factory(path: Path) -> ModelDeployment:
-        # The gate's own loaded artifact when there is one (the candidate, the baseline), so
-        # the wrapper serves exactly the bytes that were hashed and checked.
-        loaded = deploy_gate.artifact_or_error(Path(path)) if Path(path).is_file() else None
-        artifact = None if isinstance(loaded, BaseException) else loaded
-        return ModelDeployment(
-            path,
-            feature_names=deploy_gate.feature_names(artifact) if artifact else None,
-            trust=trust,
-            on_invalid_output="record",
-            artifact=artifact,
-        )
 
-    return deploy_gate.cached("default-factory", lambda: factory)  # type: ignore[no-any-return]
+@pytest.fixture
+def deploy_gate_factory(
+    deploy_gate: Gate, deployment_factory: Callable[[Path], Any]
+) -> Callable[[Path], Any]:
+    """``deployment_factory`` as the gate calls it: building in the model worker (a proxy comes
+    back) unless ``--deploy-gate-isolation none``."""
+    from deploy_gate.errors import ConfigError
+
+    try:
+        return deploy_gate.served_by(deployment_factory)
+    except ConfigError as exc:
+        pytest.fail(str(exc), pytrace=False)
 
 
 @pytest.fixture
 def deployment(
     deploy_gate: Gate,
     model_artifact: LoadedArtifact,
-    deployment_factory: Callable[[Path], Any],
+    deploy_gate_factory: Callable[[Path], Any],
 ) -> Any:
     """The loaded deployment every check drives; override it to gate your serving wrapper."""
 
     def load() -> Any:
-        deployed = deployment_factory(model_artifact.path)
+        deployed = deploy_gate_factory(model_artifact.path)
         deployed.load_model()
         return deployed
 
     # One loaded deployment per artifact and factory, shared by the checks as a serving process
     # shares one model between requests (a factory made anew per test is not cached).
-    return deploy_gate.cached(("deployment", deployment_factory, model_artifact.path), load)
+    return deploy_gate.cached(("deployment", deploy_gate_factory, model_artifact.path), load)
 
 
 @pytest.fixture
 def deploy_gate_baseline(
-    deploy_gate: Gate, deployment_factory: Callable[[Path], Any]
+    deploy_gate: Gate, deploy_gate_factory: Callable[[Path], Any]
 ) -> BaselineRun:
     """The model in production (--deploy-gate-baseline), served like the candidate."""
     from deploy_gate.checks import BaselineRun, describe_exc
@@ -352,11 +366,11 @@ def deploy_gate_baseline(
         pytest.fail(f"baseline {path} did not load: {describe_exc(loaded)}", pytrace=False)
 
     def load() -> Any:
-        served = deployment_factory(loaded.path)
+        served = deploy_gate_factory(loaded.path)
         served.load_model()
         return served
 
-    served = deploy_gate.cached(("deployment", deployment_factory, loaded.path), load)
+    served = deploy_gate.cached(("deployment", deploy_gate_factory, loaded.path), load)
     return BaselineRun(loaded, served, deploy_gate.feature_names(loaded))
 
 

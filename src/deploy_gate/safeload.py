@@ -6,13 +6,21 @@ joblib files through joblib's own unpickler restricted to an allowlist of global
 is replaced by an inert stand-in, so every offending import can be listed and none of them
 runs), loads ``.skops`` files through skops with the gate's own trusted types and ``.onnx``
 files through onnxruntime, and checks artifacts against pinned hashes.
+
+Allowlisted classes can still be wired into code execution (a meta-estimator told to call
+``tofile`` on an array it holds), so a loaded pickle or skops model's fitted state is audited
+before any of its methods runs: callables, classes, method names and keyword arguments it
+holds are checked against explicit allowlists (``audit_fitted_state``).
 """
 
 from __future__ import annotations
 
 import bz2
 import codecs
+import collections
 import copyreg
+import functools
+import importlib
 import io
 import lzma
 import mmap
@@ -21,6 +29,7 @@ import pickletools
 import re
 import sys
 import types
+import weakref
 import zipfile
 import zlib
 from collections.abc import Callable, Mapping, Sequence
@@ -36,15 +45,20 @@ from joblib.numpy_pickle_utils import _validate_fileobject_and_memmap
 from deploy_gate.errors import ArtifactLoadError, ConfigError, UnsafeArtifactError
 
 __all__ = [
+    "ALLOWED_METHOD_NAMES",
+    "MAX_AUDITED_DEPTH",
+    "MAX_AUDITED_OBJECTS",
     "ArtifactFormat",
     "ImportDecision",
     "ImportPolicy",
     "LoadResult",
+    "audit_fitted_state",
     "check_pin",
     "find_pin",
     "load_model_file",
     "read_pins",
     "sniff_format",
+    "unsafe_state_message",
     "validate_trust",
 ]
 
@@ -373,11 +387,41 @@ _NOT_INSTANCES: Final = (
 )
 
 
+# Modules that may never be trusted, and why. The standard library is refused as a whole (see
+# ``_untrustable``): trusting any of it admits objects that reach files, processes or imports.
+_UNTRUSTABLE: Final[Mapping[str, str]] = {
+    "__main__": "it is the running program's entry module, not your project's code",
+    "pip": "it is a package installer: its objects download, build and import code",
+    "setuptools": "it is a packaging tool: its objects build, install and import code",
+    "pkg_resources": "it is a packaging tool: its objects import code by name",
+    "_distutils_hack": "it is a packaging tool: its objects import code by name",
+    "pytest": "it is the test runner the gate runs in: its objects run and import code",
+    "_pytest": "it is the test runner the gate runs in: its objects run and import code",
+    "pluggy": "it is the test runner's plugin system: its objects call hooks by name",
+    "deploy_gate": "it is the gate itself: an artifact must not reach the code that judges it",
+}
+
+
+def _untrustable(name: str) -> str | None:
+    """Why module ``name`` may never be trusted, or None when it may be."""
+    root = name.split(".")[0]
+    if root in _UNTRUSTABLE:
+        return _UNTRUSTABLE[root]
+    if root in sys.stdlib_module_names:
+        return (
+            "it is part of Python's standard library (builtins, files, processes, imports, "
+            "pickling), which an artifact may only use through the allowlist"
+        )
+    return None
+
+
 def validate_trust(trust: Sequence[str] | str) -> tuple[str, ...]:
     """Check trusted module names (``--deploy-gate-trust``) and return them as a tuple.
 
-    Raises ``ConfigError`` naming the bad entry: not a dotted module name, or a module whose
-    objects are never admitted (``os``, ``subprocess``, ``numpy.testing``, ...).
+    Trust is for a project's own modules. Raises ``ConfigError`` naming the bad entry and why:
+    not a dotted module name; the standard library (``sys.stdlib_module_names``, ``builtins``
+    included), packaging tools (pip, setuptools, pkg_resources), pytest, pluggy or the gate
+    itself; or a module whose objects are never admitted (``numpy.testing``, ...).
     """
     names = (trust,) if isinstance(trust, str) else tuple(trust)
     for name in names:
@@ -385,6 +429,12 @@ def validate_trust(trust: Sequence[str] | str) -> tuple[str, ...]:
             raise ConfigError(
                 f"Invalid trust entry {name!r}: expected a dotted module name such as "
                 "'my_project.transformers'"
+            )
+        why = _untrustable(name)
+        if why is not None:
+            raise ConfigError(
+                f"Invalid trust entry {name!r}: {name.split('.')[0]!r} cannot be trusted: {why}. "
+                "Trust names your project's own modules (e.g. 'my_project.transformers')"
             )
         never = _under(name, _NEVER_MODULES)
         if never is not None:
@@ -443,7 +493,7 @@ class ImportPolicy:
             return _refuse(label, "joblib's array wrapper in a file that is not a joblib dump")
         root = module.split(".")[0]
         if _under(module, self.trust):
-            return self._resolve(label, module, name, admit=_admit_trusted)
+            return self._resolve(label, module, name, admit=self._admit_trusted)
         rule = _RULES.get(root)
         if rule is not None:
             if _TEST_MODULE_PARTS.intersection(module.split(".")):
@@ -481,6 +531,23 @@ class ImportPolicy:
         )
         return ImportDecision(label, obj, construct_only=construct_only)
 
+    def _admit_trusted(self, obj: object) -> str | None:
+        # Trust covers what the trusted modules define. A class or function they import from
+        # elsewhere is judged where it is defined: trusting a module that does
+        # ``evaluate = pandas.DataFrame.eval`` must not admit DataFrame.eval. (Honest pickles
+        # never name a re-export: pickle writes the defining module.)
+        if not callable(obj):
+            return None
+        defined = getattr(obj, "__module__", None)
+        if not isinstance(defined, str) or _under(defined, self.trust):
+            return None
+        qualname = getattr(obj, "__qualname__", None) or getattr(obj, "__name__", None)
+        if not isinstance(qualname, str):
+            return f"a callable {_describe(obj)} defined outside the trusted modules"
+        if self.decide(defined, qualname).obj is obj:
+            return None
+        return f"re-exported from {defined}:{qualname}, which the allowlist does not admit"
+
 
 @dataclass(frozen=True)
 class ImportDecision:
@@ -503,10 +570,6 @@ class ImportDecision:
 
 def _refuse(label: str, reason: str) -> ImportDecision:
     return ImportDecision(label, None, reason=reason)
-
-
-def _admit_trusted(obj: object) -> str | None:
-    return None
 
 
 def _admit_listed(obj: object) -> str | None:
@@ -822,6 +885,529 @@ class _GuardedUnpickler(NumpyUnpickler):  # type: ignore[misc]
 
 
 # --------------------------------------------------------------------------------------------
+# The fitted-state audit
+
+# The allowlist decides which classes a file may name, not how it wires them together: a
+# pickle of allowlisted classes only can still make a meta-estimator call a method named in its
+# state on an object it holds (StackingClassifier.stack_method_ = ["tofile"]), or make a
+# FunctionTransformer call an admitted callable with keyword arguments that write into arrays.
+# So once the object is built, and before any of its methods runs, its whole state is walked.
+
+#: Method names that fitted state may ask a model to call on an estimator it holds.
+ALLOWED_METHOD_NAMES: Final = frozenset(
+    {
+        "predict",
+        "predict_proba",
+        "predict_log_proba",
+        "decision_function",
+        "transform",
+        "score_samples",
+        "auto",
+    }
+)
+# Attributes (of any object) whose string values name a method that is looked up and called.
+_METHOD_NAME_ATTRIBUTES: Final = frozenset(
+    """
+    response_method _response_method stack_method stack_method_ chain_method chain_method_
+    predict_method _predict_method prediction_method _prediction_method
+    """.split()  # noqa: SIM905 (a table reads better as words)
+)
+# Attributes whose string values are attribute paths read with operator.attrgetter.
+_ATTRIBUTE_PATH_ATTRIBUTES: Final = frozenset({"importance_getter"})
+# Attributes holding keyword arguments that a model passes to a callable.
+_KWARGS_ATTRIBUTES: Final = frozenset(
+    """
+    kw_args inv_kw_args _kwargs metric_params effective_metric_params_ kernel_params
+    pairwise_kernels_kwargs
+    """.split()  # noqa: SIM905 (a table reads better as words)
+)
+# Keyword arguments that make a numpy function write into an array it is given.
+_WRITING_KWARGS: Final = frozenset({"out", "where"})
+# Attributes a model calls: a class there would be constructed with the model's input.
+_CALL_SLOTS: Final = frozenset(
+    """
+    func inverse_func score_func _score_func metric kernel affinity weights strategy analyzer
+    tokenizer preprocessor feature_names_out importance_getter default_factory
+    """.split()  # noqa: SIM905 (a table reads better as words)
+)
+# Attributes of scikit-learn meta-estimators that hold estimators (or "drop"/"passthrough").
+_ESTIMATOR_SLOTS: Final = frozenset(
+    """
+    estimator estimator_ estimators estimators_ base_estimator base_estimator_ final_estimator
+    final_estimator_ best_estimator_ regressor regressor_ transformer transformer_ steps
+    transformers transformers_ transformer_list named_estimators named_estimators_ calibrators
+    calibrated_classifiers_
+    """.split()  # noqa: SIM905 (a table reads better as words)
+)
+_ESTIMATOR_METHODS: Final = ("fit", "predict", "predict_proba", "decision_function", "transform")
+_DATA_LIBRARIES: Final = ("numpy", "pandas", "scipy", "pyarrow", "builtins")
+# sklearn functions that fitted models hold by reference are also the only functions they may
+# hold; these few are admitted by module but do not compute anything from data.
+_NOT_DATA_FUNCTIONS: Final = frozenset({"get_scorer", "make_scorer", "check_scoring"})
+
+#: Bounds of the walk: a model whose state is bigger or deeper is refused, not half-audited.
+MAX_AUDITED_OBJECTS: Final = 20_000_000
+MAX_AUDITED_DEPTH: Final = 1_000
+_MAX_REPORTED: Final = 20
+
+_ATOMIC: Final = frozenset(
+    {type(None), bool, int, float, complex, str, bytes, range, type(Ellipsis)}
+    | {t for t in np.sctypeDict.values() if t not in (np.object_, np.void)}
+)
+_DATA_TYPES: Final = frozenset({bool, int, float, complex, str, bytes, object})
+_CONTAINER_TYPES: Final = frozenset(
+    {dict, list, set, tuple, collections.OrderedDict, collections.Counter, collections.deque}
+)
+_FUNCTION_TYPES: Final = (
+    np.ufunc,
+    types.FunctionType,
+    types.BuiltinFunctionType,
+    types.MethodDescriptorType,
+    types.WrapperDescriptorType,
+    types.ClassMethodDescriptorType,
+    types.MethodWrapperType,
+    staticmethod,
+    classmethod,
+)
+_LEAF_CALLABLES: Final = (type, types.MethodType, *_FUNCTION_TYPES)
+
+
+def audit_fitted_state(model: object, trust: Sequence[str] = ()) -> list[str]:
+    """What ``model``'s state holds that a model must not call, one entry per finding.
+
+    Each entry names the attribute path and the reason, e.g. ``steps[1][1].func:
+    pandas.core.frame.DataFrame.eval is not an allowed callable``. Checked: every callable
+    held anywhere (numpy's public ufuncs, scikit-learn's metric, kernel and score functions
+    and the ``trust`` modules' own callables are allowed; scorers, column selectors and
+    Gaussian-process kernels are walked into), classes held as values (data types only),
+    attributes that name a method to call (``response_method``, ``stack_method_``, ...),
+    keyword arguments passed to callables (plain data, no ``out=``), instance attributes
+    that replace a method of their class, and what scikit-learn meta-estimators hold where an
+    estimator belongs. None of the model's methods is called; only the pickling support
+    (``__reduce_ex__``) of scikit-learn's compiled classes runs, to read their state.
+    """
+    auditor = _StateAuditor(tuple(trust))
+    auditor.run(model)
+    return auditor.findings
+
+
+def _is_trusted(obj: object, trust: tuple[str, ...]) -> bool:
+    module = getattr(obj, "__module__", None)
+    return bool(trust) and isinstance(module, str) and _under(module, trust) is not None
+
+
+def _qualified(obj: object) -> str:
+    module = getattr(obj, "__module__", None)
+    if module is None:  # method descriptors: numpy.ndarray.tofile
+        module = getattr(getattr(obj, "__objclass__", None), "__module__", None)
+    name = getattr(obj, "__qualname__", None) or getattr(obj, "__name__", None)
+    return f"{module or '?'}.{name or type(obj).__qualname__}"
+
+
+@functools.cache
+def _safe_functions() -> Mapping[int, object]:
+    """Callables fitted state may hold: numpy's public ufuncs, sklearn's data functions."""
+    found: dict[int, object] = {}
+    for name in dir(np):
+        obj = getattr(np, name, None)
+        if isinstance(obj, np.ufunc) and not name.startswith("_"):
+            found[id(obj)] = obj
+    for module_name in sorted(_SKLEARN_FUNCTION_MODULES):
+        module = importlib.import_module(module_name)
+        for name, obj in vars(module).items():
+            if (
+                isinstance(obj, types.FunctionType)
+                and obj.__module__ == module_name
+                and not name.startswith("_")
+                and name not in _NOT_DATA_FUNCTIONS
+            ):
+                found[id(obj)] = obj
+    return found
+
+
+@functools.cache
+def _callable_objects() -> tuple[type, ...]:
+    """Classes whose instances may be held although they are callable (their state is
+    walked like any other): column selectors, scorers, Gaussian-process kernels and the loss
+    objects of gradient boosting."""
+    from scipy.interpolate import interp1d
+    from sklearn._loss.loss import BaseLoss
+    from sklearn.compose import make_column_selector
+    from sklearn.gaussian_process.kernels import Kernel
+    from sklearn.metrics._scorer import _BaseScorer, _MultimetricScorer, _PassthroughScorer
+
+    return (
+        make_column_selector,
+        _BaseScorer,
+        _MultimetricScorer,
+        _PassthroughScorer,
+        Kernel,
+        BaseLoss,
+        interp1d,  # built by IsotonicRegression.__setstate__ (the import rules refuse it)
+    )
+
+
+def _is_function_like(obj: object) -> bool:
+    """A callable that names itself like a function (numpy's array-function dispatchers, Cython
+    functions) rather than an instance of a callable class."""
+    return isinstance(getattr(obj, "__qualname__", None), str) and not isinstance(obj, type)
+
+
+def _class_attribute(kind: type, name: str) -> object:
+    for klass in kind.__mro__:
+        if name in klass.__dict__:
+            return klass.__dict__[name]
+    return None
+
+
+def _is_method_like(attribute: object) -> bool:
+    """Whether a class attribute is a method (which an instance attribute would replace)."""
+    if attribute is None or isinstance(attribute, functools.cached_property | property | type):
+        return False
+    if isinstance(attribute, _FUNCTION_TYPES):
+        return True
+    kind = type(attribute)
+    return hasattr(kind, "__get__") and not (
+        hasattr(kind, "__set__") or hasattr(kind, "__delete__")
+    )
+
+
+def _is_estimator(value: object) -> bool:
+    kind = type(value)
+    if isinstance(value, type) or _under(str(kind.__module__), _DATA_LIBRARIES):
+        return False
+    return any(callable(_class_attribute(kind, name)) for name in _ESTIMATOR_METHODS)
+
+
+def _pandas_parts(obj: object) -> list[tuple[str, object]]:
+    """What a pandas object holds that its ``__dict__`` does not show (its data lives in
+    compiled block managers): columns, index, levels, categories, as object arrays."""
+    import pandas as pd
+    from pandas.api.extensions import ExtensionArray
+
+    def values(data: pd.Series[Any] | pd.Index) -> list[tuple[str, object]]:
+        dtype = data.dtype
+        if isinstance(dtype, np.dtype) and not dtype.hasobject:
+            return []
+        return [(".values", data.to_numpy(dtype=object))]
+
+    if isinstance(obj, pd.DataFrame):
+        columns = [(f"[{name!r}]", column) for name, column in obj.items()]
+        return [*columns, (".index", obj.index), (".columns", obj.columns)]
+    if isinstance(obj, pd.Series):
+        return [*values(obj), (".index", obj.index)]
+    if isinstance(obj, pd.MultiIndex):
+        return [(f".levels[{level}]", index) for level, index in enumerate(obj.levels)]
+    if isinstance(obj, pd.Index):
+        return values(obj)
+    if isinstance(obj, ExtensionArray):
+        return [(".values", np.asarray(obj, dtype=object))]
+    if isinstance(obj, pd.CategoricalDtype):
+        return [(".categories", obj.categories)]
+    blocks = getattr(obj, "blocks", None)  # a bare BlockManager
+    if isinstance(blocks, tuple):
+        return [(f".blocks[{i}]", getattr(block, "values", None)) for i, block in enumerate(blocks)]
+    return []
+
+
+def _slot_names(klass: type) -> tuple[str, ...]:
+    names = klass.__dict__.get("__slots__", ())
+    if isinstance(names, str):
+        return (names,)
+    return tuple(name for name in names if isinstance(name, str))
+
+
+def _plain_data(value: object, depth: int = 0) -> bool:
+    """Numbers, strings, None, data types, numeric arrays, and lists, tuples and dicts of
+    those."""
+    if type(value) in _ATOMIC or isinstance(value, np.generic | np.dtype):
+        return not (isinstance(value, np.void) and value.dtype.hasobject)
+    if isinstance(value, type):
+        return value in _DATA_TYPES or issubclass(value, np.generic)
+    if isinstance(value, np.ndarray):
+        return not value.dtype.hasobject
+    if depth > 8:
+        return False
+    if isinstance(value, list | tuple):
+        return all(_plain_data(item, depth + 1) for item in value)
+    if isinstance(value, dict):
+        return all(
+            isinstance(key, str) and _plain_data(item, depth + 1) for key, item in dict.items(value)
+        )
+    return False
+
+
+class _StateAuditor:
+    """One walk over a loaded model's object graph (iterative, bounded, each object once)."""
+
+    def __init__(self, trust: tuple[str, ...]) -> None:
+        self.trust = trust
+        self.findings: list[str] = []
+        self._seen: dict[int, object] = {}  # keeps temporaries alive so ids stay unique
+        self._stack: list[tuple[object, str, str | None, int]] = []
+        self._children: list[tuple[object, str, str | None, int]] = []
+        self._budget = MAX_AUDITED_OBJECTS
+        self._safe = _safe_functions()
+        self._callable_objects = _callable_objects()
+        self._policy = ImportPolicy(trust)
+
+    def run(self, root: object) -> None:
+        self._push(root, "", None, 0)
+        while self._children or self._stack:
+            # depth first, each object's children in their own order
+            self._stack.extend(reversed(self._children))
+            self._children.clear()
+            obj, path, slot, depth = self._stack.pop()
+            if depth > MAX_AUDITED_DEPTH:
+                self._find(path, f"nested more than {MAX_AUDITED_DEPTH} levels deep")
+                return
+            self._visit(obj, path, slot, depth)
+            if self._budget < 0:
+                self._find("", f"holds more than {MAX_AUDITED_OBJECTS:,} objects")
+                return
+
+    def _find(self, path: str, problem: str) -> None:
+        entry = f"{path.lstrip('.') or '<the model>'}: {problem}"
+        if entry not in self.findings:
+            self.findings.append(entry)
+
+    def _push(self, value: object, path: str, slot: str | None, depth: int) -> None:
+        self._budget -= 1
+        if type(value) in _ATOMIC:
+            return
+        if isinstance(value, _LEAF_CALLABLES):
+            # No children, and the verdict depends on where it sits (a class is fine as a
+            # dtype, not as FunctionTransformer.func): judged at every place it appears.
+            self._visit(value, path, slot, depth)
+            return
+        if id(value) in self._seen:
+            return
+        self._seen[id(value)] = value
+        self._children.append((value, path, slot, depth))
+
+    def _push_items(self, items: Sequence[object], path: str, depth: int) -> None:
+        self._budget -= len(items)
+        for index, item in enumerate(items):
+            if type(item) not in _ATOMIC:  # most items are: no path string for them
+                self._push(item, f"{path}[{index}]", None, depth + 1)
+
+    # -- one object
+
+    def _visit(self, obj: object, path: str, slot: str | None, depth: int) -> None:
+        if isinstance(obj, type):
+            self._check_class(obj, path, slot)
+        elif isinstance(obj, _FUNCTION_TYPES):
+            self._check_function(obj, path)
+        elif isinstance(obj, types.MethodType):
+            self._check_bound_method(obj, path)
+        elif isinstance(obj, np.ndarray):
+            if obj.dtype.hasobject:
+                self._push_items(obj.ravel(order="K").tolist(), path, depth)
+        elif isinstance(obj, np.void):  # a structured scalar: its fields may be objects
+            self._push_items(list(obj.tolist()), path, depth)
+        elif isinstance(obj, np.generic | np.dtype | slice):
+            pass
+        elif isinstance(obj, weakref.ref):
+            pass  # pandas' Flags point back at their frame; a file cannot make one
+        elif callable(obj) and _is_function_like(obj):
+            self._check_function(obj, path)  # numpy's dispatchers, Cython functions
+        elif callable(obj) and not self._callable_object_allowed(obj):
+            self._find(
+                path,
+                f"a callable {_qualified(type(obj))} object (a model may hold no callable "
+                "objects but scikit-learn's column selectors, scorers, kernels and losses)",
+            )
+        else:
+            if _under(str(type(obj).__module__), ("pandas",)):
+                for suffix, part in _pandas_parts(obj):
+                    self._push(part, f"{path}{suffix}", None, depth + 1)
+            if isinstance(obj, dict):
+                self._visit_dict(obj, path, depth)
+            elif isinstance(obj, list | tuple):
+                self._push_items(obj, path, depth)
+            elif isinstance(obj, set | frozenset | collections.deque):
+                self._push_items(list(obj), path, depth)
+            self._visit_instance(obj, path, depth)
+
+    def _visit_dict(self, obj: dict[Any, Any], path: str, depth: int) -> None:
+        self._budget -= 2 * len(obj)
+        for key, value in dict.items(obj):
+            if type(key) not in _ATOMIC:
+                self._push(key, f"{path} key {key!r}", None, depth + 1)
+            if type(value) not in _ATOMIC:
+                self._push(value, f"{path}[{key!r}]", None, depth + 1)
+        if isinstance(obj, collections.defaultdict) and obj.default_factory is not None:
+            self._push(obj.default_factory, f"{path}.default_factory", "default_factory",
+                       depth + 1)  # fmt: skip
+
+    def _visit_instance(self, obj: object, path: str, depth: int) -> None:
+        kind = type(obj)
+        try:
+            state = vars(obj)
+        except TypeError:
+            state = None
+        slots = [
+            name
+            for klass in kind.__mro__[:-1]  # not object
+            for name in _slot_names(klass)
+            if name not in ("__dict__", "__weakref__")
+        ]
+        if isinstance(state, dict):
+            owner_in_sklearn = _under(str(kind.__module__), ("sklearn",)) is not None
+            self._budget -= len(state)
+            for key, value in dict.items(state):
+                if not isinstance(key, str):
+                    self._find(path, f"an attribute named by {_describe(key)}")
+                    continue
+                where = f"{path}.{key}"
+                if _is_method_like(_class_attribute(kind, key)):
+                    self._find(
+                        where,
+                        f"replaces the method {kind.__module__}.{kind.__qualname__}.{key} "
+                        "(an instance attribute that shadows a method)",
+                    )
+                self._check_named_attribute(key, value, where, owner_in_sklearn)
+                if isinstance(value, types.FunctionType) and (
+                    _class_attribute(kind, value.__name__) is value
+                ):
+                    # a method of the object's own class, put there by that class's code
+                    # (interp1d._call): a file cannot name it (dotted names are refused)
+                    continue
+                self._push(value, where, key, depth + 1)
+        for name in slots:
+            try:
+                value = getattr(obj, name)
+            except AttributeError:
+                continue
+            self._push(value, f"{path}.{name}", name, depth + 1)
+        if state is None and not slots and _under(str(kind.__module__), ("sklearn",)):
+            # scikit-learn's compiled classes (trees, neighbour trees, distance metrics, loss
+            # functions) keep their state in C; their pickling support hands it out.
+            try:
+                reduced = obj.__reduce_ex__(4)
+            except Exception as exc:  # whatever a compiled class raises
+                self._find(
+                    path, f"the state of {_describe(obj)} cannot be read to audit it ({exc})"
+                )
+                return
+            if isinstance(reduced, tuple):
+                self._push(reduced[1:3], f"{path}<reduced>", None, depth + 1)
+
+    # -- callables
+
+    def _check_function(self, obj: object, path: str) -> None:
+        if id(obj) in self._safe or _is_trusted(obj, self.trust):
+            return
+        owner = getattr(obj, "__self__", None)
+        if isinstance(obj, types.BuiltinFunctionType | types.MethodWrapperType) and not (
+            owner is None or isinstance(owner, types.ModuleType)
+        ):
+            self._find(path, f"{_qualified(obj)} is a method bound to {_describe(owner)}")
+            return
+        self._find(path, f"{_qualified(obj)} is not an allowed callable")
+
+    def _check_bound_method(self, method: types.MethodType, path: str) -> None:
+        owner = method.__self__
+        name = method.__func__.__name__
+        genuine = (
+            not isinstance(owner, type)
+            and not _is_dunder(name)
+            and _class_attribute(type(owner), name) is method.__func__
+        )
+        if genuine and (_is_estimator(owner) or _is_trusted(type(owner), self.trust)):
+            return
+        self._find(path, f"{_qualified(method.__func__)} is a method bound to {_describe(owner)}")
+
+    def _callable_object_allowed(self, obj: object) -> bool:
+        return isinstance(obj, self._callable_objects) or _is_trusted(type(obj), self.trust)
+
+    def _check_class(self, cls: type, path: str, slot: str | None) -> None:
+        if _is_trusted(cls, self.trust):
+            return
+        if slot == "default_factory" and cls in _CONTAINER_TYPES:
+            return  # defaultdict(list), lightgbm's defaultdict(OrderedDict)
+        if slot in _CALL_SLOTS:
+            self._find(path, f"{_qualified(cls)} is not an allowed callable (it is a class)")
+            return
+        if cls in _DATA_TYPES or issubclass(cls, np.generic | np.dtype):
+            return
+        # Elsewhere a class is data (pandas caches its index classes), as long as a file could
+        # have named it: the allowlist admits it, and constructing it reads no files.
+        decision = self._policy.decide(str(cls.__module__), cls.__qualname__)
+        if decision.obj is not cls or decision.construct_only:
+            self._find(
+                path,
+                f"the class {_qualified(cls)} as a value (fitted state may hold data types and "
+                "allowlisted classes only)",
+            )
+
+    # -- attributes with a meaning
+
+    def _check_named_attribute(
+        self, key: str, value: object, where: str, owner_in_sklearn: bool
+    ) -> None:
+        if key in _METHOD_NAME_ATTRIBUTES:
+            names = value if isinstance(value, list | tuple) else [value]
+            for name in names:
+                if isinstance(name, str) and name not in ALLOWED_METHOD_NAMES:
+                    self._find(
+                        where,
+                        f"{name!r} is not a method a model may be told to call (allowed: "
+                        + ", ".join(sorted(ALLOWED_METHOD_NAMES)) + ")",
+                    )  # fmt: skip
+        elif key in _ATTRIBUTE_PATH_ATTRIBUTES and isinstance(value, str):
+            parts = value.split(".")
+            if value != "auto" and not all(
+                _IDENTIFIER.match(part) and not part.startswith("__") for part in parts
+            ):
+                self._find(where, f"{value!r} is not a plain attribute path (no dunders)")
+        elif key in _KWARGS_ATTRIBUTES and value is not None:
+            self._check_kwargs(value, where)
+        if owner_in_sklearn and key in _ESTIMATOR_SLOTS:
+            self._check_estimator_slot(value, where)
+
+    def _check_kwargs(self, value: object, where: str) -> None:
+        if not isinstance(value, dict):
+            self._find(where, f"keyword arguments must be a dict, not {_describe(value)}")
+            return
+        for key, item in dict.items(value):
+            if not isinstance(key, str) or not _IDENTIFIER.match(key) or _is_dunder(key):
+                self._find(where, f"{key!r} is not a plain keyword argument name")
+            elif key in _WRITING_KWARGS:
+                self._find(
+                    f"{where}[{key!r}]",
+                    f"the keyword argument {key!r} would make a numpy function write into an array",
+                )
+            elif not _plain_data(item):
+                self._find(f"{where}[{key!r}]", f"{_describe(item)} is not plain data")
+
+    def _check_estimator_slot(self, value: object, where: str) -> None:
+        def ok(item: object) -> bool:
+            return item is None or (isinstance(item, str) and item in ("drop", "passthrough")) \
+                or _is_estimator(item)  # fmt: skip
+
+        if ok(value):
+            return
+        entries: list[tuple[object, object]]
+        if isinstance(value, dict):
+            entries = list(dict.items(value))
+        elif isinstance(value, np.ndarray) and value.dtype.hasobject:
+            entries = list(enumerate(value.ravel().tolist()))
+        elif isinstance(value, list | tuple):
+            entries = list(enumerate(value))
+        else:
+            self._find(where, f"{_describe(value)} where an estimator belongs")
+            return
+        for index, item in entries:
+            # (name, estimator) pairs and (name, transformer, columns) triples
+            named = isinstance(item, tuple) and len(item) in (2, 3) and isinstance(item[0], str)
+            candidate = item[1] if named else item  # type: ignore[index]
+            if not ok(candidate):
+                at = f"{where}[{index!r}]" + ("[1]" if named else "")
+                self._find(at, f"{_describe(candidate)} where an estimator belongs")
+
+
+# --------------------------------------------------------------------------------------------
 # Loading
 
 
@@ -844,7 +1430,9 @@ def load_model_file(
     """Load a model artifact without running anything from it that is not allowlisted.
 
     Raises ``FileNotFoundError`` for a missing path, ``UnsafeArtifactError`` listing every
-    refused import (nothing from the file ran), and ``ArtifactLoadError`` for empty, truncated
+    refused import (nothing from the file ran) or, for a model built from allowlisted classes
+    only, everything its fitted state would make it call that is not allowed (see
+    ``audit_fitted_state``; none of its methods ran), and ``ArtifactLoadError`` for empty, truncated
     or corrupt files, non-model formats, classes whose module cannot be imported and (with
     ``require_predict``) objects without a ``predict`` method. ``trust`` names modules (and
     their submodules) whose objects are admitted, e.g. a project's custom transformers.
@@ -867,6 +1455,10 @@ def load_model_file(
 
         model = load_onnx(path)
         loader = "onnxruntime"
+    if fmt.name != "onnx":
+        findings = audit_fitted_state(model, trusted)
+        if findings:
+            raise UnsafeArtifactError(unsafe_state_message(path, findings))
     if require_predict and not callable(getattr(model, "predict", None)):
         raise ArtifactLoadError(
             f"{path}: holds {_describe(model)}, not a model: it has no predict() method"
@@ -940,6 +1532,21 @@ def unsafe_message(path: Path, refused: Sequence[str], roots: Sequence[str] = ()
             "it to the trusted modules (--deploy-gate-trust / ini deploy_gate_trust)."
         )
     return message
+
+
+def unsafe_state_message(path: Path, findings: Sequence[str]) -> str:
+    """The ``UnsafeArtifactError`` message for a model whose fitted state was refused."""
+    count = len(findings)
+    shown = list(findings[:_MAX_REPORTED])
+    if count > len(shown):
+        shown.append(f"... and {count - len(shown)} more")
+    return (
+        f"{path}: refused to load: its fitted state holds {count} "
+        f"{'thing' if count == 1 else 'things'} a model may not call or keep: "
+        + "; ".join(shown)
+        + ". The file names allowlisted classes only, but wires them into calls the "
+        "allowlist does not admit; the model was built and none of its methods ran."
+    )
 
 
 def _explain(fmt: ArtifactFormat, exc: Exception) -> str:

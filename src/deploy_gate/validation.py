@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import numpy as np
+    import pandas as pd
 
 #: Probabilities of one row must sum to 1 within this.
 PROBA_SUM_TOLERANCE = 1e-6
@@ -214,3 +215,16 @@ def plain(value: Any) -> Any:
     """A numpy scalar as the Python value it holds; anything else unchanged."""
     item = getattr(value, "item", None)
     return item() if callable(item) and getattr(value, "ndim", 0) == 0 else value
+
+
+def frame_changes(before: pd.DataFrame, after: pd.DataFrame) -> list[str]:
+    """What a call did to a frame it was given: columns modified, dropped or added."""
+    if after.equals(before):
+        return []
+    changed = [
+        str(c) for c in before.columns if c not in after.columns or not after[c].equals(before[c])
+    ]
+    added = [str(c) for c in after.columns if c not in before.columns]
+    return [f"column {c!r} modified or dropped" for c in changed] + [
+        f"column {c!r} added" for c in added
+    ]

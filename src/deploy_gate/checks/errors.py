@@ -33,26 +33,37 @@ NOT_A_NUMBER = "deploy-gate-not-a-number"
 UNKNOWN_FEATURE = "deploy_gate_unknown_feature"
 
 
-def _factory_reaches(deployment: Any, deployment_factory: Callable[[Path], Any], path: Path) -> Any:
+def _factory_reaches(
+    deployment: Any, deploy_gate_factory: Callable[[Path], Any], path: Path
+) -> Any:
     """A fresh, unloaded deployment from the factory, or a skip when the project overrides
     ``deployment`` but not ``deployment_factory`` (the check would judge the wrong class)."""
-    fresh = deployment_factory(path)
-    if type(fresh) is not type(deployment):
+    fresh = deploy_gate_factory(path)
+    if _kind(fresh) != _kind(deployment):
         pytest.skip(
-            f"deployment is a {type(deployment).__name__} but deployment_factory makes "
-            f"{type(fresh).__name__}: override deployment_factory too to check loading"
+            f"deployment is a {_kind(deployment)} but deployment_factory makes "
+            f"{_kind(fresh)}: override deployment_factory too to check loading"
         )
     return fresh
 
 
+def _kind(deployment: Any) -> str:
+    """The class name of a deployment, or of the object a model worker proxy stands for."""
+    from deploy_gate.worker import RemoteObject
+
+    if isinstance(deployment, RemoteObject):
+        return deployment._dg_type.rpartition(".")[2] or "object"
+    return type(deployment).__name__
+
+
 @check("errors", "missing-artifact")
 def errors_missing_artifact(
-    deployment: Any, deployment_factory: Callable[[Path], Any], tmp_path: Path
+    deployment: Any, deploy_gate_factory: Callable[[Path], Any], tmp_path: Path
 ) -> None:
     """Loading a missing file raises FileNotFoundError naming the path."""
     missing = tmp_path / "no-such-model.joblib"
     try:
-        _factory_reaches(deployment, deployment_factory, missing).load_model()
+        _factory_reaches(deployment, deploy_gate_factory, missing).load_model()
     except FileNotFoundError as exc:
         if str(missing) not in str(exc) and missing.name not in str(exc):
             raise CheckFailure(
@@ -244,32 +255,30 @@ def errors_reordered_columns(deployment: Any, deploy_gate_data: GateData) -> Non
 @check("errors", "input-mutation")
 def errors_input_mutation(deployment: Any, deploy_gate_data: GateData) -> None:
     """Predicting leaves the caller's DataFrame unchanged."""
+    from deploy_gate.gate import beside
+    from deploy_gate.validation import frame_changes
+
     rows = deploy_gate_data.features.iloc[:50].copy()
-    before = rows.copy(deep=True)
-    predict(deployment, rows)
-    if not rows.equals(before):
-        changed = [
-            str(c) for c in before.columns if c not in rows.columns or not rows[c].equals(before[c])
-        ]
-        added = [str(c) for c in rows.columns if c not in before.columns]
-        raise CheckFailure(
-            "batch_predict changed the caller's DataFrame: "
-            + ", ".join(
-                [f"column {c!r} modified or dropped" for c in changed]
-                + [f"column {c!r} added" for c in added]
-            )
-        )
+    probe = beside(deployment, "deploy_gate.worker.inside:InputMutationProbe")
+    if probe is not None:
+        changes = probe.run(rows)
+    else:
+        before = rows.copy(deep=True)
+        predict(deployment, rows)
+        changes = frame_changes(before, rows)
+    if changes:
+        raise CheckFailure("batch_predict changed the caller's DataFrame: " + ", ".join(changes))
 
 
 @check("errors", "not-loaded")
 def errors_not_loaded(
     deployment: Any,
-    deployment_factory: Callable[[Path], Any],
+    deploy_gate_factory: Callable[[Path], Any],
     deploy_gate_artifact_path: Path,
     deploy_gate_data: GateData,
 ) -> None:
     """Predicting before load_model() raises ValueError mentioning "not loaded"."""
-    fresh = _factory_reaches(deployment, deployment_factory, deploy_gate_artifact_path)
+    fresh = _factory_reaches(deployment, deploy_gate_factory, deploy_gate_artifact_path)
     try:
         result = fresh.predict_single(first_row(deploy_gate_data))
     except ValueError as exc:

@@ -83,6 +83,27 @@ def _latency_inputs(
     return deployment.batch_predict, frames
 
 
+def _worker_timer(fn: Any, inputs: Sequence[Any], settings: Settings) -> Any:
+    """A ``RoundTimer`` that times ``fn`` in its model worker, next to the model, when ``fn`` is
+    a method of a worker proxy (None otherwise: the calls are timed here). The inputs are sent
+    once; each round is one request, and only the durations come back."""
+    from deploy_gate.worker import RemoteObject
+
+    owner = getattr(fn, "_obj", None)
+    if not isinstance(owner, RemoteObject):
+        return None
+    worker, method = owner._dg_worker, fn._name
+    key = f"latency-{owner._dg_handle}-{method}-{len(inputs)}-{id(inputs)}"
+    worker.put_inputs(key, list(inputs))
+    keep_gc = settings.latency_gc != "off"
+
+    def timer(calls: int, start: int) -> Any:
+        timed = worker.time_calls(owner, method, key, calls, start=start, gc=keep_gc)
+        return timed.durations_ns, timed.switches
+
+    return timer
+
+
 def latency_measurement(
     gate: Gate, artifact: LoadedArtifact, deployment: Any, data: GateData, batch: int
 ) -> Any:
@@ -99,6 +120,7 @@ def latency_measurement(
             {label: budgets.get((label, batch)) for label in labels},
             batch_size=batch,
             settings=_latency_settings(gate.settings),
+            timer=_worker_timer(fn, inputs, gate.settings),
         )
 
     return gate.cached(("latency", artifact.path.resolve(), batch), compute)
@@ -181,6 +203,9 @@ def _latency_vs_baseline_check(batch: int) -> Callable[..., None]:
                 deploy_gate_baseline.feature_names or tuple(deploy_gate_data.features.columns),
             )
             pairs = list(zip(cand_inputs, base_inputs, strict=True))
+            cand_timer = _worker_timer(cand_fn, cand_inputs, settings)
+            base_timer = _worker_timer(base_fn, base_inputs, settings)
+            timers = None if cand_timer is None or base_timer is None else (cand_timer, base_timer)
             return LatencyComparison(
                 lambda pair: cand_fn(pair[0]),
                 lambda pair: base_fn(pair[1]),
@@ -189,6 +214,7 @@ def _latency_vs_baseline_check(batch: int) -> Callable[..., None]:
                 noise_floor_ms=settings.latency_noise_floor,
                 batch_size=batch,
                 settings=_latency_settings(settings),
+                timers=timers,
             ).verdict()
 
         verdict = deploy_gate.cached(

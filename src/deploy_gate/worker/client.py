@@ -1,0 +1,934 @@
+"""The gate's side of the model worker: start it, send requests under deadlines, survive it.
+
+One ``ModelWorker`` serves one artifact. Its child process starts on the first request and
+stays up across checks. Every request has a deadline enforced from here: the reply is awaited
+with ``poll`` against a monotonic clock, and when time is up the child's whole process group is
+killed with SIGKILL, so neither a C call nor Python code that swallows every exception can
+outlive it. A child that dies (any exit status, 0 included; any signal) or answers something
+that is not a valid frame makes the request raise a ``WorkerError`` that says what happened and
+during which call; the next request starts a new child and replays what made its state
+(constructors, ``load_model``, inputs, thread limits), until ``max_deaths`` deaths, after which
+every request fails at once. A time budget for the whole worker makes everything after it fail
+at once too.
+
+Nothing from the child is unpickled: answers are decoded by ``codec`` (data only).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import itertools
+import json
+import math
+import os
+import re
+import select
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import weakref
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from deploy_gate.worker import codec
+from deploy_gate.worker.errors import (
+    WorkerDied,
+    WorkerError,
+    WorkerProtocolError,
+    WorkerTimeout,
+)
+from deploy_gate.worker.sandbox import ISOLATION_LEVELS, WorkerLimits, format_bytes
+
+__all__ = [
+    "ModelWorker",
+    "RemoteObject",
+    "TimedCalls",
+    "TimedPairs",
+    "WorkerConfig",
+    "WorkerInfo",
+    "worker_environment",
+]
+
+_SECRET_NAME = re.compile(
+    r"TOKEN|SECRET|PASSW|CREDENTIAL|API_?KEY|ACCESS_?KEY|PRIVATE|AUTH|COOKIE|SESSION|SIGNING",
+    re.IGNORECASE,
+)
+_SECRET_PREFIXES = (
+    "ACTIONS_",
+    "AWS_",
+    "AZURE_",
+    "GOOGLE_",
+    "GCP_",
+    "VAULT_",
+    "TWINE_",
+    "DOCKER_",
+    "NPM_",
+    "PYPI_",
+    "CODECOV",
+    "SSH_",
+    "KUBE",
+)
+_F_SETPIPE_SZ = 1031
+
+
+def worker_environment(
+    scratch: str | os.PathLike[str], base: Mapping[str, str] | None = None
+) -> dict[str, str]:
+    """The gate's environment for the worker: secret-looking variables left out, temp in scratch.
+
+    A name is left out when it looks like a credential (``*TOKEN*``, ``*SECRET*``, ``*PASSW*``,
+    ``*KEY*`` of an API, ...) or belongs to a CI or cloud credential family (``ACTIONS_*``,
+    ``AWS_*``, ``AZURE_*``, ...). Temporary files (``TMPDIR``, joblib's memmapping folder) go to the
+    worker's scratch folder, the only place it can write in the sandbox.
+    """
+    source = os.environ if base is None else base
+    env = {
+        name: value
+        for name, value in source.items()
+        if not _SECRET_NAME.search(name)
+        and not name.upper().startswith(_SECRET_PREFIXES)
+        and name != "PYTHONINSPECT"
+    }
+    folder = os.fspath(scratch)
+    for name in ("TMPDIR", "TMP", "TEMP", "JOBLIB_TEMP_FOLDER", "MPLCONFIGDIR"):
+        env[name] = folder
+    return env
+
+
+@dataclass(frozen=True)
+class WorkerConfig:
+    """How a model worker is started, limited and timed."""
+
+    #: Interpreter of the worker; another virtualenv's python runs the model in its libraries.
+    python: str = sys.executable
+    #: ``"sandbox"`` (limits plus network off and writes confined where the OS allows) or
+    #: ``"process"`` (child process and limits only).
+    isolation: str = "sandbox"
+    limits: WorkerLimits = field(default_factory=WorkerLimits)
+    #: Prepended to the worker's ``sys.path`` before anything is imported there.
+    sys_path: tuple[str, ...] = ()
+    #: The worker's environment; None means ``worker_environment()`` of the gate's.
+    env: Mapping[str, str] | None = None
+    #: Working directory of the worker; None keeps the gate's.
+    cwd: str | None = None
+    #: Deadline of one request unless the call gives its own.
+    call_timeout: float = 300.0
+    #: Deadline of starting the interpreter and the sandbox (imports of the model come later).
+    start_timeout: float = 60.0
+    #: Wall time the worker may spend serving requests in total (start-ups included); after it,
+    #: every request fails at once. None: no budget.
+    budget_seconds: float | None = None
+    #: Deaths (crashes, kills after a deadline) after which the worker is not restarted.
+    max_deaths: int = 3
+    max_frame_bytes: int = codec.DEFAULT_MAX_FRAME_BYTES
+    #: Methods whose successful calls are replayed on a restarted worker, after its constructors.
+    replay_methods: frozenset[str] = frozenset({"load_model"})
+    #: How messages name the worker: "model process", "baseline model process", ...
+    label: str = "model process"
+
+    def __post_init__(self) -> None:
+        if self.isolation not in ISOLATION_LEVELS:
+            raise ValueError(
+                f"isolation must be one of {', '.join(ISOLATION_LEVELS)}, not {self.isolation!r}"
+            )
+        for name in ("call_timeout", "start_timeout"):
+            value = getattr(self, name)
+            if not (isinstance(value, (int, float)) and value > 0 and math.isfinite(value)):
+                raise ValueError(f"{name} must be a positive number of seconds, not {value!r}")
+        if self.budget_seconds is not None and not self.budget_seconds > 0:
+            raise ValueError(f"budget_seconds must be positive, not {self.budget_seconds!r}")
+        if isinstance(self.max_deaths, bool) or not self.max_deaths >= 1:
+            raise ValueError(f"max_deaths must be at least 1, not {self.max_deaths!r}")
+
+
+@dataclass(frozen=True)
+class WorkerInfo:
+    """What a started worker reported before any model code ran there."""
+
+    pid: int
+    python: str
+    executable: str
+    isolation: str
+    #: e.g. ("process isolated", "network off", "writes confined to /tmp/...", "memory 4.0 GiB")
+    protections: tuple[str, ...]
+    #: Why a protection of the chosen isolation is not in force on this machine.
+    warnings: tuple[str, ...]
+    versions: Mapping[str, str]
+
+
+@dataclass(frozen=True)
+class TimedCalls:
+    """Per-call durations measured inside the worker, next to the model."""
+
+    durations_ns: np.ndarray
+    #: Involuntary context switches of the worker's measuring thread during the round.
+    switches: int
+    #: The whole request as seen from the gate: an upper bound on the sum of the durations.
+    wall_ns: int
+
+
+@dataclass(frozen=True)
+class TimedPairs:
+    """Durations of two objects' calls, alternating call by call inside one worker."""
+
+    first_ns: np.ndarray
+    second_ns: np.ndarray
+    switches: int
+    wall_ns: int
+
+
+@dataclass
+class _Entry:
+    """A request replayed on a restarted worker."""
+
+    op: str
+    fields: dict[str, Any]
+    buffers: list[memoryview]
+    during: str
+
+
+class ModelWorker:
+    """One sandboxed child process serving one artifact; see the module docstring.
+
+    Thread-safe (one request at a time). Use as a context manager or call ``close()``; a worker
+    the program forgets is killed when it is garbage-collected or at exit.
+    """
+
+    def __init__(self, config: WorkerConfig | None = None) -> None:
+        self.config = config or WorkerConfig()
+        self._lock = threading.RLock()
+        self._ids = itertools.count(1)
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._wfd = -1
+        self._reader: codec.FrameReader | None = None
+        self._wpoll: Any = None
+        self._finalizer: weakref.finalize[Any, Any] | None = None
+        self._base: Path | None = None
+        self._info: WorkerInfo | None = None
+        self._replay: list[_Entry] = []
+        self._deadlines: list[tuple[float, str, float]] = []
+        self._spent = 0.0
+        self._deaths = 0
+        self._starts = 0
+        self._last_reason = ""
+        self._spent_message = ""
+        self._closed = False
+
+    # -- lifecycle --------------------------------------------------------------------------
+
+    def __enter__(self) -> ModelWorker:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def start(self) -> WorkerInfo:
+        """Start the child now (requests start it when needed) and return what it reported."""
+        with self._lock:
+            self._usable("start-up")
+            if self._proc is None:
+                self._spawn("start-up")
+            assert self._info is not None
+            return self._info
+
+    def close(self) -> None:
+        """Kill the child and its processes and remove its scratch folder. Final."""
+        with self._lock:
+            self._closed = True
+            self._stop()
+            if self._base is not None:
+                shutil.rmtree(self._base, ignore_errors=True)
+                self._base = None
+
+    @property
+    def info(self) -> WorkerInfo | None:
+        """What the current (or last) child reported at start-up; None before the first start."""
+        return self._info
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc is not None else None
+
+    @property
+    def deaths(self) -> int:
+        return self._deaths
+
+    @property
+    def starts(self) -> int:
+        return self._starts
+
+    @property
+    def seconds_spent(self) -> float:
+        """Wall time spent serving requests, start-ups included (what the budget counts)."""
+        return self._spent
+
+    @property
+    def scratch(self) -> Path | None:
+        """The one folder the sandboxed model may write to (kept across restarts)."""
+        return self._base / "scratch" if self._base is not None else None
+
+    @property
+    def log_path(self) -> Path | None:
+        """Where the model's stdout and stderr go (the tail is quoted when the child dies)."""
+        return self._base / "worker.log" if self._base is not None else None
+
+    @contextlib.contextmanager
+    def deadline(self, seconds: float, what: str) -> Iterator[None]:
+        """Every request inside the block must finish within ``seconds`` from now.
+
+        ``what`` names the deadline in the message, e.g. ``"check errors[nan-input]"``. Nested
+        blocks and the per-call timeout combine: the earliest wins.
+        """
+        entry = (time.monotonic() + seconds, what, seconds)
+        self._deadlines.append(entry)
+        try:
+            yield
+        finally:
+            self._deadlines.remove(entry)
+
+    # -- requests ---------------------------------------------------------------------------
+
+    def construct(
+        self,
+        factory: str,
+        args: Sequence[Any] = (),
+        kwargs: Mapping[str, Any] | None = None,
+        *,
+        sys_path: Sequence[str] = (),
+        timeout: float | None = None,
+    ) -> RemoteObject:
+        """Call ``factory`` (``"module:qualname"``) in the worker; return a proxy of the result.
+
+        The construction is replayed on every restart, so the proxy stays valid.
+        """
+        handle = f"h{next(self._ids)}"
+        encoder = codec.Encoder()
+        fields = {
+            "h": handle,
+            "f": factory,
+            "path": [os.fspath(p) for p in sys_path],
+            "a": encoder.value(list(args)),
+            "k": encoder.value(dict(kwargs or {})),
+        }
+        type_name = self._request(
+            "construct",
+            fields,
+            encoder.buffers,
+            timeout=timeout,
+            during=f"constructing {factory}",
+            replay=True,
+        )
+        return RemoteObject(self, handle, str(type_name))
+
+    def call(
+        self,
+        obj: RemoteObject | str,
+        method: str,
+        args: Sequence[Any] = (),
+        kwargs: Mapping[str, Any] | None = None,
+        *,
+        timeout: float | None = None,
+        replay: bool | None = None,
+    ) -> Any:
+        """``obj.method(*args, **kwargs)`` in the worker; the result as data or as a proxy.
+
+        ``replay`` (default: ``method`` is in ``config.replay_methods``) records the call, once it
+        succeeded, to be repeated on a restarted worker.
+        """
+        handle = _handle(obj)
+        ref = f"h{next(self._ids)}"
+        encoder = codec.Encoder()
+        fields: dict[str, Any] = {"h": handle, "m": method, "ref": ref}
+        if args:
+            fields["a"] = encoder.value(list(args))
+        if kwargs:
+            fields["k"] = encoder.value(dict(kwargs))
+        if replay is None:
+            replay = method in self.config.replay_methods
+        return self._request(
+            "call", fields, encoder.buffers, timeout=timeout, during=method, replay=replay, ref=ref
+        )
+
+    def getattr(self, obj: RemoteObject | str, name: str, *, timeout: float | None = None) -> Any:
+        """The attribute's value as data, a proxy, or ``codec.CALLABLE`` for a method."""
+        ref = f"h{next(self._ids)}"
+        fields = {"h": _handle(obj), "n": name, "ref": ref}
+        return self._request(
+            "getattr", fields, [], timeout=timeout, during=f"reading {name}", ref=ref
+        )
+
+    def setattr(
+        self, obj: RemoteObject | str, name: str, value: Any, *, timeout: float | None = None
+    ) -> None:
+        """Set an attribute in the worker (replayed on restart)."""
+        encoder = codec.Encoder()
+        fields = {"h": _handle(obj), "n": name, "v": encoder.value(value)}
+        self._request(
+            "setattr",
+            fields,
+            encoder.buffers,
+            timeout=timeout,
+            during=f"setting {name}",
+            replay=True,
+        )
+
+    def put_inputs(self, key: str, inputs: Sequence[Any], *, timeout: float | None = None) -> None:
+        """Store ``inputs`` in the worker once, for ``time_calls`` and ``time_pairs`` to cycle."""
+        encoder = codec.Encoder()
+        fields = {"key": key, "v": encoder.value(list(inputs))}
+        self._request(
+            "put_inputs",
+            fields,
+            encoder.buffers,
+            timeout=timeout,
+            during="storing inputs",
+            replay=True,
+        )
+
+    def time_calls(
+        self,
+        obj: RemoteObject | str,
+        method: str,
+        inputs_key: str,
+        calls: int,
+        *,
+        start: int = 0,
+        gc: bool = True,
+        timeout: float | None = None,
+    ) -> TimedCalls:
+        """Time ``calls`` calls of ``obj.method`` inside the worker (``latency.time_calls``).
+
+        Inputs cycle from index ``start`` of those stored under ``inputs_key``. For interleaving
+        two workers from the gate, alternate requests between them (``calls=1`` interleaves call
+        by call at the cost of one round trip per call, which is not in the figures).
+        """
+        fields = {
+            "h": _handle(obj), "m": method, "key": inputs_key, "calls": int(calls),
+            "start": int(start), "gc": gc,
+        }  # fmt: skip
+        begin = time.perf_counter_ns()
+        out = self._request("time_calls", fields, [], timeout=timeout, during=f"timing {method}")
+        wall = time.perf_counter_ns() - begin
+        durations, switches = _durations(out, "d", calls), _count(out)
+        return TimedCalls(durations, switches, wall)
+
+    def time_pairs(
+        self,
+        first: RemoteObject | str,
+        second: RemoteObject | str,
+        method: str,
+        inputs_key: str,
+        calls: int,
+        *,
+        start: int = 0,
+        gc: bool = True,
+        timeout: float | None = None,
+    ) -> TimedPairs:
+        """``latency.time_pairs`` of two objects of this worker, alternating call by call."""
+        fields = {
+            "h": _handle(first), "h2": _handle(second), "m": method, "key": inputs_key,
+            "calls": int(calls), "start": int(start), "gc": gc,
+        }  # fmt: skip
+        begin = time.perf_counter_ns()
+        out = self._request("time_pairs", fields, [], timeout=timeout, during=f"timing {method}")
+        wall = time.perf_counter_ns() - begin
+        return TimedPairs(
+            _durations(out, "d", calls), _durations(out, "d2", calls), _count(out), wall
+        )
+
+    def set_threads(self, limit: int | None, *, timeout: float | None = None) -> None:
+        """Limit the worker's BLAS/OpenMP thread pools (threadpoolctl), once for the process.
+
+        The limit reaches the libraries loaded at that moment, so set it after ``load_model``;
+        None restores the original limits. Replayed on restart.
+        """
+        self._request(
+            "threads",
+            {"limit": limit},
+            [],
+            timeout=timeout,
+            during="limiting threads",
+            replay=True,
+        )
+
+    def describe(self, obj: RemoteObject | str, *, timeout: float | None = None) -> Any:
+        """A loaded ``ModelDeployment``'s (or ``LoadedArtifact``'s) artifact as plain data.
+
+        Keys: path, sha256, size, version_id, loader, profile (the ``ModelProfile`` fields, ready
+        for ``ModelProfile(**profile)``), metadata, load_warnings, libraries. None for other
+        objects or before ``load_model()``.
+        """
+        return self._request(
+            "describe", {"h": _handle(obj)}, [], timeout=timeout, during="describing the artifact"
+        )
+
+    def release(self, obj: RemoteObject | str) -> None:
+        """Let the worker drop an object (a proxy used after this raises in the worker)."""
+        self._request("release", {"h": _handle(obj)}, [], timeout=None, during="releasing")
+
+    def echo(self, value: Any, *, timeout: float | None = None) -> Any:
+        """Send ``value`` to the worker and back (a round trip through the codec)."""
+        encoder = codec.Encoder()
+        return self._request(
+            "echo", {"v": encoder.value(value)}, encoder.buffers, timeout=timeout, during="echo"
+        )
+
+    def request(
+        self,
+        op: str,
+        fields: Mapping[str, Any] | None = None,
+        *,
+        timeout: float | None = None,
+        during: str | None = None,
+    ) -> Any:
+        """A raw request: ``fields`` are encoded as values; see ``serve`` for the operations."""
+        encoder = codec.Encoder()
+        encoded = {name: encoder.value(value) for name, value in (fields or {}).items()}
+        return self._request(op, encoded, encoder.buffers, timeout=timeout, during=during or op)
+
+    # -- the round trip ---------------------------------------------------------------------
+
+    def _request(
+        self,
+        op: str,
+        fields: dict[str, Any],
+        buffers: list[memoryview],
+        *,
+        timeout: float | None,
+        during: str,
+        replay: bool = False,
+        ref: str | None = None,
+    ) -> Any:
+        with self._lock:
+            self._usable(during)
+            if self._proc is None:
+                self._spawn(during)
+            result = self._roundtrip(op, fields, buffers, timeout, during)
+            if replay or (
+                type(result) is RemoteObject and ref is not None and result._dg_handle == ref
+            ):
+                self._replay.append(_Entry(op, fields, buffers, during))
+            return result
+
+    def _usable(self, during: str) -> None:
+        if self._closed:
+            raise WorkerDied(f"{self.config.label} was closed; {during} not run")
+        if self._spent_message:
+            raise WorkerTimeout(f"{self._spent_message}; {during} not run")
+        budget = self.config.budget_seconds
+        if budget is not None and self._spent >= budget:
+            self._spent_message = (
+                f"the {budget:g} s time budget of the {self.config.label} is spent"
+            )
+            raise WorkerTimeout(f"{self._spent_message}; {during} not run")
+        if self._deaths >= self.config.max_deaths:
+            raise WorkerDied(
+                f"{self.config.label} died {self._deaths} times; not restarted "
+                f"({during} not run). Last: {self._last_reason}"
+            )
+
+    def _deadline(self, timeout: float | None) -> tuple[float, str]:
+        now = time.monotonic()
+        seconds = self.config.call_timeout if timeout is None else timeout
+        best, why = now + seconds, f"call:{seconds:g}"
+        for at, what, limit in self._deadlines:
+            if at < best:
+                best, why = at, f"check:{limit:g}:{what}"
+        budget = self.config.budget_seconds
+        if budget is not None and now + (budget - self._spent) < best:
+            best, why = now + (budget - self._spent), "budget"
+        return best, why
+
+    def _roundtrip(
+        self,
+        op: str,
+        fields: dict[str, Any],
+        buffers: list[memoryview],
+        timeout: float | None,
+        during: str,
+    ) -> Any:
+        assert self._reader is not None
+        request_id = next(self._ids)
+        chunks = codec.pack_frame({"op": op, "id": request_id, **fields}, buffers)
+        deadline, why = self._deadline(timeout)
+        begin = time.monotonic()
+        try:
+            codec.write_frame(self._wfd, chunks, deadline, self._wpoll)
+            header, frames = self._reader.read(deadline)
+        except codec.DeadlineExpired:
+            self._spent += time.monotonic() - begin
+            raise self._timed_out(why, during) from None
+        except (EOFError, BrokenPipeError):
+            self._spent += time.monotonic() - begin
+            raise self._died(during) from None
+        except codec.FrameError as exc:
+            self._spent += time.monotonic() - begin
+            raise self._bad_frame(str(exc), during) from None
+        self._spent += time.monotonic() - begin
+        if header.get("id") != request_id:
+            raise self._bad_frame("an answer to another request", during)
+        if "e" in header:
+            try:
+                error = codec.rebuild_exception(header["e"])
+            except codec.FrameError as exc:
+                raise self._bad_frame(str(exc), during) from None
+            raise error
+        try:
+            return codec.Decoder(frames, self._proxy).value(header.get("r"))
+        except codec.FrameError as exc:
+            raise self._bad_frame(str(exc), during) from None
+
+    def _proxy(self, ref: codec.Ref) -> RemoteObject:
+        return RemoteObject(self, ref.handle, ref.type_name)
+
+    # -- starting ---------------------------------------------------------------------------
+
+    def _spawn(self, during: str) -> None:
+        config = self.config
+        if self._base is None:
+            self._base = Path(tempfile.mkdtemp(prefix="deploy-gate-worker-"))
+        scratch = self._base / "scratch"
+        scratch.mkdir(exist_ok=True)
+        log_path = self._base / "worker.log"
+        child_config = {
+            "isolation": config.isolation,
+            "limits": config.limits.to_data(),
+            "scratch": str(scratch),
+            "gate_pid": os.getpid(),
+            "sys_path": list(config.sys_path),
+            "max_frame_bytes": config.max_frame_bytes,
+        }
+        env = dict(config.env) if config.env is not None else worker_environment(scratch)
+        request_read, request_write = os.pipe()
+        reply_read, reply_write = os.pipe()
+        for fd in (request_write, reply_read):
+            with contextlib.suppress(OSError):
+                fcntl.fcntl(fd, _F_SETPIPE_SZ, 1 << 20)
+        command = [config.python, "-u", "-B", "-m", "deploy_gate.worker.serve"]
+        self._starts += 1
+        try:
+            with open(log_path, "wb") as log:
+                proc = subprocess.Popen(
+                    [*command, json.dumps(child_config)],
+                    stdin=request_read,
+                    stdout=reply_write,
+                    stderr=log,
+                    env=env,
+                    cwd=config.cwd,
+                    start_new_session=True,
+                    close_fds=True,
+                )
+        except OSError as exc:
+            for fd in (request_read, request_write, reply_read, reply_write):
+                os.close(fd)
+            self._deaths += 1
+            self._last_reason = (
+                f"cannot start the {config.label} with {config.python}: {exc.strerror or exc}"
+            )
+            raise WorkerDied(self._last_reason) from None
+        os.close(request_read)
+        os.close(reply_write)
+        os.set_blocking(request_write, False)
+        os.set_blocking(reply_read, False)
+        self._proc = proc
+        self._wfd = request_write
+        self._reader = codec.FrameReader(reply_read, max_frame_bytes=config.max_frame_bytes)
+        self._wpoll = select.poll()
+        self._wpoll.register(request_write, select.POLLOUT)
+        self._finalizer = weakref.finalize(self, _kill_group, proc.pid, (request_write, reply_read))
+        what = "start-up" if self._starts == 1 else f"restart for {during}"
+        hello = self._roundtrip("hello", {}, [], config.start_timeout, what)
+        self._info = _info(hello, config.label)
+        if hello.get("protocol") != codec.PROTOCOL_VERSION:
+            raise self._bad_frame(
+                f"protocol {hello.get('protocol')!r} (this gate speaks "
+                f"{codec.PROTOCOL_VERSION}; install the same pytest-deploy-gate in "
+                f"{config.python})",
+                what,
+            )
+        for entry in list(self._replay):
+            try:
+                self._roundtrip(
+                    entry.op, entry.fields, entry.buffers, None, f"{entry.during} (replayed)"
+                )
+            except WorkerError:
+                raise
+            except BaseException as exc:
+                self._stop()
+                self._deaths += 1
+                self._last_reason = (
+                    f"the restarted {config.label} could not be brought back to its state: "
+                    f"{entry.during} raised {type(exc).__name__}: {exc}"
+                )
+                raise WorkerDied(self._last_reason) from None
+
+    # -- failures ---------------------------------------------------------------------------
+
+    def _stop(self) -> tuple[int | None, Any]:
+        """Kill the process group, reap the child; its wait status and rusage (None if gone)."""
+        proc = self._proc
+        if proc is None:
+            return None, None
+        self._proc = None
+        if self._finalizer is not None:
+            self._finalizer.detach()
+            self._finalizer = None
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        status, usage = _reap(proc)
+        self._close_fds()
+        return status, usage
+
+    def _close_fds(self) -> None:
+        if self._reader is not None:
+            with contextlib.suppress(OSError):
+                os.close(self._reader.fd)
+            self._reader = None
+        if self._wfd >= 0:
+            with contextlib.suppress(OSError):
+                os.close(self._wfd)
+            self._wfd = -1
+
+    def _died(self, during: str) -> WorkerDied:
+        """The channel closed: wait briefly for the exit status, then explain the death."""
+        proc = self._proc
+        assert proc is not None
+        exited = _wait_exit(proc.pid, 2.0)
+        status, usage = self._stop()
+        label = self.config.label
+        if not exited or status is None:
+            reason = (
+                f"{label} closed its channel to the gate during {during} without exiting; killed it"
+            )
+        else:
+            reason = _describe_status(status, usage, during, self.config)
+        self._deaths += 1
+        self._last_reason = reason
+        return WorkerDied(reason + self._log_tail())
+
+    def _timed_out(self, why: str, during: str) -> WorkerTimeout:
+        self._stop()
+        self._deaths += 1
+        label = self.config.label
+        kind, _, rest = why.partition(":")
+        if kind == "budget":
+            self._spent_message = (
+                f"the {self.config.budget_seconds:g} s time budget of the {label} is spent"
+            )
+            reason = f"{self._spent_message}: killed it during {during}; not restarted"
+        elif kind == "check":
+            seconds, _, what = rest.partition(":")
+            reason = (
+                f"{what} did not finish within its {seconds} s deadline: killed the {label} "
+                f"during {during}"
+            )
+        else:
+            reason = f"{label} did not answer {during} within {rest} s: killed it"
+        self._last_reason = reason
+        return WorkerTimeout(reason)
+
+    def _bad_frame(self, detail: str, during: str) -> WorkerProtocolError:
+        self._stop()
+        self._deaths += 1
+        reason = f"{self.config.label} sent an invalid answer during {during} ({detail}); killed it"
+        self._last_reason = reason
+        return WorkerProtocolError(reason)
+
+    def _log_tail(self, max_bytes: int = 16384, max_lines: int = 10) -> str:
+        """The end of the model's output, or of faulthandler's report of a crash."""
+        path = self.log_path
+        if path is None:
+            return ""
+        try:
+            with open(path, "rb") as f:
+                f.seek(0, os.SEEK_END)
+                f.seek(max(0, f.tell() - max_bytes))
+                tail = f.read().decode("utf-8", "replace")
+        except OSError:
+            return ""
+        lines = [
+            line
+            for line in codec.clean_text(tail, max_bytes).splitlines()
+            if line.strip() and not line.startswith("Extension modules:")
+        ]
+        crash = [i for i, line in enumerate(lines) if line.startswith("Fatal Python error")]
+        lines = lines[crash[-1] :][:max_lines] if crash else lines[-max_lines:]
+        if not lines:
+            return ""
+        shown = "\n".join(f"  | {line[:300]}" for line in lines)
+        return f"\nlast output of the {self.config.label}:\n{shown}"
+
+
+class RemoteObject:
+    """A proxy for an object living in a model worker.
+
+    Attribute reads go to the worker each time (properties such as ``is_loaded`` change);
+    methods come back as callables that run in the worker. Results are data (numpy arrays,
+    frames, plain values) or further proxies. Dunder names are not forwarded.
+    """
+
+    __slots__ = ("__weakref__", "_dg_handle", "_dg_methods", "_dg_type", "_dg_worker")
+
+    def __init__(self, worker: ModelWorker, handle: str, type_name: str = "") -> None:
+        object.__setattr__(self, "_dg_worker", worker)
+        object.__setattr__(self, "_dg_handle", handle)
+        object.__setattr__(self, "_dg_type", type_name)
+        object.__setattr__(self, "_dg_methods", {})
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__") and name.endswith("__"):
+            raise AttributeError(name)
+        method = self._dg_methods.get(name)
+        if method is not None:
+            return method
+        value = self._dg_worker.getattr(self, name)
+        if value is codec.CALLABLE:
+            method = _RemoteMethod(self, name)
+            self._dg_methods[name] = method
+            return method
+        return value
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        self._dg_methods.pop(name, None)
+        self._dg_worker.setattr(self, name, value)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self._dg_worker.call(self, "__call__", args, kwargs)
+
+    def __repr__(self) -> str:
+        where = self._dg_worker.config.label
+        return f"<remote {self._dg_type or 'object'} {self._dg_handle} in the {where}>"
+
+
+class _RemoteMethod:
+    __slots__ = ("_name", "_obj")
+
+    def __init__(self, obj: RemoteObject, name: str) -> None:
+        self._obj = obj
+        self._name = name
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        obj = self._obj
+        return obj._dg_worker.call(obj, self._name, args, kwargs)
+
+    def __repr__(self) -> str:
+        return f"<remote method {self._name} of {self._obj!r}>"
+
+
+def _handle(obj: RemoteObject | str) -> str:
+    return obj if isinstance(obj, str) else obj._dg_handle
+
+
+def _durations(out: Any, key: str, calls: int) -> np.ndarray:
+    values = out.get(key) if isinstance(out, dict) else None
+    if not isinstance(values, np.ndarray) or values.dtype != np.float64 or values.shape != (calls,):
+        raise WorkerProtocolError(f"timing answer without {calls} float64 durations")
+    return values
+
+
+def _count(out: Any) -> int:
+    switches = out.get("s")
+    return switches if type(switches) is int else 0
+
+
+def _info(hello: Any, label: str) -> WorkerInfo:
+    if not isinstance(hello, dict):
+        raise WorkerProtocolError(f"{label} answered hello with {type(hello).__name__}")
+
+    def texts(key: str) -> tuple[str, ...]:
+        return tuple(codec.clean_text(x, 300) for x in hello.get(key) or () if type(x) is str)
+
+    versions = hello.get("versions")
+    return WorkerInfo(
+        pid=int(hello.get("pid") or 0),
+        python=codec.clean_text(hello.get("python"), 40),
+        executable=codec.clean_text(hello.get("executable"), 500),
+        isolation=codec.clean_text(hello.get("isolation"), 20),
+        protections=texts("protections"),
+        warnings=texts("warnings"),
+        versions={
+            codec.clean_text(k, 60): codec.clean_text(v, 60)
+            for k, v in (versions.items() if isinstance(versions, dict) else ())
+        },
+    )
+
+
+def _wait_exit(pid: int, seconds: float) -> bool:
+    """Whether ``pid`` exits within ``seconds`` (it is not reaped, so its group stays killable)."""
+    end = time.monotonic() + seconds
+    pause = 0.0005
+    while True:
+        try:
+            if os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None:
+                return True
+        except ChildProcessError:
+            return True
+        if time.monotonic() >= end:
+            return False
+        time.sleep(pause)
+        pause = min(pause * 2, 0.05)
+
+
+def _reap(proc: subprocess.Popen[bytes]) -> tuple[int | None, Any]:
+    end = time.monotonic() + 10.0
+    while True:
+        try:
+            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+        except ChildProcessError:
+            return None, None
+        if pid:
+            proc.returncode = os.waitstatus_to_exitcode(status)
+            return status, usage
+        if time.monotonic() > end:  # stuck in the kernel (D state): leave it, do not hang
+            return None, None
+        time.sleep(0.001)
+
+
+def _kill_group(pid: int, fds: tuple[int, ...]) -> None:
+    with contextlib.suppress(OSError):
+        os.killpg(pid, signal.SIGKILL)
+    with contextlib.suppress(OSError):
+        os.waitpid(pid, 0)
+    for fd in fds:
+        with contextlib.suppress(OSError):
+            os.close(fd)
+
+
+def _describe_status(status: int, usage: Any, during: str, config: WorkerConfig) -> str:
+    label = config.label
+    limits = config.limits
+    if os.WIFEXITED(status):
+        return f"{label} exited with status {os.WEXITSTATUS(status)} during {during}"
+    number = os.WTERMSIG(status)
+    try:
+        name = signal.Signals(number).name
+    except ValueError:
+        name = f"signal {number}"
+    cpu = (usage.ru_utime + usage.ru_stime) if usage is not None else 0.0
+    if number == getattr(signal, "SIGXCPU", -1) or (
+        number == signal.SIGKILL and limits.cpu_seconds is not None and cpu >= limits.cpu_seconds
+    ):
+        return (
+            f"{label} exceeded its CPU time limit of {limits.cpu_seconds} s ({name}) "
+            f"during {during}"
+        )
+    if number == getattr(signal, "SIGXFSZ", -1):
+        size = format_bytes(limits.file_size_bytes) if limits.file_size_bytes else "?"
+        return f"{label} exceeded its file size limit of {size} ({name}) during {during}"
+    text = f"{label} killed by {name} during {during}"
+    memory = format_bytes(limits.memory_bytes) if limits.memory_bytes else "no limit"
+    if number == signal.SIGKILL:
+        peak = format_bytes(usage.ru_maxrss * 1024) if usage is not None else "?"
+        text += f" (not by the gate: out of memory? peak memory {peak}, memory limit {memory})"
+    elif number == signal.SIGABRT:
+        text += f" (abort() in native code; a failed allocation under the {memory} memory limit?)"
+    return text
