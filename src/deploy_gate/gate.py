@@ -21,6 +21,10 @@ if TYPE_CHECKING:
     from deploy_gate.worker import ModelWorker, RemoteObject, WorkerConfig
 
 
+#: The isolation property of an artifact that ran in pytest's own process.
+NO_ISOLATION = "none: the model ran inside pytest (--deploy-gate-isolation none)"
+
+
 class Gate:
     """Caches every expensive step once per process: loading artifacts, reading data."""
 
@@ -89,13 +93,14 @@ class Gate:
                 stack.enter_context(worker.deadline(seconds, what))
             yield
 
-    def protections(self, path: Path) -> tuple[str, ...]:
-        """What protected the gate from this artifact's model, as started (empty: not yet)."""
+    def protections(self, path: Path) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        """What protected the gate from this artifact's model, and why a protection of the
+        chosen isolation was not in force (both empty before its worker started)."""
         if not self.isolated:
-            return ("none: the model ran inside pytest (--deploy-gate-isolation none)",)
+            return (NO_ISOLATION,), ()
         worker = self._workers.get(path.resolve())
         info = worker.info if worker is not None else None
-        return info.protections if info is not None else ()
+        return (info.protections, info.warnings) if info is not None else ((), ())
 
     def close(self) -> None:
         """Stop every model worker of this process."""

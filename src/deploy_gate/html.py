@@ -516,6 +516,10 @@ def _facts(
         else:
             scan = f"{_badge('SKIP', 'skip')} {_e(load.message)}"
         rows.append(("Allowlist scan and load", scan))
+        if "isolation" in load_props:
+            rows.append(("Model isolation", _e(load_props["isolation"])))
+        if "isolation_warnings" in load_props:
+            rows.append(("Not in force", _e(load_props["isolation_warnings"])))
         warnings = load_props.get("load_warnings")
         if warnings:
             rows.append(("Load warnings", f'<span class="msg">{_e(warnings)}</span>'))

@@ -532,6 +532,13 @@ OPTIONS: tuple[Option, ...] = (
         metavar="PYTHON",
     ),
     Option(
+        "strict_versions",
+        "fail smoke[load] when the artifact was saved with another version of a library than "
+        "the model process loads it with (scikit-learn's InconsistentVersionWarning)",
+        kind="flag",
+        default=False,
+    ),
+    Option(
         "memory_limit",
         "address space the model process may use, e.g. 4GiB, or none (default: 4GiB or half "
         "the machine's memory, whichever is less)",

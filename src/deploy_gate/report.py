@@ -173,6 +173,17 @@ class GateReport:
             out.append(f"           {label}: {status}")
         return out
 
+    def isolation(self) -> dict[str, str]:
+        """Per artifact, what protected the gate from its model (``smoke[load]``'s record)."""
+        found = {}
+        for o in self.outcomes.values():
+            if o.artifact is not None:
+                for name, value in o.properties:
+                    if name in ("isolation", "isolation_warnings"):
+                        key = o.artifact if name == "isolation" else f"{o.artifact}\0warnings"
+                        found[key] = str(value)
+        return found
+
     def verdict(self) -> tuple[bool, str]:
         failed = len(self.failures())
         passed = sum(1 for o in self.gate_outcomes() if o.outcome == "passed")
@@ -180,7 +191,18 @@ class GateReport:
             return False, f"DEPLOYMENT BLOCKED ({failed} failed)"
         if passed == 0:
             return False, "DEPLOYMENT BLOCKED (no check passed)"
+        if any(v.startswith("none:") for v in self.isolation().values()):
+            return True, f"{APPROVED} (isolation none: the models ran inside pytest)"
         return True, APPROVED
+
+    def isolation_lines(self, artifact: str) -> list[str]:
+        isolation = self.isolation()
+        out = []
+        if artifact in isolation:
+            out.append(f"  isolation  {isolation[artifact]}")
+        if f"{artifact}\0warnings" in isolation:
+            out.append(f"  isolation  not in force: {isolation[artifact + chr(0) + 'warnings']}")
+        return out
 
     # -- renderings ----------------------------------------------------------------------
     def lines(self) -> list[str]:
@@ -189,6 +211,7 @@ class GateReport:
         for artifact, categories in self.by_artifact().items():
             head = artifact + (f"  {ids[artifact]}" if artifact in ids else "")
             out.append(head)
+            out += self.isolation_lines(artifact)
             for category in (*CATEGORIES, PROJECT, OTHER):
                 if category in categories:
                     c = self.counts(categories[category])
@@ -209,6 +232,7 @@ class GateReport:
         md = [f"## {'✅' if approved else '❌'} {line}", ""]
         for artifact, categories in self.by_artifact().items():
             md.append(f"### `{artifact}`" + (f" — `{ids[artifact]}`" if artifact in ids else ""))
+            md += [f"> {line.strip()}" for line in self.isolation_lines(artifact)]
             md += ["", "| check | passed | failed | skipped |", "|---|---:|---:|---:|"]
             for category in (*CATEGORIES, PROJECT, OTHER):
                 if category in categories:

@@ -38,6 +38,12 @@ def smoke_load(
 ) -> None:
     """The artifact loads (and is a model with predict())."""
     artifact = deploy_gate.artifact_or_error(deploy_gate_artifact_path)
+    # What kept the gate out of the model's reach, stated even when the load failed.
+    protections, warnings = deploy_gate.protections(deploy_gate_artifact_path)
+    if protections:
+        deploy_gate_property("isolation", ", ".join(protections))
+    if warnings:
+        deploy_gate_property("isolation_warnings", "; ".join(warnings))
     if isinstance(artifact, BaseException):
         reason = describe_exc(artifact)
         if deploy_gate_artifact_path.name not in reason:
@@ -46,6 +52,16 @@ def smoke_load(
     deploy_gate_property("loader", artifact.loader)
     deploy_gate_property("model_type", artifact.profile.model_type)
     deploy_gate_property("task", artifact.profile.task)
+    for name, version in artifact.libraries.items():
+        deploy_gate_property(f"loaded_with.{name}", version)
+    if artifact.load_warnings:
+        deploy_gate_property("load_warnings", "; ".join(artifact.load_warnings))
+    mismatched = [w for w in artifact.load_warnings if "InconsistentVersion" in w]
+    if mismatched and deploy_gate.settings.strict_versions:
+        raise CheckFailure(
+            f"{deploy_gate_artifact_path.name} was saved with other library versions than the "
+            f"model process loaded it with (deploy_gate_strict_versions): {mismatched[0]}"
+        )
 
 
 @check("smoke", "inference-single")

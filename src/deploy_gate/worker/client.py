@@ -319,7 +319,7 @@ class ModelWorker:
             "a": encoder.value(list(args)),
             "k": encoder.value(dict(kwargs or {})),
         }
-        type_name = self._request(
+        made = self._request(
             "construct",
             fields,
             encoder.buffers,
@@ -327,7 +327,10 @@ class ModelWorker:
             during=f"constructing {factory}",
             replay=True,
         )
-        return RemoteObject(self, handle, str(type_name))
+        if not isinstance(made, dict):
+            raise self._bad_frame("a construct answer without the object's type", "construct")
+        methods = tuple(m for m in made.get("m") or () if type(m) is str)
+        return RemoteObject(self, handle, codec.clean_text(made.get("type"), 300), methods)
 
     def call(
         self,
@@ -588,7 +591,7 @@ class ModelWorker:
             raise self._bad_frame(str(exc), during) from None
 
     def _proxy(self, ref: codec.Ref) -> RemoteObject:
-        return RemoteObject(self, ref.handle, ref.type_name)
+        return RemoteObject(self, ref.handle, ref.type_name, ref.methods)
 
     # -- starting ---------------------------------------------------------------------------
 
@@ -768,21 +771,31 @@ class ModelWorker:
         return f"\nlast output of the {self.config.label}:\n{shown}"
 
 
-class RemoteObject:
+class RemoteObject(codec.Proxy):
     """A proxy for an object living in a model worker.
 
-    Attribute reads go to the worker each time (properties such as ``is_loaded`` change);
-    methods come back as callables that run in the worker. Results are data (numpy arrays,
-    frames, plain values) or further proxies. Dunder names are not forwarded.
+    Methods of the object's class run in the worker when called (their names come with the
+    proxy, so a call is one round trip); other attribute reads go to the worker each time
+    (properties such as ``is_loaded`` change). Results are data (numpy arrays, frames, plain
+    values) or further proxies; a proxy passed as an argument arrives as the object itself.
+    Dunder names are not forwarded.
     """
 
     __slots__ = ("__weakref__", "_dg_handle", "_dg_methods", "_dg_type", "_dg_worker")
 
-    def __init__(self, worker: ModelWorker, handle: str, type_name: str = "") -> None:
+    def __init__(
+        self,
+        worker: ModelWorker,
+        handle: str,
+        type_name: str = "",
+        methods: Sequence[str] = (),
+    ) -> None:
         object.__setattr__(self, "_dg_worker", worker)
         object.__setattr__(self, "_dg_handle", handle)
         object.__setattr__(self, "_dg_type", type_name)
-        object.__setattr__(self, "_dg_methods", {})
+        object.__setattr__(
+            self, "_dg_methods", {name: _RemoteMethod(self, name) for name in methods}
+        )
 
     def __getattr__(self, name: str) -> Any:
         if name.startswith("__") and name.endswith("__"):

@@ -459,7 +459,13 @@ class Decoder:
             index = self._index(v["i"], depth)
             if len(index) != len(values):
                 raise FrameError("Series index and values differ in length")
-            return pd.Series(values, index=index, name=self.value(v["n"], depth), copy=False)
+            return pd.Series(
+                values,
+                index=index,
+                name=self.value(v["n"], depth),
+                dtype=_exact(values),
+                copy=False,
+            )
         names = self._list(v["c"], depth)
         columns = [self._column(c, depth) for c in self._raw_list(v["v"])]
         if len(names) != len(columns):
@@ -468,7 +474,14 @@ class Decoder:
         for column in columns:
             if len(column) != len(index):
                 raise FrameError("DataFrame columns differ in length")
-        frame = pd.DataFrame(dict(enumerate(columns)), index=index, copy=False)
+        frame = pd.DataFrame(
+            {
+                i: pd.Series(c, index=index, dtype=_exact(c), copy=False)
+                for i, c in enumerate(columns)
+            },
+            index=index,
+            copy=False,
+        )
         frame.columns = pd.Index(names, dtype=object if not names else None, tupleize_cols=False)
         return frame
 
@@ -494,7 +507,8 @@ class Decoder:
                 raise FrameError("malformed RangeIndex")
             return pd.RangeIndex(start, stop, step, name=name)
         if tag == "ix":
-            return pd.Index(self._column(v["v"], depth), name=name, copy=False)
+            values = self._column(v["v"], depth)
+            return pd.Index(values, name=name, dtype=_exact(values), copy=False)
         raise FrameError("malformed index")
 
     def _column(self, v: Any, depth: int) -> Any:
@@ -541,6 +555,11 @@ class Decoder:
                 raise FrameError("tz-aware column without datetimes")
             return pd.DatetimeIndex(values).tz_localize("UTC").tz_convert(zone).array
         raise FrameError(f"unknown column tag {clean_text(tag, 40)!r}")
+
+
+def _exact(values: Any) -> Any:
+    # pandas 3 infers "str" from an object ndarray of strings: keep the dtype that was sent.
+    return values.dtype if isinstance(values, np.ndarray) else None
 
 
 def _string_dtype(pd: Any, name: str, storage: Any) -> Any:

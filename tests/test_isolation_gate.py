@@ -1,0 +1,165 @@
+"""The model worker as a user meets it: where the model runs, what the reports say about it, and
+that a project's own serving class still drives every check."""
+
+from __future__ import annotations
+
+import os
+import textwrap
+
+import faulty_models as fm
+import joblib
+import pytest
+from conftest import GateRun, failed, junit_outcomes, messages
+
+PID_MODEL = """
+import os
+from faulty_models import ThresholdClassifier
+
+
+class RecordsWhereItLoads(ThresholdClassifier):
+    '''Writes the pid of the process that unpickles it next to the artifact.'''
+
+    def __setstate__(self, state):
+        super().__setstate__(state)
+        with open(os.environ["DEPLOY_GATE_TEST_PID_FILE"], "a") as f:
+            f.write(f"{os.getpid()}\\n")
+"""
+
+
+def junit_properties(gate: GateRun, name: str) -> dict[str, str]:
+    """A check's figures; under xunit2 (pytest's default) the gate keeps them as the suite's
+    ``<artifact>::<check>::<figure>`` properties."""
+    found = {}
+    for prop in gate.junit().iter("property"):
+        artifact, _, rest = prop.get("name", "").partition("::")
+        check, _, figure = rest.partition("::")
+        if check == name:
+            found[figure] = prop.get("value", "")
+    return found
+
+
+def test_the_artifact_is_unpickled_only_in_the_model_worker(
+    gate: GateRun, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    gate.pytester.makepyfile(pid_model=PID_MODEL)
+    monkeypatch.syspath_prepend(gate.path)
+    from pid_model import RecordsWhereItLoads  # type: ignore[import-not-found]
+
+    pid_file = gate.path / "pids.txt"
+    monkeypatch.setenv("DEPLOY_GATE_TEST_PID_FILE", str(pid_file))
+    gate.artifact(RecordsWhereItLoads())
+    # The sandbox confines writes to the worker's scratch folder: the model cannot even record.
+    sandboxed = gate.run("model.joblib", "--deploy-gate-trust=pid_model", "-k", "load")
+    assert sandboxed.ret == 1
+    assert "Permission denied" in messages(gate.junit())["smoke[load]"]
+    assert not pid_file.exists()
+    result = gate.run(
+        "model.joblib",
+        "--deploy-gate-trust=pid_model",
+        "-k",
+        "smoke",
+        "--deploy-gate-isolation=process",
+    )
+    assert result.ret == 0
+    pids = {int(line) for line in pid_file.read_text().split()}
+    assert pids, "the model was never loaded"
+    assert os.getpid() not in pids
+
+
+def test_the_summary_and_the_junit_report_state_the_protections_in_force(
+    gate: GateRun,
+) -> None:
+    gate.artifact(fm.ThresholdClassifier())
+    result = gate.run("model.joblib", "-k", "smoke")
+    assert result.ret == 0
+    result.stdout.fnmatch_lines(["  isolation  process isolated*", "APPROVED FOR DEPLOYMENT"])
+    isolation = junit_properties(gate, "smoke[load]")["isolation"]
+    assert isolation.startswith("process isolated")
+    assert "memory" in isolation
+
+
+def test_isolation_process_keeps_the_limits_without_the_sandbox(gate: GateRun) -> None:
+    gate.artifact(fm.ThresholdClassifier())
+    result = gate.run("model.joblib", "-k", "load", "--deploy-gate-isolation=process")
+    assert result.ret == 0
+    isolation = junit_properties(gate, "smoke[load]")["isolation"]
+    assert "process isolated" in isolation
+    assert "network off" not in isolation
+
+
+def test_isolation_none_runs_in_pytest_and_the_verdict_says_so(gate: GateRun) -> None:
+    gate.artifact(fm.ThresholdClassifier())
+    result = gate.run("model.joblib", "-k", "smoke", "--deploy-gate-isolation=none")
+    assert result.ret == 0
+    result.stdout.fnmatch_lines(
+        ["APPROVED FOR DEPLOYMENT (isolation none: the models ran inside pytest)"]
+    )
+
+
+def test_an_unknown_isolation_is_a_usage_error_naming_the_option(gate: GateRun) -> None:
+    gate.artifact(fm.ThresholdClassifier())
+    result = gate.run("model.joblib", "--deploy-gate-isolation=docker")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*--deploy-gate-isolation*sandbox, process, none*docker*"])
+
+
+CLOSURE_FACTORY = """
+import os
+import pytest
+from deploy_gate import ModelDeployment
+
+
+class Served(ModelDeployment):
+    def where(self):
+        return os.getpid()
+
+
+@pytest.fixture
+def deployment_factory():
+    threshold = 0.5  # a closure, as projects write them
+    return lambda path: Served(
+        path, trust=["faulty_models"], on_invalid_output="record" if threshold else "raise"
+    )
+"""
+
+PROJECT_TEST = """
+import os
+
+
+def test_the_deployment_runs_in_another_process(deployment):
+    assert deployment.where() != os.getpid()
+"""
+
+
+def test_a_closure_deployment_factory_runs_in_the_worker_and_drives_every_check(
+    gate: GateRun,
+) -> None:
+    gate.artifact(fm.ThresholdClassifier())
+    gate.pytester.makeconftest(textwrap.dedent(CLOSURE_FACTORY))
+    gate.pytester.makepyfile(test_where=textwrap.dedent(PROJECT_TEST))
+    result = gate.run("model.joblib", "test_where.py", "-k", "not latency")
+    outcomes = junit_outcomes(gate.junit())
+    assert failed(gate.junit()) == set(), messages(gate.junit())
+    assert outcomes["test_the_deployment_runs_in_another_process[model.joblib]"] == "passed"
+    assert outcomes["errors[not-loaded]"] == "passed"  # built by the factory, unloaded
+    assert result.ret == 0
+
+
+def test_strict_versions_fails_a_model_saved_with_another_scikit_learn(
+    gate: GateRun, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sklearn.base
+    from sklearn.linear_model import LogisticRegression
+
+    frame = fm.make_frame()
+    model = LogisticRegression().fit(frame[list(fm.FEATURES)], frame["label"])
+    with monkeypatch.context() as patch:
+        patch.setattr(sklearn.base, "__version__", "1.0.0")
+        joblib.dump(model, gate.path / "model.joblib")
+    gate.data(frame)
+    lenient = gate.run("model.joblib", "-k", "load", trust=False)
+    assert lenient.ret == 0
+    assert "InconsistentVersionWarning" in junit_properties(gate, "smoke[load]")["load_warnings"]
+    strict = gate.run("model.joblib", "-k", "load", "--deploy-gate-strict-versions", trust=False)
+    assert strict.ret == 1
+    assert "deploy_gate_strict_versions" in messages(gate.junit())["smoke[load]"]
