@@ -31,7 +31,7 @@ def junit_properties(gate: GateRun, name: str) -> dict[str, str]:
     ``<artifact>::<check>::<figure>`` properties."""
     found = {}
     for prop in gate.junit().iter("property"):
-        artifact, _, rest = prop.get("name", "").partition("::")
+        _, _, rest = prop.get("name", "").partition("::")
         check, _, figure = rest.partition("::")
         if check == name:
             found[figure] = prop.get("value", "")

@@ -212,7 +212,9 @@ def test_a_worker_killed_from_outside_is_reported_and_replaced(tmp_path: Path) -
         pid = worker.pid
         assert pid is not None
         os.kill(pid, signal.SIGKILL)
-        with pytest.raises(WorkerDied, match=r"killed by SIGKILL during echo .*out of memory"):
+        with pytest.raises(
+            WorkerDied, match=r"^model process killed by SIGKILL during echo .*out of memory"
+        ):
             echo.echo(1)
         assert echo.echo(2) == 2
         assert echo.prefix == "loaded"  # load_model() was replayed
@@ -249,11 +251,11 @@ def test_sys_exit_in_a_model_is_an_error_of_the_call_not_a_death(tmp_path: Path)
 
 @pytest.mark.parametrize("model", [wm.SwallowingLoop(), wm.BlockedInC()], ids=["python", "in-c"])
 def test_a_hanging_model_is_killed_at_the_call_deadline(tmp_path: Path, model: object) -> None:
-    with deployed(tmp_path, model, call_timeout=2.0) as (worker, remote):
+    with deployed(tmp_path, model) as (worker, remote):
         pid = worker.pid
         begin = time.monotonic()
         with pytest.raises(WorkerTimeout) as caught:
-            remote.predict_single(ROW)
+            worker.call(remote, "predict_single", [ROW], timeout=2.0)
         assert time.monotonic() - begin < 2.0 + MARGIN
         assert (
             str(caught.value) == "model process did not answer predict_single within 2 s: killed it"
@@ -509,7 +511,7 @@ def mixed_frame() -> pd.DataFrame:
             "flag": [True, False, True, False],
             "colour": pd.Categorical(["red", None, "blue", "red"], categories=["red", "blue"]),
             "level": pd.Categorical(["lo", "hi", "hi", "lo"], ordered=True),
-            "note": np.array(["x", None, np.nan, "y"], dtype=object),
+            "note": pd.Series(["x", None, np.nan, "y"], dtype=object),
             "city": pd.array(["Oslo", None, "Rome", "Lima"], dtype="string"),
             "label": pd.Series(["a", None, "c", "d"], dtype="str"),
             "maybe": pd.array([1, None, 3, 4], dtype="Int64"),
