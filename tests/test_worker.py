@@ -190,19 +190,22 @@ def test_a_model_that_dies_once_is_served_again_after_a_restart(tmp_path: Path) 
         assert worker.starts == 2
 
 
-def test_after_max_deaths_every_request_fails_fast_without_a_new_process(tmp_path: Path) -> None:
-    with deployed(tmp_path, wm.ExitOne(), max_deaths=3) as (worker, remote):
+def test_after_max_deaths_every_request_fails_fast_without_a_new_process() -> None:
+    with ModelWorker(config(max_deaths=3)) as worker:
+        model = worker.construct("worker_models:ExitOne")
         for _ in range(3):
-            with pytest.raises(WorkerDied, match="exited with status 1"):
-                remote.predict_single(ROW)
+            with pytest.raises(WorkerDied, match="exited with status 1 during predict"):
+                model.predict(FRAME)
         starts = worker.starts
         begin = time.monotonic()
         with pytest.raises(WorkerDied) as caught:
-            remote.predict_single(ROW)
+            model.predict(FRAME)
         assert time.monotonic() - begin < 1.0
-        assert "died 3 times; not restarted" in str(caught.value)
-        assert "exited with status 1 during predict_single" in str(caught.value)
-        assert worker.starts == starts
+        assert str(caught.value) == (
+            "model process died 3 times; not restarted (predict not run). "
+            "Last: model process exited with status 1 during predict"
+        )
+        assert worker.starts == starts == 3
 
 
 def test_a_worker_killed_from_outside_is_reported_and_replaced(tmp_path: Path) -> None:
@@ -279,16 +282,21 @@ def test_a_check_deadline_covers_every_call_inside_it(tmp_path: Path) -> None:
         )
 
 
-def test_a_spent_budget_fails_every_later_request_at_once(tmp_path: Path) -> None:
-    with deployed(tmp_path, wm.SwallowingLoop(), budget_seconds=10.0) as (_worker, remote):
+def test_a_spent_budget_fails_every_later_request_at_once() -> None:
+    with ModelWorker(config(budget_seconds=4.0)) as worker:
+        loop = worker.construct("worker_models:SwallowingLoop")
         begin = time.monotonic()
-        with pytest.raises(WorkerTimeout, match="10 s time budget of the model process is spent"):
-            remote.predict_single(ROW)
-        assert time.monotonic() - begin < 10.0 + MARGIN
+        with pytest.raises(WorkerTimeout) as caught:
+            loop.act()
+        assert time.monotonic() - begin < 4.0 + MARGIN
+        assert str(caught.value) == (
+            "the 4 s time budget of the model process is spent: killed it during act; not restarted"
+        )
         begin = time.monotonic()
         with pytest.raises(WorkerTimeout, match=r"budget .* is spent; reading is_loaded not run"):
-            remote.is_loaded  # noqa: B018
+            loop.is_loaded  # noqa: B018
         assert time.monotonic() - begin < 1.0
+        assert worker.starts == 1
 
 
 # -- limits ---------------------------------------------------------------------------------------
@@ -303,15 +311,16 @@ def test_a_20_gb_allocation_fails_cleanly_under_the_memory_limit(tmp_path: Path)
         assert worker.deaths == 0
 
 
-def test_a_model_past_its_cpu_limit_is_stopped_and_named(tmp_path: Path) -> None:
-    limits = WorkerLimits(cpu_seconds=5)
-    with deployed(tmp_path, wm.CpuBurner(), limits=limits) as (_, remote):
+def test_a_model_past_its_cpu_limit_is_stopped_and_named() -> None:
+    with ModelWorker(config(limits=WorkerLimits(cpu_seconds=2))) as worker:
+        burner = worker.construct("worker_models:CpuBurner")
         begin = time.monotonic()
         with pytest.raises(WorkerDied) as caught:
-            remote.predict_single(ROW)
-        assert time.monotonic() - begin < 5.0 + 5.0 + MARGIN
-        assert "model process exceeded its CPU time limit of 5 s" in str(caught.value)
-        assert "during predict_single" in str(caught.value)
+            burner.act()
+        assert time.monotonic() - begin < 2.0 + 5.0 + MARGIN
+        assert str(caught.value).startswith(
+            "model process exceeded its CPU time limit of 2 s (SIGXCPU) during act"
+        )
 
 
 def test_a_write_past_the_file_size_limit_fails_cleanly(tmp_path: Path) -> None:

@@ -219,6 +219,10 @@ def _time_limit(item: pytest.Item, phase: str) -> Iterator[None]:
         yield
         return
     seconds = float(gate.settings.check_timeout)
+    if isinstance(item, GateItem) and item.check.category == "latency":
+        # A latency measurement stops itself at deploy_gate_latency_max_seconds; the check's
+        # deadline is for a hang, so it starts counting after that cap.
+        seconds += float(gate.settings.latency_max_seconds)
     if gate.isolated:
         # Enforced from here by killing the model worker, so neither a C loop nor Python code
         # that swallows exceptions outlives it; the worker limits its own thread pools.

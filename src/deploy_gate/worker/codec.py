@@ -11,7 +11,7 @@ included); a JSON object with a ``"$t"`` key is a tagged value:
 ``sc``     numpy scalar of a bool, int, uint or float dtype, with its dtype
 ``tuple``  a tuple (JSON has only lists)
 ``dict``   a dict whose keys are not all strings, or that has a ``"$t"`` key
-``bytes``  bytes in a buffer
+``bytes``  bytes in a buffer; ``path`` a ``pathlib`` path
 ``df``     pandas DataFrame: column labels and one encoded column each, plus its index
 ``ser``    pandas Series; columns and Series carry their dtype: numpy dtypes as ``nd``/``ndo``,
            ``cat`` (codes, categories, ordered), ``msk`` (nullable Int/Float/boolean: values and
@@ -22,6 +22,11 @@ included); a JSON object with a ``"$t"`` key is a tagged value:
 ``ref``    an object that stays in the worker, named by a handle
 ``fn``     "this attribute is a method" (answer to ``getattr``)
 =========  ====================================================================================
+
+An exception raised in the worker travels as plain data (type name, module, message, the
+qualified names of its bases, plain args, a traceback tail); ``rebuild_exception`` turns it back
+into an exception without importing or calling anything the worker named. Text from the worker
+is stripped of control characters and capped before anyone prints it.
 
 Decoding never runs code from the frame: dtypes are parsed from an allowlisted grammar (no
 object or structured dtypes), shapes are checked against buffer sizes, nesting is bounded, and
@@ -41,6 +46,7 @@ import struct
 import time
 import traceback
 from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path, PurePath
 from typing import Any
 
 import numpy as np
@@ -205,6 +211,8 @@ class Encoder:
                 return base(v)
         if isinstance(v, Mapping):
             return self.value(dict(v), depth)
+        if isinstance(v, PurePath):
+            return {_TAG: "path", "v": str(v)}
         raise EncodeError(f"{module}.{t.__qualname__} has no data-only encoding")
 
     def _odd_dict(self, v: dict[Any, Any], depth: int) -> Any:
@@ -416,6 +424,8 @@ class Decoder:
             return CALLABLE
         if tag == "bytes":
             return bytes(self._buffer(v["b"]))
+        if tag == "path":
+            return Path(_text(v["v"], 4096))
         if tag in ("df", "ser", "ri", "ix", "na", "nat"):
             return self._pandas(tag, v, d)
         raise FrameError(f"unknown value tag {clean_text(tag, 40)!r}")
@@ -444,6 +454,8 @@ class Decoder:
             out = np.zeros(shape, dtype=dtype)
         else:
             out = np.frombuffer(buffer, dtype=dtype).reshape(shape)
+            if not out.flags.aligned:  # after a buffer of odd length; some C code needs alignment
+                out = out.copy()
         return out[()] if v.get("x") else out
 
     def _pandas(self, tag: str, v: dict[str, Any], depth: int) -> Any:
@@ -797,6 +809,8 @@ def _remote_type(name: str, bases: tuple[type[BaseException], ...]) -> type[Remo
 def pack_frame(header: Mapping[str, Any], buffers: Sequence[memoryview] = ()) -> list[Any]:
     """The frame as a list of byte chunks for one ``writev`` (buffers are not copied)."""
     body = _dumps(header).encode("ascii")
+    if buffers:  # JSON allows trailing blanks: they put the first buffer on a 16-byte boundary
+        body += b" " * (-len(body) % 16)
     lengths = [b.nbytes for b in buffers]
     head = _PREFIX.pack(MAGIC, len(body), len(lengths))
     if lengths:

@@ -9,7 +9,9 @@ Isolation levels:
 
 ``process``
     A child process in its own session (so a kill reaches every process it starts), killed if
-    the gate dies (``PR_SET_PDEATHSIG``), under resource limits.
+    the gate dies (``PR_SET_PDEATHSIG``), first in line for the kernel's OOM killer
+    (``oom_score_adj`` 1000, so the gate survives a machine running out of memory), under
+    resource limits.
 ``sandbox`` (default)
     The same, plus on Linux the mechanisms below.
 
@@ -168,7 +170,6 @@ def apply(isolation: str, limits: WorkerLimits, scratch: str, *, gate_pid: int) 
             done.append("first in line for the OOM killer")
     root = os.geteuid() == 0
     userns = False
-    network_off = False
     if isolation == "sandbox" and not linux:
         warnings.append(
             f"no sandbox on {platform.system()}: the model process has the network and can "
@@ -176,7 +177,6 @@ def apply(isolation: str, limits: WorkerLimits, scratch: str, *, gate_pid: int) 
         )
     elif isolation == "sandbox":
         userns, note = _enter_namespaces()
-        network_off = userns
         if note:
             warnings.append(note)
     deny_processes = isolation == "sandbox" and linux and root and limits.processes is not None
@@ -190,34 +190,47 @@ def apply(isolation: str, limits: WorkerLimits, scratch: str, *, gate_pid: int) 
         landlock_abi, note = _landlock(scratch)
         if landlock_abi:
             done.append(f"writes confined to {scratch}")
-            network_off = network_off or landlock_abi >= 4
         else:
             warnings.append(f"writes not confined: {note}")
         filtered, note = _seccomp(
             _ancestors(gate_pid), deny_processes=deny_processes, deny_rlimits=root and not userns
         )
-        if filtered:
-            network_off = True
-            done.append("gate process shielded from signals and ptrace")
-            if deny_processes:
-                done.append("no new processes")
-        else:
+        if not filtered:
             warnings.append(f"no seccomp filter: {note}")
-            if deny_processes:
+        if filtered or landlock_abi >= 6:
+            done.append("gate process shielded from signals and ptrace")
+        if deny_processes:
+            if filtered:
+                done.append("no new processes")
+            else:
                 warnings.append(
                     "processes not limited: running as root, which RLIMIT_NPROC exempts"
                 )
-        if network_off:
-            done.insert(1, "network off")
+        if userns or filtered:
+            done.append("network off")
+        elif landlock_abi >= 4:
+            done.append("TCP off")
+            warnings.append("network only partly isolated: TCP refused by Landlock, UDP open")
         else:
             warnings.append("network not isolated: no mechanism available")
+    order = (
+        "process isolated",
+        "network off",
+        "TCP off",
+        "writes confined",
+        "memory",
+        "cpu",
+        "file size",
+        "processes",
+        "no new processes",
+    )
+    done.sort(key=lambda item: next((i for i, p in enumerate(order) if item.startswith(p)), 99))
     return Protections(tuple(done), tuple(warnings))
 
 
 # -- process lifetime ----------------------------------------------------------------------------
 
 _PR_SET_PDEATHSIG = 1
-_PR_SET_DUMPABLE = 4
 _PR_SET_NO_NEW_PRIVS = 38
 _libc: ctypes.CDLL | None = None
 
