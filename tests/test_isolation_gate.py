@@ -163,3 +163,39 @@ def test_strict_versions_fails_a_model_saved_with_another_scikit_learn(
     strict = gate.run("model.joblib", "-k", "load", "--deploy-gate-strict-versions", trust=False)
     assert strict.ret == 1
     assert "deploy_gate_strict_versions" in messages(gate.junit())["smoke[load]"]
+
+
+def interpreter(gate: GateRun, target: str) -> str:
+    """A script that runs ``target`` as the worker's interpreter and notes that it did."""
+    script = gate.path / "serving-python"
+    script.write_text(
+        f'#!/bin/sh\necho "$@" >> "{gate.path}/serving-python.log"\nexec {target} "$@"\n'
+    )
+    script.chmod(0o755)
+    return str(script)
+
+
+def test_the_worker_runs_under_the_serving_interpreter(gate: GateRun) -> None:
+    import sys
+
+    gate.artifact(fm.ThresholdClassifier())
+    python = interpreter(gate, sys.executable)
+    result = gate.run("model.joblib", "-k", "smoke", f"--deploy-gate-python={python}")
+    assert result.ret == 0
+    assert "deploy_gate.worker.serve" in (gate.path / "serving-python.log").read_text()
+
+
+def test_a_serving_interpreter_without_the_libraries_fails_load_naming_what_is_missing(
+    gate: GateRun,
+) -> None:
+    import shutil
+
+    bare = shutil.which("python3", path="/usr/bin")
+    if bare is None:
+        pytest.skip("no system python3 at /usr/bin to stand for a bare serving environment")
+    gate.artifact(fm.ThresholdClassifier())
+    result = gate.run(
+        "model.joblib", "-k", "smoke", f"--deploy-gate-python={interpreter(gate, bare)}"
+    )
+    assert result.ret == 1
+    assert "No module named" in messages(gate.junit())["smoke[load]"]

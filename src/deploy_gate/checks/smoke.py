@@ -48,7 +48,10 @@ def smoke_load(
         reason = describe_exc(artifact)
         if deploy_gate_artifact_path.name not in reason:
             reason = f"{deploy_gate_artifact_path} failed to load: {reason}"
-        raise CheckFailure(reason)
+        # The first line stands alone; what follows (a dead model process's last output, such
+        # as the ModuleNotFoundError of a serving interpreter) is the detail.
+        detail = str(artifact).strip().splitlines()[1:]
+        raise CheckFailure("\n".join([reason, *detail]))
     deploy_gate_property("loader", artifact.loader)
     deploy_gate_property("model_type", artifact.profile.model_type)
     deploy_gate_property("task", artifact.profile.task)
