@@ -507,6 +507,8 @@ class ImportPolicy:
     def _resolve(
         self, label: str, module: str, name: str, admit: Callable[[object], str | None]
     ) -> ImportDecision:
+        if module.startswith("numpy._core.") and not _numpy_has_core(module):
+            module = "numpy.core." + module[len("numpy._core.") :]  # numpy 1.x
         try:
             __import__(module)
         except Exception as exc:  # a trusted module may fail to import in any way
@@ -577,7 +579,10 @@ def _admit_listed(obj: object) -> str | None:
 
 
 def _defined_in(obj: object, root: str) -> bool:
-    return _under(str(getattr(obj, "__module__", "")), (root,)) is not None
+    module = str(getattr(obj, "__module__", ""))
+    if module == "_loss":
+        module = "sklearn._loss._loss"
+    return _under(module, (root,)) is not None
 
 
 def _admit_sklearn(obj: object) -> str | None:
@@ -774,6 +779,8 @@ class _GuardedUnpickler(NumpyUnpickler):  # type: ignore[misc]
                 module, name = _COMPAT_NAME_MAPPING[(module, name)]
             elif module in _COMPAT_IMPORT_MAPPING:
                 module = _COMPAT_IMPORT_MAPPING[module]
+        if module == "_loss":  # scikit-learn 1.5-1.8 Cython classes
+            module = "sklearn._loss._loss"
         if module.startswith("numpy.core."):
             # Pickles written by numpy 1.x; numpy 2 moved the module to numpy._core.
             module = "numpy._core." + module[len("numpy.core.") :]
@@ -1638,3 +1645,12 @@ def check_pin(
         f"{artifact_path} has sha256 {sha256.lower()} but the pin file pins {pinned}: "
         "the artifact is not the one that was pinned"
     )
+
+
+def _numpy_has_core(module: str) -> bool:
+    import importlib.util
+
+    try:
+        return importlib.util.find_spec(module) is not None
+    except ImportError:
+        return False
