@@ -370,3 +370,70 @@ class WorseClassifier(ThresholdClassifier):
         out = super().predict(X)
         flip = (np.abs(self._matrix(X)[:, 2]) * 1000).astype(int) % 100 < 15
         return np.where(flip, 1 - out, out)
+
+
+# -- issue 13: positional models, float32 outputs, strings, scores on another scale ----------
+
+
+class PositionalClassifier(IgnoresColumnNames):
+    """Healthy, positional by contract: fitted on an array, it claims no column names and reads
+    columns by position (like an ONNX model with one tensor input)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        del self.feature_names_in_
+
+
+class IgnoresNamesWrapper(ServingWrapper):
+    """A serving wrapper that accepts named columns (it refuses unknown and missing names) and
+    then hands the model the values in the order they came, names dropped."""
+
+    def batch_predict(self, rows: Any) -> np.ndarray:
+        frame = self._frame(rows)
+        self.calls += 1
+        return np.asarray(self.model.predict(frame.to_numpy()))
+
+    def batch_predict_proba(self, rows: Any) -> np.ndarray:
+        return np.asarray(self.model.predict_proba(self._frame(rows).to_numpy()))
+
+
+class Float32Regressor(LinearRegressor):
+    """Healthy float32 regressor: its batches are summed in another order than single rows, so
+    they differ from them by one float32 rounding step (as ONNX and XGBoost runtimes do)."""
+
+    def predict(self, X: Any) -> np.ndarray:
+        out = super().predict(X).astype(np.float32)
+        return np.nextafter(out, np.float32(np.inf)) if len(out) > 1 else out
+
+
+class Float32BatchDrift(LinearRegressor):
+    """float32 outputs whose batches are 0.1% off the single-row outputs: far beyond rounding."""
+
+    def predict(self, X: Any) -> np.ndarray:
+        out = super().predict(X).astype(np.float32)
+        return out * np.float32(1.001) if len(out) > 1 else out
+
+
+class Float32Nondeterministic(LinearRegressor):
+    """float32 outputs with 0.1% of random noise on every call."""
+
+    def predict(self, X: Any) -> np.ndarray:
+        out = super().predict(X)
+        noise = np.random.default_rng().uniform(-1e-3, 1e-3, len(out))
+        return (out * (1 + noise)).astype(np.float32)
+
+
+class ObjectStringRegressor(LinearRegressor):
+    """Returns its numbers as Python strings in an object array (a pandas Series of str)."""
+
+    def predict(self, X: Any) -> np.ndarray:
+        return np.array([f"{v:.3f}" for v in super().predict(X)], dtype=object)
+
+
+class TimidClassifier(ThresholdClassifier):
+    """The same labels as ThresholdClassifier, with probabilities squeezed towards 0.5: a model
+    of another family that scores on another scale (and is less sure, so its log loss is worse)."""
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        p = 0.5 + (super().predict_proba(X)[:, 1] - 0.5) * 0.2
+        return np.column_stack([1.0 - p, p])

@@ -528,7 +528,8 @@ def build_corpus(directory: Path) -> list[Specimen]:
     add(
         "pandas_read_pickle",
         "pandas.read_pickle of a planted file (allowed pandas prefix)",
-        ("pandas:read_pickle",),
+        # pandas 3 defines it as pandas.read_pickle, pandas 2 in pandas.io.pickle.
+        (f"{_pandas_read_pickle().__module__}:read_pickle",),
         _planted(
             ".inner", _system_pickle, lambda planted: _Call(_pandas_read_pickle(), str(planted))
         ),

@@ -6,6 +6,7 @@ from __future__ import annotations
 import faulty_models as fm
 import pytest
 from conftest import GateRun, failed, junit_outcomes, messages
+from junit_properties import properties
 
 #: (model, target column, the checks that must fail (the one the fault is made for first),
 #:  a phrase that check's message holds)
@@ -23,7 +24,19 @@ FAULTS = [
     ),
     (fm.UnknownLabel(), "label", ["output[known-labels]"], "label not among classes [0, 1]"),
     (fm.OutOfRangeRegressor(), "y", ["output[regression-range]"], "output outside ["),
-    (fm.StringRegressor(), "y", ["output[numeric-dtype]"], "not numeric"),
+    (
+        fm.StringRegressor(),
+        "y",
+        ["output[regression-range]", "output[numeric-dtype]"],
+        "non-numeric output (dtype <U",
+    ),
+    (
+        fm.ObjectStringRegressor(),
+        "y",
+        # Strings that read as numbers are still strings: a client would get "1.234".
+        ["output[numeric-dtype]", "output[regression-range]"],
+        "non-numeric output (dtype object) in row 0, row 1,",
+    ),
     (
         fm.WrongLength(),
         "label",
@@ -51,6 +64,18 @@ FAULTS = [
         "a=NaN: ZeroDivisionError: float division by zero (not a clear ValueError)",
     ),
     (fm.IgnoresColumnNames(), "label", ["errors[reordered-columns]"], "reads columns by position"),
+    (
+        fm.Float32BatchDrift(),
+        "y",
+        ["smoke[batch-consistency]"],
+        "(relative tolerance 1e-05 for float32 outputs)",
+    ),
+    (
+        fm.Float32Nondeterministic(),
+        "y",
+        ["smoke[deterministic]", "smoke[batch-consistency]", "errors[reordered-columns]"],
+        "outputs changed between two identical calls",
+    ),
     (fm.AcceptsStrings(), "label", ["errors[wrong-dtype]"], "was accepted silently"),
     (fm.EmptyBatchCrash(), "label", ["errors[empty-batch]"], "IndexError"),
     (fm.CrashesOnZero(), "label", ["output[edge-rows]"], "edge row a=zero: TypeError"),
@@ -77,8 +102,12 @@ def test_check_fails_on_the_model_with_its_fault(
 
 @pytest.mark.parametrize(
     ("model", "target"),
-    [(fm.ThresholdClassifier(), "label"), (fm.LinearRegressor(), "y")],
-    ids=["classifier", "regressor"],
+    [
+        (fm.ThresholdClassifier(), "label"),
+        (fm.LinearRegressor(), "y"),
+        (fm.Float32Regressor(), "y"),
+    ],
+    ids=["classifier", "regressor", "float32-regressor"],
 )
 def test_healthy_models_pass_every_check(gate: GateRun, model: object, target: str) -> None:
     gate.artifact(model)
@@ -87,6 +116,45 @@ def test_healthy_models_pass_every_check(gate: GateRun, model: object, target: s
     assert set(outcomes.values()) == {"passed"}, outcomes
     result.stdout.fnmatch_lines(["APPROVED FOR DEPLOYMENT"])
     assert result.ret == pytest.ExitCode.OK
+
+
+def test_regression_range_names_the_rows_and_values_of_string_outputs(gate: GateRun) -> None:
+    gate.artifact(fm.StringRegressor())
+    gate.run("model.joblib", "-k", "regression-range", target="y")
+    text = messages(gate.junit())["output[regression-range]"]
+    first = text.splitlines()[0]
+    assert first.startswith("non-numeric output (dtype <U"), first
+    assert "in row 0, row 1, row 2, row 3, row 4, ... (" in first
+    assert "row 0: '1.300'" in text  # row 0 is a=0.5, b=0.3: 2a + b
+
+
+def test_a_positional_model_passes_reordered_columns_and_records_the_order(gate: GateRun) -> None:
+    gate.artifact(fm.PositionalClassifier())
+    gate.data(fm.make_frame().drop(columns=["y"]))
+    gate.run("model.joblib", target="label")
+    root = gate.junit()
+    outcomes = junit_outcomes(root)
+    assert set(outcomes.values()) == {"passed"}, messages(root)
+    assert properties(root, "errors[reordered-columns]")["column_order"] == "a, b, c, d"
+
+
+def test_a_wrapper_that_takes_named_columns_and_ignores_the_names_fails(gate: GateRun) -> None:
+    gate.artifact(fm.ThresholdClassifier())
+    gate.pytester.makeconftest(
+        """
+        import pytest
+        from faulty_models import IgnoresNamesWrapper
+
+        @pytest.fixture
+        def deployment_factory():
+            return IgnoresNamesWrapper
+        """
+    )
+    gate.run("model.joblib")
+    root = gate.junit()
+    assert failed(root) == {"errors[reordered-columns]"}
+    text = messages(root)["errors[reordered-columns]"]
+    assert "IgnoresNamesWrapper takes named columns and ignores their names" in text
 
 
 def test_latency_sanity_fails_on_a_model_slow_on_single_rows(gate: GateRun) -> None:

@@ -436,3 +436,89 @@ def test_shift_without_probabilities_compares_the_label_distributions() -> None:
     )
     assert output_shift(outputs, outputs).psi == pytest.approx(0.0)
     assert output_shift(moved, outputs).psi > 0.2
+
+
+# --------------------------------------------------------------------------------------------
+# The comparison as the gate runs it: which evidence judges
+# --------------------------------------------------------------------------------------------
+
+
+def _models_on_two_scales() -> tuple[pd.DataFrame, np.ndarray, Any, Any]:
+    """A well-fitted model and a timid one (the same labels, probabilities squeezed to 0.5)."""
+    x, y = make_classification(3000, n_features=5, random_state=3)
+    rows = frame(x)
+    sure = LogisticRegression().fit(rows, y)
+
+    class Timid:
+        classes_ = sure.classes_
+
+        def predict(self, r: pd.DataFrame) -> np.ndarray:
+            out: np.ndarray = sure.predict(r)
+            return out
+
+        def predict_proba(self, r: pd.DataFrame) -> np.ndarray:
+            p = 0.5 + (sure.predict_proba(r)[:, 1] - 0.5) * 0.2
+            return np.column_stack([1 - p, p])
+
+    return rows, y, sure, Timid()
+
+
+def test_with_labels_the_metrics_judge_and_the_shift_is_shown_not_failed() -> None:
+    rows, y, sure, timid = _models_on_two_scales()
+
+    result = compare_models(sure, timid, rows, y)
+
+    assert result.shift is not None
+    assert not result.shift.within_limits
+    assert result.shift.passed
+    assert not result.shift.judged
+    assert result.shift.message.startswith("prediction shift: PSI ")
+    assert "exceeds 0.2" in result.shift.message
+    assert "; not judged: 4 metrics judged quality on 3000 labelled rows" in result.shift.message
+    assert all(m.passed for m in result.metrics)
+
+
+def test_without_labels_the_shift_limits_decide() -> None:
+    rows, _, sure, timid = _models_on_two_scales()
+
+    result = compare_models(sure, timid, rows)
+
+    assert result.shift is not None
+    assert result.shift.judged
+    assert not result.shift.passed
+    assert result.shift.message.splitlines()[-1] == (
+        "judged on its limits: there are no labels to judge quality by metrics"
+    )
+
+
+def test_rows_without_a_label_are_left_out_of_the_metrics_and_counted() -> None:
+    rows, y, sure, _ = _models_on_two_scales()
+    labels = y.astype(float)
+    labels[::4] = np.nan
+
+    result = compare_models(sure, sure, rows, labels)
+
+    assert result.unlabelled == 750
+    assert {m.metric for m in result.metrics} == set(DEFAULT_METRICS["classification"])
+    assert all(m.n == 2250 for m in result.metrics)
+    accuracy = next(m for m in result.metrics if m.metric == "accuracy")
+    kept = ~np.isnan(labels)
+    assert accuracy.candidate == pytest.approx(float(np.mean(sure.predict(rows)[kept] == y[kept])))
+    assert "750 row(s) without a label left out (of 3000)" in accuracy.message
+    # Label-free comparisons use every row.
+    assert result.error_rate.candidate.n == 3000
+    assert result.shift is not None
+    assert result.shift.n == 3000
+
+
+def test_with_no_label_on_any_row_the_metrics_are_skipped_saying_so() -> None:
+    rows, y, sure, timid = _models_on_two_scales()
+
+    result = compare_models(sure, timid, rows, np.full(len(y), np.nan))
+
+    assert result.metrics == ()
+    assert (
+        dict(result.skipped)["accuracy"] == "accuracy needs labels: none of the 3000 rows has one"
+    )
+    assert result.shift is not None
+    assert result.shift.judged

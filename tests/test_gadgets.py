@@ -363,8 +363,9 @@ def test_what_meta_estimators_hold_where_an_estimator_belongs_must_be_an_estimat
     assert audit_fitted_state(model) == [
         "steps[1][1]: a sklearn.utils._bunch:Bunch object where an estimator belongs"
     ]
+    frame = pd.DataFrame.__module__  # pandas 3: pandas; pandas 2: pandas.core.frame
     assert audit_fitted_state(stacked) == [
-        "final_estimator_: a pandas:DataFrame object where an estimator belongs"
+        f"final_estimator_: a {frame}:DataFrame object where an estimator belongs"
     ]
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Callable, Hashable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Literal
 
 from deploy_gate.errors import ConfigError, DataError, MetricUnavailableError
@@ -210,6 +210,16 @@ class ModelOutputs:
     def errors(self) -> int:
         """Number of rows without a valid output."""
         return self.n - int(self.valid.sum())
+
+    def subset(self, rows: np.ndarray) -> ModelOutputs:
+        """These outputs on the rows where the boolean mask ``rows`` holds."""
+        return replace(
+            self,
+            labels=self.labels[rows],
+            valid=self.valid[rows],
+            index=self.index[rows],
+            proba=None if self.proba is None else self.proba[rows],
+        )
 
     def error_rate(self) -> ErrorRate:
         """The error rate of these outputs."""
@@ -803,6 +813,25 @@ class Shift:
     message: str
     #: For per-class probabilities, the class whose column shifted most.
     worst_class: Hashable | None = None
+    #: Whether the limits decide ``passed``: :func:`compare_models` shows the shift without
+    #: judging it when labelled rows let the metrics judge quality (see :meth:`shown`).
+    judged: bool = True
+
+    @property
+    def within_limits(self) -> bool:
+        """Whether the PSI and the label flips are within ``max_psi`` and ``max_label_flips``."""
+        return self.psi <= self.max_psi and (
+            self.label_flips is None or self.label_flips <= self.max_label_flips
+        )
+
+    def shown(self, reason: str) -> Shift:
+        """This shift measured and shown but not judged (it passes), saying why."""
+        first = self.message.splitlines()[0]
+        return replace(self, passed=True, judged=False, message=f"{first}; not judged: {reason}")
+
+    def limits_apply(self, reason: str) -> Shift:
+        """This shift judged on its limits, saying why they apply."""
+        return replace(self, message=f"{self.message}\njudged on its limits: {reason}")
 
 
 def prediction_shift(
@@ -954,6 +983,8 @@ class BaselineComparison:
     shift: Shift | None
     candidate_outputs: ModelOutputs
     baseline_outputs: ModelOutputs
+    #: Rows without a label, left out of the metrics (the error rate and the shift use them).
+    unlabelled: int = 0
 
 
 def compare_models(
@@ -973,16 +1004,34 @@ def compare_models(
 ) -> BaselineComparison:
     """Predict once with each model and run every baseline comparison on ``rows``.
 
-    Without ``y_true`` every metric is skipped with the reason, while the error rate and the
-    prediction shift still run. ``metrics=None`` takes the task's defaults, leaving out
-    probability metrics when either model has no probabilities.
+    Metrics are computed on the rows that have a label (missing labels are left out and
+    counted in ``unlabelled``); without ``y_true`` every metric is skipped with the reason,
+    while the error rate and the prediction shift still run on every row. ``metrics=None``
+    takes the task's defaults, leaving out probability metrics when either model has no
+    probabilities.
+
+    Two models of different families score on different scales, so a shift between them is
+    expected: when at least one metric judged quality on labelled rows, the shift is measured
+    and shown but passes (``shift.judged`` is False); without labels it is the only evidence
+    of change, and ``max_psi`` and ``max_label_flips`` decide.
     """
+    import numpy as np
+    import pandas as pd
+
     cand_a, base_a = adapt_model(candidate), adapt_model(baseline)
+    labelled: np.ndarray | None = None
+    y: np.ndarray | None = None
+    if y_true is not None:
+        y = np.asarray(y_true.to_numpy() if isinstance(y_true, pd.Series) else y_true)
+        if y.ndim != 1 or y.shape[0] != len(rows):
+            raise DataError(f"y_true has shape {y.shape} for {len(rows)} rows: one label per row")
+        labelled = ~np.asarray(pd.isna(y), dtype=bool)
     if task is None:
+        known = None if y is None or labelled is None else y[labelled]
         try:
-            task = infer_task(base_a, y_true)
+            task = infer_task(base_a, known)
         except ConfigError:
-            task = infer_task(cand_a, y_true)
+            task = infer_task(cand_a, known)
     cand = predict_outputs(cand_a, rows, task=task, batch_size=batch_size)
     base = predict_outputs(base_a, rows, task=task, batch_size=batch_size)
     names = (
@@ -990,19 +1039,37 @@ def compare_models(
         if metrics is not None
         else default_metrics(task, has_proba=cand.proba is not None and base.proba is not None)
     )
+    unlabelled = 0 if labelled is None else int((~labelled).sum())
     results: list[MetricComparison] = []
     skipped: list[tuple[str, str]] = []
     for name in names:
         spec = metric_spec(name)
         if spec.task != task:
             raise ConfigError(f"metric {name!r} is for {spec.task}, the models do {task}")
-        if y_true is None:
+        if y is None or labelled is None:
             skipped.append((name, f"{name} needs labels: no target column in the data"))
             continue
+        if not labelled.any():
+            skipped.append((name, f"{name} needs labels: none of the {len(rows)} rows has one"))
+            continue
         try:
-            results.append(compare_metric(name, y_true, cand, base, min_relative=min_relative))
+            result = compare_metric(
+                name,
+                y[labelled],
+                cand.subset(labelled),
+                base.subset(labelled),
+                min_relative=min_relative,
+            )
         except MetricUnavailableError as exc:
             skipped.append((name, str(exc)))
+            continue
+        if unlabelled:
+            result = replace(
+                result,
+                message=f"{result.message}\n{unlabelled} row(s) without a label left out "
+                f"(of {len(rows)})",
+            )
+        results.append(result)
     errors = compare_error_rate(
         cand.error_rate(), base.error_rate(), max_ratio=max_error_ratio, abs_floor=error_floor
     )
@@ -1011,6 +1078,17 @@ def compare_models(
         if (cand.valid & base.valid).any()
         else None
     )
+    if shift is not None:
+        if results:
+            n = max(m.n for m in results)
+            shift = shift.shown(
+                f"{len(results)} metric{'s' if len(results) > 1 else ''} judged quality on "
+                f"{n} labelled rows; a shift between models is expected"
+            )
+        elif y is None:
+            shift = shift.limits_apply("there are no labels to judge quality by metrics")
+        else:
+            shift = shift.limits_apply("no metric could judge quality on the labelled rows")
     return BaselineComparison(
         task=task,
         metrics=tuple(results),
@@ -1019,6 +1097,7 @@ def compare_models(
         shift=shift,
         candidate_outputs=cand,
         baseline_outputs=base,
+        unlabelled=unlabelled,
     )
 
 

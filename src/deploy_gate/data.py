@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -44,6 +46,29 @@ class GateData:
     def n_rows(self) -> int:
         return len(self.features)
 
+    @property
+    def n_unlabelled(self) -> int:
+        """Rows whose label is missing (0 without a target column)."""
+        return 0 if self.target is None else int(self.target.isna().sum())
+
+    def labelled(self) -> GateData:
+        """The rows that have a label, for the checks that need one (metrics, the rollout);
+        the others keep every row."""
+        if self.target is None or not self.n_unlabelled:
+            return self
+        keep = self.target.notna().to_numpy()
+
+        def rows(frame: pd.DataFrame) -> pd.DataFrame:
+            return frame.loc[keep].reset_index(drop=True)
+
+        return GateData(
+            rows(self.features),
+            self.target.loc[keep].reset_index(drop=True),
+            self.source,
+            self.synthetic,
+            None if self.columns is None else rows(self.columns),
+        )
+
     def restrict(self, names: tuple[str, ...]) -> GateData:
         """The columns a model takes, in its order; other columns (ids, timestamps, other
         labels) stay out of the features. Missing model features are a DataError."""
@@ -61,9 +86,41 @@ class GateData:
 
 
 def read_table(path: Path, *, what: str = "--deploy-gate-data") -> pd.DataFrame:
-    """Read CSV, Parquet or JSON lines, naming the option and the file in every error."""
+    """Read CSV, Parquet or JSON lines, naming the option and the file in every error.
+
+    A file with two columns of one name is refused: pandas would rename the second (CSV) or
+    keep one of them (JSON lines), and the gate would silently check the model on one of two
+    different columns.
+    """
     import pandas as pd
 
+    kind = _kind(path, what)
+    _refuse_duplicates(path, kind, what)
+    with _reading(path, kind, what):
+        if kind == "csv":
+            frame = pd.read_csv(path)
+        elif kind == "parquet":
+            frame = pd.read_parquet(path)
+        else:
+            frame = pd.read_json(path, lines=True)
+    if frame.empty:
+        raise DataError(f"{what}: {path} has no rows")
+    frame.columns = [str(c) for c in frame.columns]
+    _check_unique(list(frame.columns), path, what)
+    return frame
+
+
+def read_columns(path: Path, *, what: str = "--deploy-gate-data") -> list[str]:
+    """Column names of a data file, read without loading its rows where the format allows."""
+    kind = _kind(path, what)
+    if kind == "jsonl":
+        return [str(c) for c in read_table(path, what=what).columns]
+    names = _header(path, kind, what)
+    _check_unique(names, path, what)
+    return names
+
+
+def _kind(path: Path, what: str) -> str:
     kind = READERS.get(path.suffix.lower())
     if kind is None:
         raise DataError(
@@ -72,13 +129,14 @@ def read_table(path: Path, *, what: str = "--deploy-gate-data") -> pd.DataFrame:
         )
     if not path.is_file():
         raise DataError(f"{what}: file not found: {path}")
+    return kind
+
+
+@contextlib.contextmanager
+def _reading(path: Path, kind: str, what: str) -> Iterator[None]:
+    """Whatever a reader raises, as a DataError naming the option and the file."""
     try:
-        if kind == "csv":
-            frame = pd.read_csv(path)
-        elif kind == "parquet":
-            frame = pd.read_parquet(path)
-        else:
-            frame = pd.read_json(path, lines=True)
+        yield
     except ImportError as exc:
         raise DataError(
             f"{what}: reading {path} needs an optional library ({exc}); "
@@ -88,24 +146,51 @@ def read_table(path: Path, *, what: str = "--deploy-gate-data") -> pd.DataFrame:
         raise DataError(
             f"{what}: cannot read {path} as {kind}: {type(exc).__name__}: {exc}"
         ) from exc
-    if frame.empty:
-        raise DataError(f"{what}: {path} has no rows")
-    frame.columns = [str(c) for c in frame.columns]
-    return frame
 
 
-def read_columns(path: Path) -> list[str]:
-    """Column names of a data file, read without loading its rows where the format allows."""
-    kind = READERS.get(path.suffix.lower())
-    if kind == "parquet":
-        import pyarrow.parquet as pq
+def _header(path: Path, kind: str, what: str) -> list[str]:
+    """The column names as the file holds them, before pandas makes them unique."""
+    with _reading(path, kind, what):
+        if kind == "parquet":
+            import pyarrow.parquet as pq
 
-        return [str(c) for c in pq.read_schema(path).names]
-    if kind == "csv":
+            return [str(c) for c in pq.read_schema(path).names]
         import pandas as pd
 
-        return [str(c) for c in pd.read_csv(path, nrows=0).columns]
-    return [str(c) for c in read_table(path).columns]
+        # header=None: the first line as data, so "age,age" is not renamed to "age, age.1".
+        first = pd.read_csv(path, header=None, nrows=1, dtype=str, keep_default_na=False)
+    return [str(c) for c in first.iloc[0]] if len(first) else []
+
+
+def _refuse_duplicates(path: Path, kind: str, what: str) -> None:
+    if kind != "jsonl":
+        _check_unique(_header(path, kind, what), path, what)
+        return
+    import json
+
+    # Every object is read: any line may repeat a key, and pandas keeps one value silently.
+    with path.open(encoding="utf-8", errors="replace") as lines:
+        for number, line in enumerate(lines, start=1):
+            if not line.strip():
+                continue
+            try:
+                pairs = json.loads(line, object_pairs_hook=lambda p: p)
+            except ValueError:
+                return  # not JSON: pandas says what is wrong with it
+            if isinstance(pairs, list):
+                _check_unique([str(k) for k, _ in pairs], path, what, f" (line {number})")
+
+
+def _check_unique(names: list[str], path: Path, what: str, where: str = "") -> None:
+    counts: dict[str, int] = {}
+    for name in names:
+        counts[name] = counts.get(name, 0) + 1
+    repeated = [f"{name!r} ({n} columns)" for name, n in counts.items() if n > 1 and name != ""]
+    if repeated:
+        raise DataError(
+            f"{what}: {path} has duplicate column names{where}: {', '.join(repeated)}; the "
+            "gate cannot tell which one the model should get: rename or drop the copies"
+        )
 
 
 def load_data(path: Path, target: str | None, *, what: str = "--deploy-gate-data") -> GateData:

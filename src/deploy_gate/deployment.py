@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
 from deploy_gate.errors import InvalidOutputError, NotLoadedError, SchemaError
-from deploy_gate.validation import as_array, find_problems, plain
+from deploy_gate.validation import as_array, describe_names, find_problems, plain
 
 if TYPE_CHECKING:
     import numpy as np
@@ -43,9 +43,11 @@ class Deployment(Protocol):
 class ModelDeployment:
     """Serve an artifact with input-schema validation, output validation and latency tracking.
 
-    ``predict_single`` builds its row in the model's feature order; ``batch_predict`` checks the
-    column names but passes the frame through as given, so a model that reads columns by
-    position is not hidden by the wrapper. Invalid outputs raise ``InvalidOutputError``
+    Wherever it knows the feature names (the model's, or ``feature_names``: the gate passes the
+    data's header for a model that names none), it checks them and hands the model the columns
+    in that order, whatever order the caller sent: a model that reads columns by position (an
+    ONNX model with one tensor input, LightGBM) then gets them where it expects them. Without
+    names it passes the columns on as they come. Invalid outputs raise ``InvalidOutputError``
     (``on_invalid_output="raise"``) or are only counted (``"record"``, what the gate uses so
     each output check can judge one property).
     """
@@ -195,8 +197,13 @@ class ModelDeployment:
 
         self.artifact  # noqa: B018 - raises NotLoadedError before any other complaint
         frame = rows if isinstance(rows, pd.DataFrame) else pd.DataFrame(list(rows))
-        if self._feature_names is not None and (len(frame.columns) or len(frame)):
-            self._check_names([str(c) for c in frame.columns], self._feature_names)
+        names = self._feature_names
+        if names is not None and (len(frame.columns) or len(frame)):
+            given = [str(c) for c in frame.columns]
+            self._check_names(given, names)
+            if given != list(names):
+                # A new frame in the model's order; the caller's stays as it was.
+                frame = frame.set_axis(given, axis=1)[list(names)]
         return frame
 
     @staticmethod
@@ -206,14 +213,14 @@ class ModelDeployment:
         if unknown:
             raise SchemaError(
                 f"unknown feature(s) {', '.join(map(repr, unknown))}; "
-                f"the model takes {len(expected)}: {_shorten(expected)}"
+                f"the model takes {len(expected)}: {describe_names(expected)}"
             )
         present = set(given)
         missing = [n for n in expected if n not in present]
         if missing:
             raise SchemaError(f"missing feature(s) {', '.join(map(repr, missing))}")
-
-
-def _shorten(names: Sequence[str], limit: int = 12) -> str:
-    shown = ", ".join(map(repr, names[:limit]))
-    return shown + (", ..." if len(names) > limit else "")
+        if len(present) < len(given):
+            twice = sorted({n for n in given if given.count(n) > 1})
+            raise SchemaError(
+                f"feature(s) given more than once: {', '.join(map(repr, twice))} (ambiguous)"
+            )

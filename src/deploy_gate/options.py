@@ -321,14 +321,15 @@ OPTIONS: tuple[Option, ...] = (
     Option(
         "max_shift",
         "PSI between candidate and baseline scores above which baseline[prediction-shift] "
-        "fails (default 0.2)",
+        "fails when no labels judge quality (default 0.2)",
         parse=parse_positive_float,
         default=0.2,
         metavar="PSI",
     ),
     Option(
         "max_label_flips",
-        "share of rows whose predicted label may change from the baseline's (default 0.1)",
+        "share of rows whose predicted label may change from the baseline's, judged when no "
+        "labels judge quality (default 0.1)",
         parse=parse_nonnegative_float,
         default=0.1,
         metavar="FRACTION",
@@ -433,6 +434,13 @@ OPTIONS: tuple[Option, ...] = (
         kind="path",
         default="deployments.jsonl",
         metavar="PATH",
+    ),
+    Option(
+        "record_partial",
+        "record a run that did not run every applicable built-in check too (implies "
+        "--deploy-gate-record), in a line marked partial that is never the deployed version",
+        kind="flag",
+        default=False,
     ),
     Option(
         "latency_budget",
@@ -561,6 +569,14 @@ OPTIONS: tuple[Option, ...] = (
         parse=parse_seconds,
         default=60.0,
         metavar="DURATION",
+    ),
+    Option(
+        "latency_batch_slack",
+        "how many times as long as N single-row calls a batch of N rows may take before "
+        "latency[batch-vs-single-batch=N] fails (default 1.5)",
+        parse=parse_positive_float,
+        default=1.5,
+        metavar="RATIO",
     ),
 )
 

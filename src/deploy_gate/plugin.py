@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from deploy_gate.checks import BaselineRun, Check
     from deploy_gate.data import GateData
     from deploy_gate.gate import Gate
+    from deploy_gate.ledger import LedgerRead
     from deploy_gate.options import Settings
     from deploy_gate.report import GateReport
 
@@ -110,6 +111,16 @@ def _artifact_args(config: pytest.Config) -> list[Path]:
         path = path if path.is_absolute() else base / path
         if path.suffix.lower() in ARTIFACT_SUFFIXES:
             paths.append(path)
+        elif path.is_dir():
+            # A folder of models would collect nothing and say nothing: the gate judges the
+            # artifacts it is given, one by one, never whatever a folder happens to hold.
+            inside = sorted(p.name for p in path.iterdir() if p.suffix.lower() in ARTIFACT_SUFFIXES)
+            if inside:
+                raise pytest.UsageError(
+                    f"--deploy-gate: {arg} is a folder holding {', '.join(inside[:5])}"
+                    f"{', ...' if len(inside) > 5 else ''}: name each artifact to gate, e.g. "
+                    f"pytest --deploy-gate {Path(arg) / inside[0]}"
+                )
     return paths
 
 
@@ -382,7 +393,8 @@ def deploy_gate_baseline(
 
 
 class GateReporter:
-    """Collects outcomes on the process that reports (the xdist controller, or the only one)."""
+    """Collects outcomes on the process that reports (the xdist controller, or the only one),
+    and which built-in checks were collected, so the summary can say what a run did not run."""
 
     def __init__(self, config: pytest.Config) -> None:
         from deploy_gate.report import GateReport
@@ -390,30 +402,146 @@ class GateReporter:
         self.config = config
         self.report: GateReport = GateReport()
         self.extra_lines: list[str] = []
+        # Without xdist: per artifact node id, its path and the built-in checks collected
+        # (before -k, -m, --lf or node ids narrowed them down).
+        self._paths: dict[str, Path] = {}
+        self._collected: dict[str, list[str]] = {}
+        # Under xdist: the gate items the workers collected, after their selection.
+        self._worker_ids: dict[str, set[str]] = {}
+        self._no_verdict: str | None = None
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         self.report.add(report)
 
+    def pytest_collectreport(self, report: pytest.CollectReport) -> None:
+        from deploy_gate.record import is_builtin
+
+        for node in report.result:
+            if isinstance(node, GateItem):
+                key = node.nodeid.split("::")[0]
+                self._paths[key] = node.path
+                if report.nodeid != key:
+                    continue  # the session's report: only the items node ids picked
+                names = self._collected.setdefault(key, [])
+                if is_builtin(node.check):
+                    names.append(node.name)
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_xdist_node_collection_finished(self, node: Any, ids: list[str]) -> None:
+        for nodeid in ids:
+            key, sep, name = nodeid.partition("::")
+            if sep:
+                self._worker_ids.setdefault(key, set()).add(name)
+
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        gate = self.config.stash[GATE_KEY]
+        option = self.config.option
+        if option.collectonly or getattr(option, "setuponly", False):
+            # Nothing was checked: no verdict, no record, pytest's own exit status.
+            flag = (
+                "--collect-only"
+                if option.collectonly
+                else "--setup-plan"
+                if getattr(option, "setupplan", False)
+                else "--setup-only"
+            )
+            n = sum(isinstance(item, GateItem) for item in session.items)
+            self._no_verdict = f"deploy gate: collected {n} checks; no verdict ({flag})"
+            return
+        from deploy_gate.record import record_run, score_artifacts
+
+        artifacts = self._artifacts(gate)
+        self.report.expect(self._expected(gate, artifacts))
+        read = self._read_ledger(gate)
+        self.report.scores = score_artifacts(self.report, artifacts, read.entries)
+        if gate.settings.record or gate.settings.record_partial:
+            self.extra_lines += record_run(gate, self.report, artifacts, self.config.rootpath)
         approved, _ = self.report.verdict()
         if not approved and session.exitstatus == 0:
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
-        gate = self.config.stash[GATE_KEY]
-        if gate.settings.record:
-            from deploy_gate.record import record_run
-
-            self.extra_lines += record_run(gate, self.report, self.config.rootpath)
-        self.extra_lines += self._ml_test_score(gate)
         if gate.settings.latency_json is not None:
             self.extra_lines += self._latency_json(gate.settings.latency_json)
         if gate.settings.html is not None:
             from deploy_gate.html import write_html
 
             try:
-                path = write_html(self.report, gate.settings.html)
+                path = write_html(
+                    self.report, gate.settings.html, artifacts=self._html_facts(artifacts)
+                )
                 self.extra_lines.append(f"HTML report: {path}")
             except OSError as exc:
                 self.extra_lines.append(f"HTML report not written: {exc}")
+
+    def _artifacts(self, gate: Gate) -> dict[str, Path]:
+        """Each gated artifact under its node id (as the reports name it)."""
+        root = self.config.rootpath
+        known = dict(self._paths)
+        named = set(self._worker_ids) | {o.artifact for o in self.report.outcomes.values()}
+        for key in named - set(known) - {None}:
+            known[str(key)] = root / str(key)
+        by_path = {path.resolve(): key for key, path in known.items()}
+        return {by_path.get(p.resolve()) or _short(p, root): p for p in gate.artifact_paths}
+
+    def _expected(self, gate: Gate, artifacts: dict[str, Path]) -> dict[str, tuple[str, ...]]:
+        """The built-in checks that apply to each artifact.
+
+        Without xdist this process collected them. Under xdist the workers' ids are what they
+        kept after -k, -m, --lf or node ids: with such a selection the controller asks the
+        catalogue itself, which loads the artifact once more (in its model worker); without
+        one, what the workers collected is every check.
+        """
+        from deploy_gate.record import applicable_checks
+
+        expected = {}
+        for key, path in artifacts.items():
+            if self._collected.get(key):
+                expected[key] = tuple(self._collected[key])
+            elif self._worker_ids.get(key) and not self._selection_in_force():
+                expected[key] = tuple(sorted(self._worker_ids[key]))
+            else:
+                expected[key] = applicable_checks(gate, path)
+        return expected
+
+    def _selection_in_force(self) -> bool:
+        """Whether pytest was asked to run only some of the collected tests."""
+        option = self.config.option
+        chosen = (
+            getattr(option, name, None)
+            for name in ("keyword", "markexpr", "lf", "deselect", "stepwise", "stepwise_skip")
+        )
+        return any(chosen) or any("::" in str(arg) for arg in self.config.args)
+
+    def _read_ledger(self, gate: Gate) -> LedgerRead:
+        """The ledger as it was before this run recorded; its skipped lines reported once, in
+        the summary (never as a warning, which filterwarnings=error would turn into a crash)."""
+        from deploy_gate.errors import LedgerError
+        from deploy_gate.ledger import Ledger, LedgerRead
+
+        ledger = Ledger(gate.settings.ledger)
+        if not ledger.exists():
+            return LedgerRead()
+        try:
+            read = ledger.read()
+        except LedgerError as exc:
+            self.extra_lines.append(f"ledger: {exc}")
+            return LedgerRead()
+        self.extra_lines += [f"ledger: {skipped}" for skipped in read.skipped]
+        return read
+
+    def _html_facts(self, artifacts: dict[str, Path]) -> dict[str, dict[str, str]]:
+        """What the run did not run and the ML Test Score in detail, per artifact."""
+        facts: dict[str, dict[str, str]] = {}
+        for artifact in artifacts:
+            found: dict[str, str] = {}
+            missing = self.report.not_run(artifact)
+            if missing:
+                found["Not run (a partial run)"] = ", ".join(str(n) for n in missing)
+            scored = self.report.scores.get(artifact)
+            if scored is not None:
+                found.update(scored.details())
+            if found:
+                facts[artifact] = found
+        return facts
 
     def _latency_json(self, path: Path) -> list[str]:
         """The latency rounds in pytest-benchmark's format: ``pytest-benchmark compare`` then
@@ -446,22 +574,6 @@ class GateReporter:
             return [f"latency JSON not written: {exc}"]
         return [f"latency JSON (pytest-benchmark format): {path}"]
 
-    def _ml_test_score(self, gate: Gate) -> list[str]:
-        from deploy_gate.ledger import Ledger
-        from deploy_gate.record import artifact_outcomes, ml_test_score
-
-        lines: list[str] = []
-        entries = Ledger(gate.settings.ledger).entries() if gate.settings.record else []
-        for artifact in self.report.by_artifact():
-            outcomes = artifact_outcomes(self.report, artifact)
-            if not outcomes:
-                continue
-            shas = {e.sha256 for e in entries}
-            scored = ml_test_score(self.report, outcomes, ledger_has_previous=len(shas) > 1)
-            lines += [f"{artifact}: {scored.render_lines()[0]}", *scored.render_lines()[1:]]
-            break  # one rubric for the run: the categories are the same for every artifact
-        return lines
-
     @pytest.hookimpl(trylast=True)
     def pytest_unconfigure(self, config: pytest.Config) -> None:
         # junitxml writes its file in pytest_sessionfinish; by unconfigure it is complete.
@@ -475,6 +587,10 @@ class GateReporter:
         finish_junit(Path(xmlpath).absolute(), suite_name=suite, move_properties=family == "xunit2")
 
     def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
+        if self._no_verdict is not None:
+            terminalreporter.write_sep("=", "deploy gate", bold=True)
+            terminalreporter.write_line(self._no_verdict)
+            return
         approved, verdict = self.report.verdict()
         terminalreporter.write_sep("=", "deploy gate", bold=True)
         try:

@@ -6,6 +6,7 @@ Every finder returns the offending row positions so a message can name them.
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -14,8 +15,15 @@ if TYPE_CHECKING:
     import numpy as np
     import pandas as pd
 
-#: Probabilities of one row must sum to 1 within this.
+#: Probabilities of one row must sum to 1 within this (float64 probabilities; see
+#: ``proba_sum_tolerance`` for lower precisions).
 PROBA_SUM_TOLERANCE = 1e-6
+
+#: Outputs that should be equal (a batch and its rows one by one, two calls, two column
+#: orders) agree within this relative tolerance, by the precision the outputs were computed
+#: in: a float32 model sums its trees or products at 7 significant digits, float64 at 16.
+#: Integers and labels must be equal.
+RELATIVE_TOLERANCE = {"float16": 1e-3, "float32": 1e-5, "float64": 1e-9}
 
 
 @dataclass(frozen=True)
@@ -45,16 +53,46 @@ def is_numeric(arr: np.ndarray) -> bool:
 
 
 def numeric_view(arr: np.ndarray) -> np.ndarray | None:
-    """A float view of the output, or None when it holds non-numbers (such as string labels)."""
+    """A float view of the output, or None when it holds non-numbers (such as string labels;
+    strings that read as numbers, "0.25", are strings: a client would receive them as such)."""
 
     if is_numeric(arr):
         return arr.astype(float, copy=False)
     if arr.dtype == object:
+        if any(isinstance(value, (str, bytes)) for value in arr.flat):
+            return None
         try:
             return arr.astype(float)
         except (TypeError, ValueError):
             return None
     return None
+
+
+def precision(arr: np.ndarray) -> str:
+    """The precision an output was computed in: ``float16``/``float32``/``float64`` for floats
+    (numbers in an object array count as float64), ``exact`` for integers, booleans and
+    anything that is not a number."""
+    import numpy as np
+
+    if np.issubdtype(arr.dtype, np.floating):
+        return "float64" if arr.dtype.itemsize >= 8 else f"float{arr.dtype.itemsize * 8}"
+    if arr.dtype == object and numeric_view(arr) is not None:
+        return "float64"
+    return "exact"
+
+
+def non_numeric_rows(outputs: np.ndarray) -> tuple[int, ...]:
+    """Rows holding something that is not a number: strings (also "1.5"), None, objects."""
+    import numpy as np
+
+    if is_numeric(outputs):
+        return ()
+    if outputs.dtype != object:
+        return tuple(range(len(outputs))) if outputs.ndim else (0,)
+    mask = np.array(
+        [not isinstance(value, (numbers.Real, np.bool_)) for value in outputs.flat], dtype=bool
+    ).reshape(outputs.shape)
+    return rows_where(mask) if outputs.ndim else ((0,) if mask.any() else ())
 
 
 def rows_where(mask: np.ndarray) -> tuple[int, ...]:
@@ -74,6 +112,12 @@ def describe_rows(rows: Sequence[int], total: int, labels: Sequence[str] | None 
         return f"{', '.join(names)}{more} ({len(rows)} of {total})"
     word = "row" if len(rows) == 1 else "rows"
     return f"{word} {', '.join(map(str, rows[:5]))}{more} ({len(rows)} of {total})"
+
+
+def describe_names(names: Sequence[str], limit: int = 12) -> str:
+    """``'age', 'income', ...``: the first ``limit`` names, quoted."""
+    shown = ", ".join(map(repr, list(names)[:limit]))
+    return shown + (", ..." if len(names) > limit else "")
 
 
 def length_problem(outputs: np.ndarray, n_rows: int, what: str = "outputs") -> OutputProblem | None:
@@ -113,10 +157,19 @@ def proba_range_rows(proba: np.ndarray) -> tuple[int, ...]:
         return rows_where((values < 0.0) | (values > 1.0))
 
 
-def proba_sum_rows(proba: np.ndarray, tolerance: float = PROBA_SUM_TOLERANCE) -> tuple[int, ...]:
-    """Rows whose probabilities do not sum to 1 within ``tolerance`` (NaN rows left out)."""
+def proba_sum_tolerance(proba: np.ndarray) -> float:
+    """How far from 1 a row of these probabilities may sum: 1e-6, or the relative tolerance
+    of their precision when that is wider (float32: 1e-5), each entry being rounded."""
+    return max(PROBA_SUM_TOLERANCE, RELATIVE_TOLERANCE.get(precision(proba), 0.0))
+
+
+def proba_sum_rows(proba: np.ndarray, tolerance: float | None = None) -> tuple[int, ...]:
+    """Rows whose probabilities do not sum to 1 within ``tolerance`` (by default
+    :func:`proba_sum_tolerance`; NaN rows left out)."""
     import numpy as np
 
+    if tolerance is None:
+        tolerance = proba_sum_tolerance(proba)
     values = numeric_view(proba)
     if values is None or values.ndim != 2:
         return tuple(range(len(proba)))

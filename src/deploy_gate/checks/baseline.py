@@ -128,6 +128,8 @@ def _metric_check(metric: str) -> Callable[..., None]:
             deploy_gate, model_artifact, deployment, deploy_gate_baseline, deploy_gate_data
         )
         record_baseline(deploy_gate_baseline, deploy_gate_property)
+        if result.unlabelled:
+            deploy_gate_property("unlabelled_rows", result.unlabelled)
         skipped = dict(result.skipped)
         if metric in skipped:
             pytest.skip(f"{metric}: {skipped[metric]}")
@@ -176,8 +178,13 @@ def baseline_prediction_shift(
     deploy_gate_data: GateData,
     deploy_gate_property: Callable[[str, object], None],
 ) -> None:
-    """PSI of the scores and the share of changed labels between candidate and baseline stay
-    under deploy_gate_max_shift and deploy_gate_max_label_flips."""
+    """Without labels, PSI of the scores and share of changed labels stay under
+    deploy_gate_max_shift and deploy_gate_max_label_flips; with labels, they are shown.
+
+    Two model families score on different scales, so with labelled rows the metric checks judge
+    quality and the shift is measured and recorded, not failed; without labels it is the only
+    evidence of change, and its limits apply.
+    """
     require_real_rows(deploy_gate_data)
     shift = comparison(
         deploy_gate, model_artifact, deployment, deploy_gate_baseline, deploy_gate_data
@@ -188,6 +195,8 @@ def baseline_prediction_shift(
     deploy_gate_property("psi", shift.psi)
     if shift.label_flips is not None:
         deploy_gate_property("label_flips", shift.label_flips)
+    deploy_gate_property("judged_by", "limits" if shift.judged else "metrics")
+    deploy_gate_property("shift", shift.message.splitlines()[0])
     if not shift.passed:
         raise CheckFailure(shift.message)
 
@@ -213,11 +222,13 @@ def rollout_results(
 
     def compute() -> Any:
         settings = gate.settings
-        assert data.target is not None  # the stage checks skip without labels
+        # The replay judges on labels: rows without one are left out (the stages say how many).
+        labelled = data.labelled()
+        assert labelled.target is not None  # the stage checks skip without labels
         return simulate_rollout(
-            *_pair(deployment, baseline, data),
-            data.table,
-            data.target,
+            *_pair(deployment, baseline, labelled),
+            labelled.table,
+            labelled.target,
             stages=settings.rollout_stages,
             key=settings.rollout_key,
             order_by=settings.rollout_order_by,
@@ -244,6 +255,11 @@ def _stage_check(index: int, label: str) -> Callable[..., None]:
         require_real_rows(deploy_gate_data)
         if deploy_gate_data.target is None:
             pytest.skip("the rollout is judged on labels: pass --deploy-gate-target")
+        unlabelled = deploy_gate_data.n_unlabelled
+        if unlabelled == deploy_gate_data.n_rows:
+            pytest.skip(f"the rollout is judged on labels: none of the {unlabelled} rows has one")
+        if unlabelled:
+            deploy_gate_property("unlabelled_rows", unlabelled)
         results = rollout_results(
             deploy_gate, model_artifact, deployment, deploy_gate_baseline, deploy_gate_data
         )

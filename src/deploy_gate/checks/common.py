@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -16,8 +18,6 @@ if TYPE_CHECKING:
 
     from deploy_gate.data import GateData
 
-#: Batch and row-by-row outputs, and repeated outputs, must agree within this relative tolerance.
-RTOL = 1e-9
 #: Rows compared row by row in smoke[batch-consistency] and timed in smoke[latency-sanity].
 SAMPLE_ROWS = 20
 
@@ -49,15 +49,50 @@ def predict(deployment: Any, rows: pd.DataFrame) -> np.ndarray:
     return v.as_array(deployment.batch_predict(rows))
 
 
-def same_outputs(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Row mask of outputs that agree: within RTOL for numbers, exactly otherwise."""
+@dataclass(frozen=True)
+class Tolerance:
+    """How closely two outputs that should be equal must agree, and why."""
+
+    rtol: float
+    why: str
+
+    def __str__(self) -> str:
+        if not self.rtol:
+            return f"compared exactly: {self.why}"
+        return f"relative tolerance {self.rtol:g} for {self.why}"
+
+
+def output_tolerance(a: np.ndarray, b: np.ndarray) -> Tolerance:
+    """The tolerance of comparing ``a`` with ``b``: that of the lower precision of the two (a
+    float32 batch against single rows that came back as Python floats is float32)."""
+    order = ("float16", "float32", "float64")
+    floats = [p for p in (v.precision(a), v.precision(b)) if p in order]
+    if not floats:
+        return Tolerance(0.0, "labels and integers")
+    lowest = min(floats, key=order.index)
+    return Tolerance(v.RELATIVE_TOLERANCE[lowest], f"{lowest} outputs")
+
+
+def same_outputs(a: np.ndarray, b: np.ndarray, tolerance: Tolerance | None = None) -> np.ndarray:
+    """Row mask of outputs that agree: numbers within ``tolerance`` (by default the one of
+    their dtype, :func:`output_tolerance`) relative to the larger of the two or to the typical
+    (median) output of the column, so that rounding in a sum that nearly cancels to 0 is not a
+    change; anything else exactly."""
     import numpy as np
 
     if a.shape != b.shape:
         return np.zeros(len(a), dtype=bool)
     fa, fb = v.numeric_view(a), v.numeric_view(b)
     if fa is not None and fb is not None:
-        close = np.isclose(fa, fb, rtol=RTOL, atol=0.0, equal_nan=True)
+        rtol = (tolerance or output_tolerance(a, b)).rtol
+        magnitudes = np.abs(np.concatenate([fa, fb]))
+        magnitudes[~np.isfinite(magnitudes)] = np.nan
+        # NaN and Inf have no size and no difference: equal_nan and isclose judge them.
+        with warnings.catch_warnings(), np.errstate(invalid="ignore"):
+            warnings.simplefilter("ignore", RuntimeWarning)  # an all-NaN column has no scale
+            scale = np.nan_to_num(np.nanmedian(magnitudes, axis=0)) if len(magnitudes) else 0.0
+            near = np.abs(fa - fb) <= rtol * scale
+        close = np.isclose(fa, fb, rtol=rtol, atol=0.0, equal_nan=True) | near
     else:
         close = a == b
     close = np.asarray(close)

@@ -15,6 +15,7 @@ from deploy_gate.checks.common import (
     first_row,
     has_proba,
     is_clear_error,
+    output_tolerance,
     predict,
     require_one_per_row,
     same_outputs,
@@ -24,6 +25,9 @@ from deploy_gate.checks.common import (
 from deploy_gate.errors import CheckFailure
 
 if TYPE_CHECKING:
+    import numpy as np
+    import pandas as pd
+
     from deploy_gate.artifact import LoadedArtifact
     from deploy_gate.data import GateData
 
@@ -221,35 +225,116 @@ def errors_empty_batch(deployment: Any, deploy_gate_data: GateData) -> None:
 
 
 @check("errors", "reordered-columns")
-def errors_reordered_columns(deployment: Any, deploy_gate_data: GateData) -> None:
-    """Columns in another order give the same outputs or a clear error, never silently others."""
-    import numpy as np
+def errors_reordered_columns(
+    deployment: Any,
+    deploy_gate_data: GateData,
+    model_artifact: LoadedArtifact,
+    deploy_gate_property: Callable[[str, object], None],
+) -> None:
+    """Reordered columns give the same outputs or a clear error wherever names are claimed.
 
+    A model that claims no names (an ONNX single tensor, a model fitted on an array) reads
+    columns by position by contract: it passes, and the order it needs is recorded.
+    """
     rows = deploy_gate_data.features.iloc[:200]
     if rows.shape[1] < 2:
         pytest.skip("a single feature cannot be reordered")
-    expected = predict(deployment, rows)
+    model_names = model_artifact.profile.feature_names
+    if model_names is None:
+        # Positional by contract: whatever serves it must keep this order.
+        deploy_gate_property("column_order", ", ".join(map(str, rows.columns)))
+    changed = _reorder(lambda r: predict(deployment, r), rows)
+    if changed is not None:
+        summary, detail = changed
+        claimed = _claims_names(deployment, model_names)
+        if claimed is not None:
+            raise CheckFailure(f"{summary}: {claimed}\n{detail}")
+        deploy_gate_property(
+            "positional",
+            f"neither {_kind(deployment)} nor the model claims column names: "
+            "the serving code must send the columns in column_order",
+        )
+    if model_names is not None and _is_gate_default(deployment):
+        # The gate's own deployment lines columns up by name, which would hide how the model
+        # reads them; the model is what ships, so it is asked directly.
+        model = model_artifact.model
+        changed = _reorder(lambda r: v.as_array(model.predict(r)), rows)
+        if changed is not None:
+            summary, detail = changed
+            raise CheckFailure(
+                f"{summary}: the model records feature names ({v.describe_names(model_names)}) "
+                f"but reads columns by position, not by name\n{detail}"
+            )
+
+
+def _reorder(
+    call: Callable[[pd.DataFrame], np.ndarray], rows: pd.DataFrame
+) -> tuple[str, str] | None:
+    """How the outputs changed when the columns came in reverse order (a summary and the
+    rows), or None when they did not or a clear error refused the other order. Outputs that
+    already differ between two calls in the same order fail as not reproducible."""
+    import numpy as np
+
+    expected = call(rows.copy())
     require_one_per_row(expected, len(rows))
-    shuffled = rows[list(reversed(rows.columns))]
     try:
-        got = predict(deployment, shuffled)
+        got = call(rows[list(reversed(rows.columns))].copy())
     except Exception as exc:
         if is_clear_error(exc, (ValueError, KeyError)):
-            return
+            return None
         raise CheckFailure(
             f"reordered columns raised {describe_exc(exc)}, "
             "expected the same outputs or a clear error"
         ) from None
     require_one_per_row(got, len(rows))
-    differ = [int(i) for i in np.flatnonzero(~same_outputs(expected, got))]
-    if differ:
-        lines = "\n".join(
-            f"  row {i}: {show(expected[i])} became {show(got[i])}" for i in differ[:5]
-        )
+    tolerance = output_tolerance(expected, got)
+    differ = [int(i) for i in np.flatnonzero(~same_outputs(expected, got, tolerance))]
+    if not differ:
+        return None
+    again = call(rows.copy())
+    unstable = [int(i) for i in np.flatnonzero(~same_outputs(expected, again, tolerance))]
+    if unstable:
         raise CheckFailure(
-            f"outputs changed on {v.describe_rows(differ, len(rows))} when the columns came in "
-            "reverse order: the model reads columns by position, not by name\n" + lines
+            f"outputs are not reproducible: two calls with the columns in the same order "
+            f"differ on {v.describe_rows(unstable, len(rows))} ({tolerance}; "
+            "see smoke[deterministic]), so a change of order cannot be judged"
         )
+    summary = (
+        f"outputs changed on {v.describe_rows(differ, len(rows))} when the columns came in "
+        f"reverse order ({tolerance})"
+    )
+    return summary, "\n".join(
+        f"  row {i}: {show(expected[i])} became {show(got[i])}" for i in differ[:5]
+    )
+
+
+def _claims_names(deployment: Any, model_names: tuple[str, ...] | None) -> str | None:
+    """Who claims column names (so must honour them), or None when nobody does: a deployment
+    with ``feature_names`` None over a model that names no features is positional."""
+    try:
+        names = deployment.feature_names
+    except Exception:  # a proxy raises what the object in the worker raised
+        # A wrapper of its own that takes DataFrames: it accepts named columns.
+        return f"{_kind(deployment)} takes named columns and ignores their names"
+    if names:
+        return (
+            f"{_kind(deployment)} takes named columns ({v.describe_names(names)}) and ignores "
+            "their names"
+        )
+    if model_names is not None:
+        return f"the model names its columns ({v.describe_names(model_names)}) and ignores them"
+    return None
+
+
+def _is_gate_default(deployment: Any) -> bool:
+    """Whether ``deployment`` is the gate's own ModelDeployment (here or in a model worker),
+    not a project's wrapper."""
+    from deploy_gate.deployment import ModelDeployment
+    from deploy_gate.worker import RemoteObject
+
+    if isinstance(deployment, RemoteObject):
+        return bool(deployment._dg_type == f"{ModelDeployment.__module__}.ModelDeployment")
+    return type(deployment) is ModelDeployment
 
 
 @check("errors", "input-mutation")

@@ -227,15 +227,18 @@ def output_numeric_dtype(
     if model_artifact.profile.task == "classifier":
         if obs.proba is None:
             pytest.skip("class labels need not be numeric and there are no probabilities")
-        arrays = [("probabilities", obs.proba)]
+        arrays = [("probability", obs.proba)]
     else:
-        arrays = [("outputs", obs.predictions)]
+        arrays = [("output", obs.predictions)]
     for what, values in arrays:
-        if not v.is_numeric(values) and v.numeric_view(values) is None:
-            raise CheckFailure(
-                f"{what} have dtype {values.dtype}, not numeric "
-                f"(first value {show(values.flat[0])})"
-            )
+        _fail_non_numeric(what, values, obs)
+
+
+def _fail_non_numeric(what: str, values: np.ndarray, obs: Observation) -> None:
+    # Strings fail even when they read as numbers: a client would receive "1.5", not 1.5.
+    rows = v.non_numeric_rows(values)
+    if rows:
+        _fail_rows(f"non-numeric {what} (dtype {values.dtype})", rows, obs, values)
 
 
 def _fail_on(
@@ -294,16 +297,15 @@ def output_probabilities_range(deployment: Any, deploy_gate_data: GateData) -> N
 
 @check("output", "probabilities-sum", applies=_with_proba)
 def output_probabilities_sum(deployment: Any, deploy_gate_data: GateData) -> None:
-    """Each row's probabilities sum to 1 within 1e-6."""
+    """Each row's probabilities sum to 1 within 1e-6 (1e-5 for float32 probabilities)."""
     require_real_rows(deploy_gate_data)
     obs = observe(deployment, deploy_gate_data)
     proba = _proba_or_skip(obs, deployment)
-    rows = v.proba_sum_rows(proba)
+    tolerance = v.proba_sum_tolerance(proba)
+    rows = v.proba_sum_rows(proba, tolerance)
     if rows:
         sums = proba.astype(float).sum(axis=1)
-        _fail_rows(
-            f"probabilities not summing to 1 (tolerance {v.PROBA_SUM_TOLERANCE:g})", rows, obs, sums
-        )
+        _fail_rows(f"probabilities not summing to 1 (tolerance {tolerance:g})", rows, obs, sums)
 
 
 @check("output", "known-labels", applies=_with_classes)
@@ -326,12 +328,17 @@ def output_regression_range(
     deploy_gate_settings: Settings,
     deploy_gate_property: Callable[[str, object], None],
 ) -> None:
-    """Outputs lie in deploy_gate_output_range, or the target's range widened by its span."""
+    """Numeric outputs within deploy_gate_output_range, or the target's range widened by its span.
+
+    A value that is not a number lies in no range: strings fail, naming their rows.
+    """
     require_real_rows(deploy_gate_data)
     low, high, source = _output_range(deploy_gate_data, deploy_gate_settings)
     deploy_gate_property("range_low", low)
     deploy_gate_property("range_high", high)
     obs = observe(deployment, deploy_gate_data)
+    # A value that is not a number lies in no range (strings would otherwise be skipped).
+    _fail_non_numeric("output", obs.predictions, obs)
     rows = v.out_of_range_rows(obs.predictions, low, high)
     if rows:
         _fail_rows(f"output outside [{low:.6g}, {high:.6g}] ({source})", rows, obs, obs.predictions)

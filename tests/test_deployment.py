@@ -1,0 +1,74 @@
+"""The default deployment aligns columns by name wherever it knows the names, so a client that
+sends them in another order gets the same answers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import faulty_models as fm
+import joblib
+import numpy as np
+import pytest
+
+from deploy_gate.deployment import ModelDeployment
+
+FEATURES = list(fm.FEATURES)
+
+
+def _served(tmp_path: Path, model: object, names: list[str] | None = None) -> ModelDeployment:
+    path = tmp_path / "model.joblib"
+    joblib.dump(model, path)
+    deployment = ModelDeployment(path, feature_names=names, trust=["faulty_models"])
+    deployment.load_model()
+    return deployment
+
+
+@pytest.mark.parametrize(
+    ("model", "names"),
+    [(fm.IgnoresColumnNames(), None), (fm.PositionalClassifier(), FEATURES)],
+    ids=["names-from-the-model", "names-from-the-data-header"],
+)
+def test_columns_in_another_order_reach_the_model_in_its_order(
+    tmp_path: Path, model: object, names: list[str] | None
+) -> None:
+    deployment = _served(tmp_path, model, names)
+    rows = fm.make_frame()[FEATURES]
+
+    reordered = deployment.batch_predict(rows[FEATURES[::-1]])
+
+    np.testing.assert_array_equal(reordered, deployment.batch_predict(rows))
+    first = rows.iloc[0].to_dict()
+    assert deployment.predict_single(dict(reversed(list(first.items())))) == reordered[0]
+    assert deployment.feature_names == tuple(FEATURES)
+
+
+def test_a_model_without_names_served_without_names_takes_columns_as_they_come(
+    tmp_path: Path,
+) -> None:
+    deployment = _served(tmp_path, fm.PositionalClassifier())
+    rows = fm.make_frame()[FEATURES]
+
+    reordered = deployment.batch_predict(rows[FEATURES[::-1]])
+
+    assert deployment.feature_names is None
+    assert (reordered != deployment.batch_predict(rows)).any()
+
+
+def test_aligning_leaves_the_callers_frame_as_it_was(tmp_path: Path) -> None:
+    deployment = _served(tmp_path, fm.ThresholdClassifier())
+    rows = fm.make_frame()[FEATURES[::-1]]
+    before = rows.copy()
+
+    deployment.batch_predict(rows)
+
+    assert list(rows.columns) == FEATURES[::-1]
+    assert rows.equals(before)
+
+
+def test_a_column_given_twice_is_refused_naming_it(tmp_path: Path) -> None:
+    deployment = _served(tmp_path, fm.ThresholdClassifier())
+    rows = fm.make_frame()[FEATURES]
+    twice = rows.set_axis(["a", "b", "c", "a"], axis=1).assign(d=rows["d"])
+
+    with pytest.raises(KeyError, match="given more than once: 'a'"):
+        deployment.batch_predict(twice)
