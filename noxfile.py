@@ -12,6 +12,7 @@ visible first, e.g. `export PYENV_VERSION=$(pyenv version-name):3.10.13:3.12.1:3
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import nox
@@ -70,7 +71,9 @@ def lowest(session: nox.Session) -> None:
     Development tools (xdist, mypy, the model families) take their newest release that fits.
     """
     pins = lower_bounds()
-    constraints = Path(session.create_tmp()) / "lowest.txt"
+    # Not session.create_tmp(): it points TMPDIR into the checkout, and pytester's runs there
+    # would take this project's pyproject.toml for their rootdir.
+    constraints = Path(tempfile.mkdtemp(prefix="deploy-gate-lowest-")) / "lowest.txt"
     constraints.write_text("\n".join(pins) + "\n")
     session.log("lower bounds: " + " ".join(pins))
     session.install("--only-binary", ":all:", "-c", str(constraints), "-e", ".[dev]")

@@ -46,6 +46,11 @@ from malicious_corpus import (
     run_gadget_plainly,
 )
 
+# pandas 3 names its public API from the top (pandas.eval, pandas.DataFrame), pandas 2 from
+# where it is defined (pandas.core.computation.eval.eval, pandas.core.frame.DataFrame).
+PD_EVAL = f"{pd.eval.__module__}.eval"
+PD_FRAME = pd.DataFrame.__module__
+
 X = np.random.default_rng(0).normal(size=(60, 3))
 Y = (X[:, 0] - X[:, 1] > 0).astype(int)
 
@@ -84,10 +89,13 @@ def test_every_gadget_runs_its_payload_when_loaded_the_plain_way(
     for gadget in gadgets:
         gadget.canary.unlink(missing_ok=True)
         run_gadget_plainly(gadget)
-    assert [g.name for g in gadgets if not g.canary.exists()] == []
+    # pandas 2's python engine does not run the method call in the re-exported eval's
+    # expression, so that chain is live on pandas 3 only (and refused on both).
+    not_live = {"reexported_frame_eval"} if int(pd.__version__.split(".")[0]) < 3 else set()
+    assert [g.name for g in gadgets if not g.canary.exists() and g.name not in not_live] == []
     assert gadgets[0].canary.read_bytes() == b"attacker bytes\n"
     for gadget in gadgets:
-        gadget.canary.unlink()
+        gadget.canary.unlink(missing_ok=gadget.name in not_live)
 
 
 @pytest.mark.parametrize("index", range(GADGET_COUNT))
@@ -103,7 +111,9 @@ def test_the_loader_refuses_every_gadget_naming_where_each_piece_sits(
     message = str(caught.value)
     assert str(gadget.path) in message
     for finding in gadget.findings:
-        assert finding in message
+        # A tuple: the versions of a library refuse the gadget at one of these places.
+        alternatives = finding if isinstance(finding, tuple) else (finding,)
+        assert any(text in message for text in alternatives), (alternatives, message)
     assert not gadget.canary.exists()
 
 
@@ -154,7 +164,7 @@ def test_a_gadget_is_refused_before_any_of_its_methods_runs(
     ("func", "named"),
     [
         (pd.DataFrame.eval, "pandas.core.frame.DataFrame.eval is not an allowed callable"),
-        (pd.eval, "pandas.eval is not an allowed callable"),
+        (pd.eval, f"{PD_EVAL} is not an allowed callable"),
         (np.ndarray.tofile, "numpy.ndarray.tofile is not an allowed callable"),
         (np.array([1]).tofile, "tofile is a method bound to a numpy:ndarray object"),
         (pd.DataFrame({"a": [1]}).query, "DataFrame.query is a method bound to"),
@@ -168,7 +178,7 @@ def test_a_gadget_is_refused_before_any_of_its_methods_runs(
         (operator.methodcaller("tofile", "x"), "a callable operator.methodcaller object"),
         (operator.attrgetter("tofile"), "a callable operator.attrgetter object"),
         (lambda X: X, "test_gadgets.<lambda> is not an allowed callable"),
-        (pd.DataFrame, "pandas.DataFrame is not an allowed callable (it is a class)"),
+        (pd.DataFrame, f"{PD_FRAME}.DataFrame is not an allowed callable (it is a class)"),
         (str, "builtins.str is not an allowed callable (it is a class)"),
     ],
 )
@@ -233,7 +243,7 @@ def test_callables_are_found_wherever_they_hide() -> None:
 
     assert "table_[1]: numpy.ndarray.tofile is not an allowed callable" in findings
     assert "nested_['a'][0][0]['b']: builtins.exec is not an allowed callable" in findings
-    assert any(f.startswith("frame_.") and "pandas.eval is not" in f
+    assert any(f.startswith("frame_.") and f"{PD_EVAL} is not" in f
                for f in findings)  # fmt: skip
     assert "cache_.default_factory: builtins.print is not an allowed callable" in findings
 
