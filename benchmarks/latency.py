@@ -16,7 +16,14 @@ In one run it reports:
     (goal 0/50 each; an INCONCLUSIVE verdict counts as a failure, as it does in the gate);
 (c) detection of a candidate 2x slower than its baseline (predict run twice) through the
     interleaved comparison under the same load (goal 50/50 each);
-(d) false failures of the comparison when the candidate is the baseline itself (goal 0/50).
+(d) false failures of the comparison when the candidate is the baseline itself (goal 0/50; an
+    undecided comparison is a warning in the gate, not a failure, and is counted apart);
+(e) false failures of ``latency[batch-vs-single-batch=32]`` on the healthy models (goal 0/50;
+    undecided counted apart, a warning in the gate);
+(f) detection of a batch path that predicts its 32 rows one by one, twice (about 2x its rows
+    one by one, above the 1.5x slack; goal 50/50).
+
+A reduced run for a loaded machine: ``python benchmarks/latency.py --runs 20``.
 """
 
 from __future__ import annotations
@@ -34,6 +41,7 @@ from pathlib import Path
 import numpy as np
 
 from deploy_gate.latency import (
+    BatchVersusSingle,
     LatencyComparison,
     LatencyMeasurement,
     LatencySettings,
@@ -102,6 +110,14 @@ def overhead(reps: int = 7, calls: int = 20_000) -> dict[str, float]:
     }
 
 
+BATCH = 32
+
+
+def batches_of(rows: list[np.ndarray]) -> list[np.ndarray]:
+    """The single rows grouped into batches of ``BATCH`` rows, in order."""
+    return [np.vstack(rows[i : i + BATCH]) for i in range(0, len(rows) - BATCH + 1, BATCH)]
+
+
 def models() -> dict[str, tuple[Callable[[np.ndarray], object], list[np.ndarray]]]:
     from sklearn.datasets import make_classification
     from sklearn.ensemble import HistGradientBoostingClassifier
@@ -112,8 +128,8 @@ def models() -> dict[str, tuple[Callable[[np.ndarray], object], list[np.ndarray]
     lr = LogisticRegression(max_iter=1000).fit(X, y)
     hgb = HistGradientBoostingClassifier(max_iter=100, random_state=0).fit(X, y)
     return {
-        "LogisticRegression": (lr.predict, rows),
-        "HistGradientBoosting": (hgb.predict, rows),
+        "LogisticRegression": (lr.predict, rows[: len(batches_of(rows)) * BATCH]),
+        "HistGradientBoosting": (hgb.predict, rows[: len(batches_of(rows)) * BATCH]),
     }
 
 
@@ -172,6 +188,20 @@ def count(statuses: list[LatencyStatus]) -> str:
     return f"{failed + inconclusive}/{len(statuses)} ({failed} failed, {inconclusive} inconcl.)"
 
 
+def count_relative(statuses: list[LatencyStatus]) -> str:
+    """A relative check fails only when FAILED; undecided is a warning in the gate."""
+    failed = statuses.count(LatencyStatus.FAILED)
+    undecided = statuses.count(LatencyStatus.INCONCLUSIVE)
+    return f"{failed}/{len(statuses)} ({undecided} undecided: warnings)"
+
+
+def detected(statuses: list[LatencyStatus]) -> str:
+    hits = statuses.count(LatencyStatus.FAILED)
+    passed = statuses.count(LatencyStatus.PASSED)
+    inconclusive = statuses.count(LatencyStatus.INCONCLUSIVE)
+    return f"{hits}/{len(statuses)} ({passed} passed, {inconclusive} undecided)"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=50, help="verdicts per model and scenario")
@@ -228,13 +258,35 @@ def main() -> None:
                     v = c.verdict()
                     statuses.append(v.status)
                     ratios.append(v.value)
-                if key == "detect":
-                    hits = statuses.count(LatencyStatus.FAILED)
-                    passed = statuses.count(LatencyStatus.PASSED)
-                    inconclusive = statuses.count(LatencyStatus.INCONCLUSIVE)
-                    out[key] = f"{hits}/{len(statuses)} ({passed} passed, {inconclusive} inconcl.)"
+                out[key] = detected(statuses) if key == "detect" else count_relative(statuses)
+                out[key + "_detail"] = (
+                    f"median ratio {statistics.median(ratios):.2f} "
+                    f"(range {min(ratios):.2f}-{max(ratios):.2f}); {load(share)}"
+                )
+                print(name, key, out[key], out[key + "_detail"], flush=True)
+
+            def one_by_one_twice(
+                frame: np.ndarray, predict: Callable[[np.ndarray], object] = predict
+            ) -> None:
+                for _ in range(2):
+                    for i in range(frame.shape[0]):
+                        predict(frame[i : i + 1])
+
+            frames = batches_of(rows)
+            for key, batch_fn in (("batch_same", predict), ("batch_detect", one_by_one_twice)):
+                statuses, ratios = [], []
+                share = CpuShare(busy.pid)
+                for _ in range(args.runs):
+                    b = BatchVersusSingle(
+                        batch_fn, predict, frames, rows, batch_size=BATCH, settings=settings
+                    )
+                    v = b.verdict()
+                    statuses.append(v.status)
+                    ratios.append(v.value)
+                if key == "batch_detect":
+                    out[key] = detected(statuses)
                 else:
-                    out[key] = count(statuses)
+                    out[key] = count_relative(statuses)
                 out[key + "_detail"] = (
                     f"median ratio {statistics.median(ratios):.2f} "
                     f"(range {min(ratios):.2f}-{max(ratios):.2f}); {load(share)}"
@@ -274,6 +326,18 @@ def main() -> None:
             f"0/{args.runs}"
         )
         print(f"    {out['same_detail']}")
+    for name, out in results.items():
+        print(
+            f"{'(e) false failures, batch of 32 vs its rows, ' + name:<58} "
+            f"{out['batch_same']:<32} 0/{args.runs}"
+        )
+        print(f"    {out['batch_same_detail']}")
+    for name, out in results.items():
+        print(
+            f"{'(f) batch path 2x its rows one by one detected, ' + name:<58} "
+            f"{out['batch_detect']:<32} {args.runs}/{args.runs}"
+        )
+        print(f"    {out['batch_detect_detail']}")
     print(
         f"verdict time cap {args.max_seconds} s, threads={settings.threads_label}; "
         f"load average at end: {os.getloadavg()}"

@@ -24,14 +24,18 @@ from threadpoolctl import threadpool_info
 from deploy_gate.errors import ConfigError
 from deploy_gate.latency import (
     FLOOR_CALLS_PER_ROUND,
+    BatchVersusSingle,
     LatencyComparison,
     LatencyMeasurement,
     LatencySettings,
     LatencyStatus,
     LatencyTracker,
     _median_ci,
+    _quantile_ci,
     benchmark_entry,
     benchmark_storage_path,
+    calls_for_percentile,
+    local_timer,
     parse_duration_ms,
     parse_percentile,
     parse_threads,
@@ -580,7 +584,7 @@ def test_a_candidate_twice_as_slow_as_the_baseline_fails_the_relative_check() ->
     assert verdict.value == pytest.approx(2.0, rel=0.15)
     assert re.fullmatch(
         r"p99 latency \d\.\d ms is \d\.\d\dx the baseline's \d\.\d ms, above the 1\.20x limit "
-        r"\(batch=1, 6 paired rounds x 100 calls, round ratio range [\d.]+-[\d.]+, "
+        r"\(batch=1, p99 of 600 calls per model in 6 paired rounds, 95% CI [\d.]+-[\d.]+x, "
         r"threads=auto\)",
         verdict.message,
     )
@@ -622,21 +626,102 @@ def test_the_same_ratio_above_the_noise_floor_fails() -> None:
     assert comparison.verdict().status is LatencyStatus.FAILED
 
 
-def test_a_ratio_straddling_the_limit_is_inconclusive_at_the_cap() -> None:
+def test_a_ratio_on_the_limit_is_undecided_at_the_cap_and_says_so() -> None:
     clock = FakeClock()
     settings = LatencySettings(
-        threads=None, calls_per_round=10, warmup_calls=1, warmup_seconds=1e-9, max_seconds=5.0
+        threads=None, calls_per_round=50, warmup_calls=1, warmup_seconds=1e-9, max_seconds=5.0
     )
-    # The candidate's rounds alternate 1.1x and 1.3x the baseline: the median sits on 1.2.
-    candidate_ms = per_round([11.0, 13.0], warmup=1, calls=10)
-    candidate, baseline, _ = paired_models(clock, candidate_ms, lambda n: 10.0)
+    # The candidate's p99 is exactly 1.2x the baseline's: no amount of calls decides it.
+    candidate, baseline, _ = paired_models(
+        clock, lognormal(1.2, 0.2, seed=21), lognormal(1.0, 0.2, seed=22)
+    )
     comparison = LatencyComparison(candidate, baseline, [0], settings=settings, clock=clock)
     verdict = comparison.verdict()
     assert verdict.status is LatencyStatus.INCONCLUSIVE
-    assert verdict.rounds > settings.min_rounds
     assert clock.now / 1e9 <= settings.max_seconds
-    assert "inconclusive against the 1.20x limit" in verdict.message
-    assert verdict.figures["baseline_p99_ms"] == pytest.approx(10.0)
+    assert verdict.ci[0] <= 1.2 < verdict.ci[1]
+    calls = verdict.figures["calls"]
+    assert f"undecided against the 1.20x limit at the 5 s cap (batch=1, p99 of {calls} calls" in (
+        verdict.message
+    )
+
+
+def test_the_relative_p99_is_estimated_from_calls_pooled_across_short_rounds() -> None:
+    # The INCONCLUSIVE messages came from rounds of 22 and 39 calls: the p99 of 22
+    # calls is their maximum. Pooled across rounds, the p99 stands on hundreds of calls.
+    clock = FakeClock()
+    settings = LatencySettings(
+        threads=None, calls_per_round=22, warmup_calls=1, warmup_seconds=1e-9, max_seconds=10.0
+    )
+    candidate, baseline, _ = paired_models(
+        clock, lognormal(1.04, 0.2, seed=23), lognormal(1.0, 0.2, seed=24)
+    )
+    verdict = LatencyComparison(candidate, baseline, [0], settings=settings, clock=clock).verdict()
+    assert verdict.status is LatencyStatus.PASSED
+    calls = verdict.figures["calls"]
+    assert isinstance(calls, int)
+    assert calls >= verdict.figures["calls_needed"] == calls_for_percentile(99.0, 0.975)
+    assert f"p99 of {calls} calls per model in " in verdict.message
+    assert verdict.figures["calls_per_round"] == 22
+
+
+def test_a_healthy_candidate_slower_than_its_baseline_within_the_limit_is_never_failed() -> None:
+    # 1.04x and 1.16x the baseline with a 1.2x limit, on a noisy machine: never FAILED.
+    for ratio, seed in ((1.04, 25), (1.16, 27)):
+        clock = FakeClock()
+        settings = LatencySettings(
+            threads=None, calls_per_round=39, warmup_calls=1, warmup_seconds=1e-9, max_seconds=10
+        )
+        candidate, baseline, _ = paired_models(
+            clock, lognormal(ratio, 0.4, seed=seed), lognormal(1.0, 0.4, seed=seed + 1)
+        )
+        comparison = LatencyComparison(candidate, baseline, [0], settings=settings, clock=clock)
+        assert comparison.verdict().status is not LatencyStatus.FAILED, ratio
+
+
+def test_a_slow_pair_takes_more_time_until_its_p99_has_the_calls_it_needs() -> None:
+    clock = FakeClock()
+    settings = LatencySettings(threads=None, warmup_calls=1, warmup_seconds=1e-9, max_seconds=5.0)
+    candidate, baseline, _ = paired_models(
+        clock, lognormal(20.0, 0.1, seed=29), lognormal(10.0, 0.1, seed=30)
+    )
+    comparison = LatencyComparison(candidate, baseline, [0], settings=settings, clock=clock)
+    verdict = comparison.verdict()
+    assert verdict.status is LatencyStatus.FAILED
+    assert verdict.figures["calls"] >= comparison.calls_needed
+    assert settings.max_seconds < comparison.seconds <= 3 * settings.max_seconds
+
+
+def test_a_pair_too_slow_for_a_p99_is_undecided_and_says_how_many_calls_it_needs() -> None:
+    clock = FakeClock()
+    settings = LatencySettings(threads=None, warmup_calls=1, warmup_seconds=1e-9, max_seconds=2.0)
+    candidate, baseline, _ = paired_models(clock, lambda n: 100.0, lambda n: 50.0)
+    comparison = LatencyComparison(candidate, baseline, [0], settings=settings, clock=clock)
+    verdict = comparison.verdict()
+    assert verdict.status is LatencyStatus.INCONCLUSIVE
+    assert comparison.seconds <= 3 * settings.max_seconds
+    needed = comparison.calls_needed
+    assert f"too few for a p99: it needs {needed} calls per model" in verdict.message
+    assert "ratio_ci_low" not in verdict.figures
+
+
+def test_quantile_intervals_are_those_of_scipy_quantile_test() -> None:
+    rng = np.random.default_rng(31)
+    for n in (5, 50, 300, 436, 437, 2000):
+        values = np.sort(rng.lognormal(size=n))
+        for p in (0.5, 0.95, 0.99):
+            expected = stats.quantile_test(values, p=p).confidence_interval(0.975)
+            low, high = _quantile_ci(values, p, 0.975)
+            assert low == (-math.inf if math.isnan(expected.low) else expected.low), (n, p)
+            assert high == (math.inf if math.isnan(expected.high) else expected.high), (n, p)
+    # Each model's p99 at 97.5%, so that the ratio of two has a 95% interval (Bonferroni).
+    needed = calls_for_percentile(99.0, 0.975)
+    assert needed == 437  # 0.99**437 <= 0.0125 < 0.99**436
+    for n, bounded in ((needed - 1, False), (needed, True)):
+        low, high = _quantile_ci(np.arange(float(n)), 0.99, 0.975)
+        assert math.isfinite(low)
+        assert math.isfinite(high) is bounded
+    assert calls_for_percentile(50.0, 0.95) == 6  # the min_rounds of a median interval
 
 
 def test_comparison_rejects_bad_limits() -> None:
@@ -644,6 +729,106 @@ def test_comparison_rejects_bad_limits() -> None:
         LatencyComparison(lambda x: None, lambda x: None, [0], max_ratio=0.0)
     with pytest.raises(ConfigError, match="noise_floor_ms"):
         LatencyComparison(lambda x: None, lambda x: None, [0], noise_floor_ms=-1.0)
+
+
+# --- a batch against as many single rows ----------------------------------------------------
+
+
+def batch_and_single(
+    clock: FakeClock, batch_ms: float, single_ms: float
+) -> tuple[Callable[[object], None], Callable[[object], None]]:
+    def batch(frame: object) -> None:
+        clock.spend(batch_ms)
+
+    def single(row: object) -> None:
+        clock.spend(single_ms)
+
+    return batch, single
+
+
+def test_a_model_fast_on_one_row_but_slow_on_every_batch_fails_without_any_budget() -> None:
+    clock = FakeClock()
+    batch, single = batch_and_single(clock, batch_ms=600.0, single_ms=0.2)
+    settings = LatencySettings(threads=None, warmup_calls=1, warmup_seconds=1e-9)
+    check = BatchVersusSingle(
+        batch, single, [0, 1], list(range(64)), batch_size=32, settings=settings, clock=clock
+    )
+    verdict = check.verdict()
+    assert verdict.status is LatencyStatus.FAILED
+    assert verdict.percentile == "batch-vs-single"
+    assert verdict.value == pytest.approx(600.0 / 6.4)
+    assert verdict.message.startswith(
+        "a batch of 32 rows takes 600.0 ms, 93.75x the 6.4 ms of 32 single-row calls, above "
+        "the 1.50x slack (median of "
+    )
+    assert check.seconds <= settings.max_seconds
+
+
+def test_a_batch_faster_than_as_many_single_rows_passes() -> None:
+    clock = FakeClock()
+    batch, single = batch_and_single(clock, batch_ms=2.0, single_ms=0.2)
+    check = BatchVersusSingle(
+        batch, single, [0], list(range(32)), batch_size=32, settings=FIXED, clock=clock
+    )
+    verdict = check.verdict()
+    assert verdict.status is LatencyStatus.PASSED
+    assert "0.31x the 6.4 ms of 32 single-row calls, within the 1.50x slack" in verdict.message
+    assert verdict.figures["batch_ms"] == pytest.approx(2.0)
+    assert verdict.figures["singles_ms"] == pytest.approx(6.4)
+
+
+def test_a_batch_within_the_slack_of_as_many_single_rows_passes() -> None:
+    clock = FakeClock()
+    batch, single = batch_and_single(clock, batch_ms=8.0, single_ms=0.2)  # 1.25x
+    check = BatchVersusSingle(
+        batch, single, [0], list(range(32)), batch_size=32, settings=FIXED, clock=clock
+    )
+    assert check.verdict().status is LatencyStatus.PASSED
+
+
+def test_batch_against_single_rows_times_each_batch_next_to_its_own_rows() -> None:
+    clock = FakeClock()
+    seen: list[tuple[str, str]] = []
+
+    def batch(frame: str) -> None:
+        seen.append(("batch", frame))
+        clock.spend(1.0)
+
+    def single(row: str) -> None:
+        seen.append(("single", row))
+        clock.spend(1.0)
+
+    rows = [f"r{i}" for i in range(12)]  # three batches of four rows
+    check = BatchVersusSingle(
+        batch, single, ["b0", "b1", "b2"], rows, batch_size=4, settings=FIXED, clock=clock
+    )
+    check.verdict()
+    batches = [x for kind, x in seen if kind == "batch"]
+    singles = [x for kind, x in seen if kind == "single"]
+    # After the warm-up, the k-th batch and the k-th group of four rows hold the same rows.
+    timed_batches = batches[-check.calls :]
+    timed_singles = singles[-4 * check.calls :]
+    for k, frame in enumerate(timed_batches):
+        b = int(frame[1:])
+        assert timed_singles[4 * k : 4 * k + 4] == [f"r{4 * b + i}" for i in range(4)]
+
+
+def test_batch_against_single_rows_works_through_round_timers_of_a_model_worker() -> None:
+    clock = FakeClock()
+    batch, single = batch_and_single(clock, batch_ms=600.0, single_ms=0.2)
+    inputs_b, inputs_s = [0, 1], list(range(64))
+    timers = (local_timer(batch, inputs_b, clock), local_timer(single, inputs_s, clock))
+    settings = LatencySettings(threads=None, warmup_calls=1, warmup_seconds=1e-9)
+    check = BatchVersusSingle(
+        batch, single, inputs_b, inputs_s, batch_size=32, settings=settings, clock=clock,
+        timers=timers,
+    )  # fmt: skip
+    assert check.verdict().status is LatencyStatus.FAILED
+
+
+def test_batch_against_single_rows_rejects_rows_that_do_not_fill_the_batches() -> None:
+    with pytest.raises(ConfigError, match="32 rows per batch"):
+        BatchVersusSingle(lambda x: None, lambda x: None, [0, 1], list(range(40)), batch_size=32)
 
 
 # --- pytest-benchmark's JSON format --------------------------------------------------------

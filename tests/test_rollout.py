@@ -381,6 +381,79 @@ def test_a_rollout_without_labels_can_judge_on_the_error_rate_alone() -> None:
     assert [c.criterion for c in decision.criteria] == ["error_rate"]
 
 
+class Down:
+    """A candidate whose every call fails (its feature service is down)."""
+
+    classes = np.array([0, 1])
+
+    def batch_predict(self, rows: pd.DataFrame) -> np.ndarray:
+        raise RuntimeError("feature service unavailable")
+
+
+def test_a_candidate_failing_every_request_is_rolled_back_at_the_first_stage_without_labels() -> (
+    None
+):
+    # The issue's case: default criteria, no labels at serving time. The primary criterion
+    # never gets a labelled row from a candidate that answers nothing; the error rate decides.
+    n = 20_000
+    baseline = Lookup(np.ones(n, dtype=int), np.array([0, 1]))
+    rollout = Rollout(Down(), baseline, key="id")
+    rows = pd.DataFrame({"id": np.arange(n)})
+
+    decisions = []
+    for start in range(0, n, 500):
+        rollout.predict(rows.iloc[start : start + 500])
+        decisions.append(rollout.evaluate())
+        if rollout.state != "running":
+            break
+
+    decision = decisions[-1]
+    assert decision.action == ROLLBACK
+    assert decision.stage == 0
+    assert rollout.share == 0.0
+    assert [c.criterion for c in decision.criteria] == ["error_rate"]
+    assert decision.reason.startswith("rolled back at 5%: error rate 100.00% (")
+    # Decided as soon as the candidate had min_samples requests at the stage, not 20,000 later.
+    assert rollout.counters()["candidate"].requests < 200
+    assert rollout.counters()["candidate"].labelled == 0
+
+
+def test_without_labels_the_error_rate_is_judged_while_the_primary_criterion_waits() -> None:
+    n = 6000
+    cand, base = _lookup_pair(n, 0.9, 0.9, seed=12)
+    rows, y = pd.DataFrame({"id": np.arange(n)}), np.ones(n, dtype=int)
+    rollout = Rollout(cand, base, key="id")
+
+    rollout.predict(rows.iloc[:4000])  # served, but no labels yet
+    waiting = rollout.evaluate()
+    assert waiting.action == HOLD
+    assert [c.criterion for c in waiting.criteria] == ["error_rate"]
+    assert not waiting.criteria[0].worse
+    assert "labelled rows" in waiting.reason
+    assert waiting.look == 1
+    polled = rollout.evaluate()  # polling spends nothing: no test runs
+    assert (polled.action, polled.look, polled.criteria) == (HOLD, None, waiting.criteria)
+    assert rollout.looks_used == 1
+    assert rollout.history == (waiting, polled)  # the HOLD that ran a test stays on record
+
+    rollout.observe(rows.iloc[:4000], y[:4000])
+    decision = rollout.evaluate()
+    assert decision.action == ADVANCE
+    assert [c.criterion for c in decision.criteria] == ["error_rate", "accuracy"]
+    assert decision.look == 1  # each criterion's first look at this stage
+    assert rollout.looks_used == 1
+
+
+def test_a_replayed_candidate_failing_every_row_is_rolled_back_not_inconclusive() -> None:
+    rows, y = holdout(6000)
+    baseline = full_model(rows, y)
+
+    results = simulate_rollout(Down(), baseline, rows, y, key="id")
+
+    assert statuses(results) == ["rolled_back", "not_reached", "not_reached", "not_reached"]
+    assert results[0].message.startswith("rolled back at 5%: error rate 100.00% (")
+
+
 def test_the_replay_follows_the_timestamp_column_and_models_get_only_their_features() -> None:
     n = 6000
     cand, base = _lookup_pair(n, 0.9, 0.9, seed=8)
@@ -437,6 +510,29 @@ def test_the_state_round_trips_through_json_and_the_restored_router_carries_on()
         router.evaluate()
     assert restored.to_json() == original.to_json()
     np.testing.assert_array_equal(restored.route(rows), original.route(rows))
+
+
+def test_a_state_written_in_the_first_format_is_still_read() -> None:
+    n = 8000
+    cand, base = _lookup_pair(n, 0.9, 0.9, seed=13)
+    rows, y = pd.DataFrame({"id": np.arange(n)}), np.ones(n, dtype=int)
+    rollout = Rollout(cand, base, key="id")
+    rollout.predict(rows.iloc[:4000], y_true=y[:4000])
+    advanced = rollout.evaluate()
+    assert advanced.action == ADVANCE
+    state = json.loads(rollout.to_json())
+    # What format 1 wrote: one look count and one last look for every criterion.
+    state["format"] = 1
+    state["looks_used"] = max(state.pop("looks").values())
+    state["last_look"] = next(iter(state["last_look"].values()))
+    del state["judged"]
+
+    restored = Rollout.from_json(json.dumps(state), cand, base)
+
+    assert restored.to_json() == rollout.to_json()
+    assert restored.evaluate() == advanced
+    restored.advance()
+    assert restored.share == 0.25
 
 
 def test_a_rollout_routed_by_a_function_needs_it_back_to_restore() -> None:

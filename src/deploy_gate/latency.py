@@ -4,7 +4,9 @@ The tracker keeps recent call durations in constant memory so a serving process 
 p50/p95/p99/max at any time. The gate side times a model in rounds and judges budgets on a
 confidence interval of the median of per-round percentiles, taking more rounds while that is
 undecided and setting aside calls the OS preempted, so the noise of a shared CI machine does not
-flip the verdict; a candidate is compared with its baseline interleaved call by call.
+flip the verdict. A candidate is compared with its baseline interleaved call by call, each
+model's percentile taken over all its calls (a p99 needs hundreds of them); a batch of N rows is
+compared with N single-row calls on the same rows.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from deploy_gate.options import parse_duration_ms, parse_percentile, parse_threa
 __all__ = [
     "FLOOR_CALLS_PER_ROUND",
     "PREEMPTED_FACTOR",
+    "BatchVersusSingle",
     "Clock",
     "LatencyComparison",
     "LatencyMeasurement",
@@ -48,6 +51,7 @@ __all__ = [
     "benchmark_document",
     "benchmark_entry",
     "benchmark_storage_path",
+    "calls_for_percentile",
     "interleaved_pair_timer",
     "local_pair_timer",
     "local_timer",
@@ -62,6 +66,7 @@ __all__ = [
 ]
 
 T = TypeVar("T")
+U = TypeVar("U")
 
 #: A monotonic clock in integer nanoseconds; ``time.perf_counter_ns`` unless a test injects one.
 Clock = Callable[[], int]
@@ -246,6 +251,10 @@ class LatencySettings:
     #: a tenth of ``max_seconds``, so a slow model spends its time in rounds.
     warmup_calls: int = 20
     warmup_seconds: float = 0.2
+    #: A comparison whose percentile still lacks the calls for its interval at ``max_seconds``
+    #: (a slow model) goes on until it has them, up to this many seconds in all; None is three
+    #: times ``max_seconds``. Absolute budgets always stop at ``max_seconds``.
+    max_seconds_for_calls: float | None = None
 
     def __post_init__(self) -> None:
         def positive_int(name: str, value: object) -> None:
@@ -269,6 +278,8 @@ class LatencySettings:
         positive_int("warmup_calls", self.warmup_calls)
         for name in ("max_seconds", "round_seconds", "warmup_seconds"):
             positive_float(name, getattr(self, name))
+        if self.max_seconds_for_calls is not None:
+            positive_float("max_seconds_for_calls", self.max_seconds_for_calls)
         if not 0.5 <= self.confidence < 1.0:
             raise ConfigError(
                 f"latency setting confidence must be in [0.5, 1), not {self.confidence!r}"
@@ -277,6 +288,13 @@ class LatencySettings:
             raise ConfigError("latency setting min_calls_per_round exceeds max_calls_per_round")
         if self.min_rounds > self.max_rounds:
             raise ConfigError("latency setting min_rounds exceeds max_rounds")
+
+    @property
+    def seconds_for_calls(self) -> float:
+        """The time cap of a comparison whose percentile still lacks calls (see
+        ``max_seconds_for_calls``), never below ``max_seconds``."""
+        extended = self.max_seconds_for_calls
+        return max(self.max_seconds, 3 * self.max_seconds if extended is None else extended)
 
     @property
     def threads_label(self) -> str:
@@ -394,6 +412,42 @@ def _median_ci(values: np.ndarray, confidence: float) -> tuple[float, float]:
         return (-math.inf, math.inf)
     ordered = np.sort(values)
     return (float(ordered[rank - 1]), float(ordered[values.size - rank]))
+
+
+@functools.lru_cache(maxsize=4096)
+def _quantile_ci_indices(n: int, p: float, confidence: float) -> tuple[int, int]:
+    """0-based indices ``(lo, hi)`` of the sorted values bounding the ``p``-quantile with
+    ``confidence``: the two-sided interval of ``scipy.stats.quantile_test``; ``lo`` is -1 and
+    ``hi`` is ``n`` on a side no value bounds."""
+    from scipy.stats import binom
+
+    alpha = (1.0 - confidence) / 2.0
+    return int(binom.ppf(alpha, n, p)) - 1, int(binom.isf(alpha, n, p))
+
+
+def _quantile_ci(ordered: np.ndarray, p: float, confidence: float) -> tuple[float, float]:
+    """Distribution-free confidence interval of the ``p``-quantile of the sorted ``ordered``;
+    an infinite end where there are too few values to bound that side."""
+    n = ordered.size
+    if n == 0:
+        return (-math.inf, math.inf)
+    lo, hi = _quantile_ci_indices(n, p, confidence)
+    low = float(ordered[lo]) if lo >= 0 else -math.inf
+    high = float(ordered[hi]) if hi < n else math.inf
+    return (low, high)
+
+
+def calls_for_percentile(percentile: float, confidence: float) -> int:
+    """The fewest calls whose order statistics bound the ``percentile`` (``99.0`` for p99) on
+    both sides with ``confidence``: 437 for a p99 at 97.5%, 368 at 95%.
+
+    Fewer calls cannot say where a p99 is: the p99 of 22 calls is their maximum.
+    """
+    p = percentile / 100.0
+    alpha = (1.0 - confidence) / 2.0
+    # The top call bounds the quantile once p**n <= alpha; the bottom one once (1-p)**n <= alpha.
+    sides = [math.log(alpha) / math.log(x) for x in (p, 1.0 - p) if 0.0 < x < 1.0]
+    return max(math.ceil(v - 1e-9) for v in sides) if sides else 1
 
 
 def _fmt_ms(value: float) -> str:
@@ -799,14 +853,86 @@ class LatencyMeasurement(Generic[T]):
         )
 
 
-class LatencyComparison(Generic[T]):
-    """Candidate against baseline, timed interleaved in paired rounds on the same inputs.
+@dataclass(frozen=True)
+class _Relative:
+    """One look at a comparison: each side's percentile over all its calls, and intervals of
+    their ratio and difference."""
 
-    Within a round the two alternate call by call on the same input (A B, B A, A B, ...), so
-    whatever else the machine is doing during the round slows both alike; each round yields a
-    pair of percentiles. The verdict is judged on the per-round ratios: it fails when the
-    candidate is confidently slower than ``max_ratio`` times the baseline, and never fails when
-    the candidate is within ``noise_floor_ms`` of the baseline.
+    calls: int
+    first_ms: float
+    second_ms: float
+    ratio_ci: tuple[float, float]
+    diff_ci: tuple[float, float]
+
+    @property
+    def ratio(self) -> float:
+        return self.first_ms / max(self.second_ms, 1e-9)
+
+    @property
+    def diff(self) -> float:
+        return self.first_ms - self.second_ms
+
+    def status(self, max_ratio: float, noise_floor_ms: float) -> LatencyStatus | None:
+        """PASSED or FAILED once the intervals decide it, else None."""
+        if self.ratio_ci[1] <= max_ratio or self.diff_ci[1] <= noise_floor_ms:
+            return LatencyStatus.PASSED
+        if self.ratio_ci[0] > max_ratio and self.diff_ci[0] > noise_floor_ms:
+            return LatencyStatus.FAILED
+        return None
+
+
+def _relative_median(first: np.ndarray, second: np.ndarray, confidence: float) -> _Relative:
+    """Per-round values of two sides, judged on the interval of the median of their ratios."""
+    second = np.maximum(second, 1e-9)  # a zero round (coarse clock) says nothing about a ratio
+    ratios = first / second
+    return _Relative(
+        calls=int(first.size),
+        first_ms=float(np.median(first)),
+        second_ms=float(np.median(second)),
+        ratio_ci=_median_ci(ratios, confidence),
+        diff_ci=_median_ci(first - second, confidence),
+    )
+
+
+def _relative_quantile(
+    first_ms: np.ndarray, second_ms: np.ndarray, q: float, confidence: float
+) -> _Relative:
+    """The ``q`` percentile of each side over all its calls, each with its order-statistic
+    interval at half the error, so that the ratio's interval has ``confidence`` (Bonferroni)."""
+    each = 1.0 - (1.0 - confidence) / 2.0
+    a, b = np.sort(first_ms), np.sort(second_ms)
+    a_lo, a_hi = _quantile_ci(a, q / 100.0, each)
+    b_lo, b_hi = _quantile_ci(b, q / 100.0, each)
+    a_lo, b_lo = max(a_lo, 0.0), max(b_lo, 0.0)  # durations: no call is shorter than nothing
+    tiny = 1e-9
+    return _Relative(
+        calls=int(min(a.size, b.size)),
+        first_ms=float(np.percentile(a, q)) if a.size else math.nan,
+        second_ms=float(np.percentile(b, q)) if b.size else math.nan,
+        ratio_ci=(a_lo / max(b_hi, tiny), a_hi / max(b_lo, tiny)),
+        diff_ci=(a_lo - b_hi, a_hi - b_lo),
+    )
+
+
+def _ratio_ci_note(confidence: float, ci: tuple[float, float]) -> str:
+    if not (math.isfinite(ci[0]) and math.isfinite(ci[1])):
+        return ""
+    return f", {confidence:.0%} CI {_fmt_ratio(ci[0])}-{_fmt_ratio(ci[1])}x"
+
+
+class LatencyComparison(Generic[T]):
+    """Candidate against baseline, timed interleaved call by call on the same inputs.
+
+    The two alternate call by call on the same input (A B, B A, A B, ...), so whatever else the
+    machine is doing slows both alike. Each model's percentile is taken over all its calls, not
+    per round: a p99 needs hundreds of calls (``calls_for_percentile``), and rounds are sized
+    for time, not for that. The verdict fails only on a confident regression, when the interval
+    of the ratio of the two percentiles (from each percentile's order-statistic interval) is
+    above ``max_ratio`` *and* that of their difference is above ``noise_floor_ms``; it passes
+    when either interval is within its limit. Undecided at the cap is INCONCLUSIVE, which the
+    gate reports as a warning: a relative check blocks only what it is sure of. While the
+    percentile still lacks the calls for its interval, a slow pair is timed past
+    ``max_seconds``, up to ``settings.seconds_for_calls``.
     """
 
     def __init__(
@@ -827,17 +953,14 @@ class LatencyComparison(Generic[T]):
         _check_inputs(candidate, inputs, "the candidate")
         _check_inputs(baseline, inputs, "the baseline")
         self.q = parse_percentile(percentile)
-        if not (math.isfinite(max_ratio) and max_ratio > 0):
-            raise ConfigError(f"latency max_ratio must be a positive number, not {max_ratio!r}")
-        if not (math.isfinite(noise_floor_ms) and noise_floor_ms >= 0):
-            raise ConfigError(
-                f"latency noise_floor_ms must be a non-negative number, not {noise_floor_ms!r}"
-            )
+        _check_limits(max_ratio, noise_floor_ms)
         self.percentile = percentile
         self.max_ratio = max_ratio
         self.noise_floor_ms = noise_floor_ms
         self.batch_size = batch_size
         self.settings = settings or LatencySettings()
+        #: Calls each model needs before its percentile has an interval at all.
+        self.calls_needed = calls_for_percentile(self.q, 1.0 - (1.0 - self.settings.confidence) / 2)
         self._local = timers is None
         if timers is None:
             counter = _switch_counter(self.settings, clock, switches)
@@ -855,6 +978,7 @@ class LatencyComparison(Generic[T]):
         self._verdict: LatencyVerdict | None = None
         self.calls_per_round = 0
         self.seconds = 0.0
+        self._cap_seconds = self.settings.max_seconds
 
     def verdict(self) -> LatencyVerdict:
         """The comparison's verdict, measuring on the first call and cached afterwards."""
@@ -872,7 +996,9 @@ class LatencyComparison(Generic[T]):
 
     def _measure(self) -> LatencyVerdict:
         settings = self.settings
-        _median_ci_ranks(settings.min_rounds, settings.confidence)  # imports scipy off the clock
+        # Imports scipy and fills the caches off the clock.
+        _median_ci_ranks(settings.min_rounds, settings.confidence)
+        _quantile_ci_indices(self.calls_needed, self.q / 100.0, 0.5)
         begin = self._clock()
         with _measuring_conditions(settings, local=self._local):
             self._candidate.warm_up(settings, offset=0)
@@ -891,97 +1017,312 @@ class LatencyComparison(Generic[T]):
                 longest = max(longest, now - pair_begin)
                 self.seconds = (now - begin) / 1e9
                 pairs = len(self._candidate.rounds)
-                if pairs >= settings.min_rounds and self._status() is not None:
+                look = self._look()
+                if pairs >= settings.min_rounds and self._status(look) is not None:
                     break
-                if (now - begin) + longest > settings.max_seconds * 1e9:
+                # A percentile without the calls for its interval gets more time, within limits.
+                short = look.calls < self.calls_needed
+                self._cap_seconds = settings.seconds_for_calls if short else settings.max_seconds
+                if (now - begin) + longest > self._cap_seconds * 1e9:
                     break
                 if pairs >= settings.max_rounds:
                     break
         return self._final()
 
-    def _status(self) -> LatencyStatus | None:
-        cand, base = self._candidate_and_baseline()
-        ratio_low, ratio_high = _median_ci(cand / base, self.settings.confidence)
-        diff_low, diff_high = _median_ci(cand - base, self.settings.confidence)
-        if ratio_high <= self.max_ratio or diff_high <= self.noise_floor_ms:
-            return LatencyStatus.PASSED
-        if ratio_low > self.max_ratio and diff_low > self.noise_floor_ms:
-            return LatencyStatus.FAILED
-        return None
+    def _look(self) -> _Relative:
+        return _relative_quantile(
+            np.concatenate(self._candidate.rounds) / 1e6,
+            np.concatenate(self._baseline.rounds) / 1e6,
+            self.q,
+            self.settings.confidence,
+        )
 
-    def _candidate_and_baseline(self) -> tuple[np.ndarray, np.ndarray]:
-        cand = self._candidate.round_percentiles_ms(self.q)
-        # A zero baseline round (coarse clock) would make the ratio infinite, not informative.
-        base = np.maximum(self._baseline.round_percentiles_ms(self.q), 1e-9)
-        return cand, base
+    def _status(self, look: _Relative) -> LatencyStatus | None:
+        return look.status(self.max_ratio, self.noise_floor_ms)
 
     def _final(self) -> LatencyVerdict:
-        cand, base = self._candidate_and_baseline()
-        ratios = cand / base
-        diff = float(np.median(cand - base))
-        ratio = float(np.median(ratios))
-        ratio_ci = _median_ci(ratios, self.settings.confidence)
-        status = self._status()
+        look = self._look()
+        settings = self.settings
+        status = self._status(look)
         if status is None:
             # Never fail on a difference inside the noise floor, even undecided at the cap.
-            below_floor = diff <= self.noise_floor_ms
+            below_floor = look.diff <= self.noise_floor_ms
             status = LatencyStatus.PASSED if below_floor else LatencyStatus.INCONCLUSIVE
         label = self.percentile
-        cand_ms, base_ms = float(np.median(cand)), float(np.median(base))
+        rounds = len(self._candidate.rounds)
         head = (
-            f"{label} latency {_fmt_ms(cand_ms)} ms is {_fmt_ratio(ratio)}x the baseline's "
-            f"{_fmt_ms(base_ms)} ms"
+            f"{label} latency {_fmt_ms(look.first_ms)} ms is {_fmt_ratio(look.ratio)}x the "
+            f"baseline's {_fmt_ms(look.second_ms)} ms"
         )
         limit = f"the {_fmt_ratio(self.max_ratio)}x limit"
         detail = (
-            f"batch={self.batch_size}, {ratios.size} paired rounds x {self.calls_per_round} "
-            f"calls, round ratio range {_fmt_ratio(float(ratios.min()))}-"
-            f"{_fmt_ratio(float(ratios.max()))}"
+            f"batch={self.batch_size}, {label} of {look.calls} calls per model in {rounds} "
+            f"paired rounds"
         )
+        if look.calls < self.calls_needed:
+            per_call = self.seconds / max(look.calls, 1)
+            detail += (
+                f", too few for a {label}: it needs {self.calls_needed} calls per model, about "
+                f"{math.ceil(per_call * self.calls_needed)} s at this speed"
+            )
+        else:
+            detail += _ratio_ci_note(settings.confidence, look.ratio_ci)
         set_aside = self._candidate.set_aside + self._baseline.set_aside
-        threads = _set_aside_note(set_aside) + f"threads={self.settings.threads_label}"
+        threads = _set_aside_note(set_aside) + f"threads={settings.threads_label}"
         if status is LatencyStatus.FAILED:
             message = f"{head}, above {limit} ({detail}, {threads})"
         elif status is LatencyStatus.INCONCLUSIVE:
-            conf = _ci_note(self.settings.confidence, ratio_ci, _fmt_ratio, "x")
             message = (
-                f"{head}, inconclusive against {limit}, still undecided at the "
-                f"{self.settings.max_seconds:g} s cap ({detail}, {conf}, {threads})"
+                f"{head}, undecided against {limit} at the {self._cap_seconds:g} s cap "
+                f"({detail}, {threads})"
             )
-        elif ratio_ci[1] > self.max_ratio:  # passed on the noise floor, not on the ratio
+        elif look.ratio_ci[1] > self.max_ratio:  # passed on the noise floor, not on the ratio
             message = (
-                f"{head}, but the {_fmt_ms(diff)} ms difference is within the "
+                f"{head}, but the {_fmt_ms(look.diff)} ms difference is within the "
                 f"{_fmt_ms(self.noise_floor_ms)} ms noise floor ({detail}, {threads})"
             )
         else:
             message = f"{head}, within {limit} ({detail}, {threads})"
         figures: dict[str, float | int | str] = {
-            f"candidate_{label}_ms": cand_ms,
-            f"baseline_{label}_ms": base_ms,
-            "ratio": ratio,
-            "diff_ms": diff,
+            f"candidate_{label}_ms": look.first_ms,
+            f"baseline_{label}_ms": look.second_ms,
+            "ratio": look.ratio,
+            "diff_ms": look.diff,
             "max_ratio": self.max_ratio,
             "noise_floor_ms": self.noise_floor_ms,
-            "calls": int(sum(r.size for r in self._candidate.rounds)),
-            "rounds": int(ratios.size),
+            "calls": look.calls,
+            "calls_needed": self.calls_needed,
+            "rounds": rounds,
             "calls_per_round": self.calls_per_round,
             "batch_size": self.batch_size,
-            "threads": self.settings.threads_label,
+            "threads": settings.threads_label,
             "seconds": round(self.seconds, 3),
             "preempted_calls_set_aside": set_aside,
             "status": status.value,
         }
-        if math.isfinite(ratio_ci[0]):
-            figures.update(ratio_ci_low=ratio_ci[0], ratio_ci_high=ratio_ci[1])
+        if math.isfinite(look.ratio_ci[0]) and math.isfinite(look.ratio_ci[1]):
+            figures.update(ratio_ci_low=look.ratio_ci[0], ratio_ci_high=look.ratio_ci[1])
         return LatencyVerdict(
             status=status,
             message=message,
             percentile=f"{label}-vs-baseline",
             batch_size=self.batch_size,
-            value=ratio,
+            value=look.ratio,
             limit=self.max_ratio,
-            ci=ratio_ci,
-            rounds=int(ratios.size),
+            ci=look.ratio_ci,
+            rounds=rounds,
+            calls_per_round=self.calls_per_round,
+            figures=figures,
+        )
+
+
+def _check_limits(max_ratio: float, noise_floor_ms: float) -> None:
+    if not (math.isfinite(max_ratio) and max_ratio > 0):
+        raise ConfigError(f"latency max_ratio must be a positive number, not {max_ratio!r}")
+    if not (math.isfinite(noise_floor_ms) and noise_floor_ms >= 0):
+        raise ConfigError(
+            f"latency noise_floor_ms must be a non-negative number, not {noise_floor_ms!r}"
+        )
+
+
+#: The batch-vs-single check sizes rounds for at least this many batches (fewer for a slow
+#: model): each round is judged on medians, which need far fewer calls than a p99.
+MIN_BATCHES_PER_ROUND = 5
+
+
+class BatchVersusSingle(Generic[T, U]):
+    """A batch of N rows against N single-row calls on the same rows: a batch must not be
+    slower than calling the model row by row, whatever the budgets.
+
+    ``rows`` holds the rows of ``batches`` in order (``batch_size`` rows per batch). Each round
+    times ``calls`` batches and the single-row calls on the same rows, one right after the
+    other, which goes first alternating by round, so a machine that slows down slows both. A
+    round yields the median batch call and the median total of a batch's single-row calls; the
+    verdict is judged on the per-round ratios with the same distribution-free interval of their
+    median as the budgets. It fails only when the batch is confidently more than ``max_ratio``
+    (the slack) times slower and by more than ``noise_floor_ms``; undecided at the cap is
+    INCONCLUSIVE, which the gate reports as a warning.
+    """
+
+    def __init__(
+        self,
+        batch: Callable[[T], object],
+        single: Callable[[U], object],
+        batches: Sequence[T],
+        rows: Sequence[U],
+        *,
+        batch_size: int,
+        max_ratio: float = 1.5,
+        noise_floor_ms: float = 0.05,
+        settings: LatencySettings | None = None,
+        clock: Clock = time.perf_counter_ns,
+        switches: SwitchCounter | None = None,
+        timers: tuple[RoundTimer, RoundTimer] | None = None,
+    ) -> None:
+        _check_inputs(batch, batches, "the batch call")
+        _check_inputs(single, rows, "the single-row call")
+        if len(rows) != len(batches) * batch_size:
+            raise ConfigError(
+                f"a batch-vs-single comparison needs {batch_size} rows per batch, in order: got "
+                f"{len(rows)} rows for {len(batches)} batches"
+            )
+        _check_limits(max_ratio, noise_floor_ms)
+        self.batch_size = batch_size
+        self.max_ratio = max_ratio
+        self.noise_floor_ms = noise_floor_ms
+        self.settings = settings or LatencySettings()
+        self._local = timers is None
+        if timers is None:
+            counter = _switch_counter(self.settings, clock, switches)
+            counted = counter is not None
+            batch_timer = local_timer(batch, batches, clock, counter)
+            single_timer = local_timer(single, rows, clock, counter)
+        else:  # timed in a model worker, which counts its own switches
+            counted = self.settings.discount_preemptions
+            batch_timer, single_timer = timers
+        self._batch = _Timed(batch_timer, clock, [], counted)
+        self._single = _Timed(single_timer, clock, [], counted)
+        self._count_switches = counted
+        self._clock = clock
+        self._verdict: LatencyVerdict | None = None
+        #: Per round, each batch call's duration, and each batch's single-row calls in total.
+        self._batch_rounds: list[np.ndarray] = []
+        self._single_rounds: list[np.ndarray] = []
+        self.set_aside = 0
+        self.calls_per_round = 0
+        self.calls = 0
+        self.seconds = 0.0
+
+    def verdict(self) -> LatencyVerdict:
+        """The verdict, measuring on the first call and cached afterwards."""
+        if self._verdict is None:
+            self._verdict = self._measure()
+        return self._verdict
+
+    def _kept(self, durations: np.ndarray, switches: int) -> np.ndarray:
+        if not self._count_switches:
+            return durations
+        kept = set_aside_preempted(durations, switches)
+        self.set_aside += durations.size - kept.size
+        return kept
+
+    def _round(self, calls: int, start: int, batch_first: bool) -> None:
+        n = self.batch_size
+        for arm in ("batch", "single") if batch_first else ("single", "batch"):
+            if arm == "batch":
+                durations, switches = self._batch.timer(calls, start)
+                self._batch_rounds.append(self._kept(durations, switches))
+            else:
+                durations, switches = self._single.timer(calls * n, start * n)
+                totals = durations.reshape(calls, n).sum(axis=1)
+                self._single_rounds.append(self._kept(totals, switches))
+
+    def _calls_per_round(self, pair_ns: float) -> int:
+        settings = self.settings
+        if settings.calls_per_round is not None:
+            return settings.calls_per_round
+        pair_s = max(pair_ns, 1.0) / 1e9
+        wanted = max(settings.round_seconds / pair_s, MIN_BATCHES_PER_ROUND)
+        fit = settings.max_seconds / (2 * settings.min_rounds) / pair_s
+        return max(int(min(wanted, fit, settings.max_calls_per_round)), 1)
+
+    def _measure(self) -> LatencyVerdict:
+        settings = self.settings
+        _median_ci_ranks(settings.min_rounds, settings.confidence)  # imports scipy off the clock
+        begin = self._clock()
+        with _measuring_conditions(settings, local=self._local):
+            self._batch.warm_up(settings, offset=0)
+            self._single.warm_up(settings, offset=0)
+            pair_ns = self._batch.warm_ns + self.batch_size * self._single.warm_ns
+            self.calls_per_round = calls = self._calls_per_round(pair_ns)
+            start = self._batch.warm_calls
+            longest = 0
+            while True:
+                round_begin = self._clock()
+                self._round(calls, start, batch_first=len(self._batch_rounds) % 2 == 0)
+                start += calls
+                self.calls += calls
+                now = self._clock()
+                longest = max(longest, now - round_begin)
+                self.seconds = (now - begin) / 1e9
+                rounds = len(self._batch_rounds)
+                decided = self._look().status(self.max_ratio, self.noise_floor_ms)
+                if rounds >= settings.min_rounds and decided is not None:
+                    break
+                if (now - begin) + longest > settings.max_seconds * 1e9:
+                    break
+                if rounds >= settings.max_rounds:
+                    break
+        return self._final()
+
+    def _look(self) -> _Relative:
+        medians = [
+            np.asarray([np.median(r) / 1e6 if r.size else math.nan for r in rounds])
+            for rounds in (self._batch_rounds, self._single_rounds)
+        ]
+        return _relative_median(medians[0], medians[1], self.settings.confidence)
+
+    def _final(self) -> LatencyVerdict:
+        look = self._look()
+        settings = self.settings
+        status = look.status(self.max_ratio, self.noise_floor_ms)
+        if status is None:
+            below_floor = look.diff <= self.noise_floor_ms
+            status = LatencyStatus.PASSED if below_floor else LatencyStatus.INCONCLUSIVE
+        n = self.batch_size
+        rounds = len(self._batch_rounds)
+        head = (
+            f"a batch of {n} rows takes {_fmt_ms(look.first_ms)} ms, {_fmt_ratio(look.ratio)}x "
+            f"the {_fmt_ms(look.second_ms)} ms of {n} single-row calls"
+        )
+        slack = f"the {_fmt_ratio(self.max_ratio)}x slack"
+        detail = (
+            f"median of {rounds} rounds x {self.calls_per_round} "
+            f"batch{'' if self.calls_per_round == 1 else 'es'}, each next to its rows one by one"
+            + _ratio_ci_note(settings.confidence, look.ratio_ci)
+        )
+        threads = _set_aside_note(self.set_aside) + f"threads={settings.threads_label}"
+        if status is LatencyStatus.FAILED:
+            message = f"{head}, above {slack} ({detail}, {threads})"
+        elif status is LatencyStatus.INCONCLUSIVE:
+            message = (
+                f"{head}, undecided against {slack} at the {settings.max_seconds:g} s cap "
+                f"({detail}, {threads})"
+            )
+        elif look.ratio_ci[1] > self.max_ratio:
+            message = (
+                f"{head}, but the {_fmt_ms(look.diff)} ms difference is within the "
+                f"{_fmt_ms(self.noise_floor_ms)} ms noise floor ({detail}, {threads})"
+            )
+        else:
+            message = f"{head}, within {slack} ({detail}, {threads})"
+        figures: dict[str, float | int | str] = {
+            "batch_ms": look.first_ms,
+            "singles_ms": look.second_ms,
+            "ratio": look.ratio,
+            "diff_ms": look.diff,
+            "max_ratio": self.max_ratio,
+            "noise_floor_ms": self.noise_floor_ms,
+            "calls": self.calls,
+            "rounds": rounds,
+            "calls_per_round": self.calls_per_round,
+            "batch_size": n,
+            "threads": settings.threads_label,
+            "seconds": round(self.seconds, 3),
+            "preempted_calls_set_aside": self.set_aside,
+            "status": status.value,
+        }
+        if math.isfinite(look.ratio_ci[0]):
+            figures.update(ratio_ci_low=look.ratio_ci[0], ratio_ci_high=look.ratio_ci[1])
+        return LatencyVerdict(
+            status=status,
+            message=message,
+            percentile="batch-vs-single",
+            batch_size=n,
+            value=look.ratio,
+            limit=self.max_ratio,
+            ci=look.ratio_ci,
+            rounds=rounds,
             calls_per_round=self.calls_per_round,
             figures=figures,
         )

@@ -12,7 +12,9 @@ The stage test, in short (details in :class:`Rollout`): each criterion is a non-
 with the margins of the baseline checks (accuracy or MAE within 95% of the baseline's, error rate
 within ``max(2x baseline, 0.1%)``), at level ``(1 - confidence) / (max_looks * criteria)``, a
 Bonferroni split over every look the rollout may take, so that all stages and extensions together
-roll back a candidate that meets those margins at most ``1 - confidence`` of the time.
+roll back a candidate that meets those margins at most ``1 - confidence`` of the time. Each
+criterion is judged as soon as it has its own samples: the error rate needs only requests, so a
+candidate that fails every request is rolled back at the first stage without a single label.
 """
 
 from __future__ import annotations
@@ -71,7 +73,8 @@ HOLD: Action = "hold"
 ROLLBACK: Action = "rollback"
 CRITERIA: tuple[Criterion, ...] = ("error_rate", "primary")
 
-_FORMAT = 1
+#: Version 2 keeps looks per criterion; version 1 states (one look count) are still read.
+_FORMAT = 2
 _ARMS = ("candidate", "baseline")
 
 
@@ -348,11 +351,15 @@ class Rollout:
     ``predict(rows, y_true=...)`` or :meth:`observe` give each arm its primary figure (accuracy
     for classifiers, absolute error for regressors).
 
-    :meth:`evaluate` judges the current stage once each arm has ``min_samples`` observations
-    (the candidate at this stage, the baseline in all): HOLD (inconclusive) before that; then a
-    one-sided test per criterion, ROLLBACK (automatic, to 0%) when the candidate is
-    significantly worse than the margin allows, else ADVANCE; :meth:`advance` moves on. Not
+    :meth:`evaluate` judges each criterion of the current stage as soon as both arms have
+    ``min_samples`` observations for it (the candidate at this stage, the baseline in all:
+    requests for the error rate, labelled rows for the primary figure), with a one-sided test:
+    ROLLBACK (automatic, to 0%) as soon as one criterion shows the candidate significantly worse
+    than its margin allows, ADVANCE once every criterion has been judged and none did, HOLD
+    (inconclusive) while a criterion still lacks its samples; :meth:`advance` moves on. Not
     being proven better is no reason to hold: the candidate must be shown worse to be stopped.
+    The criteria do not wait for each other: a candidate that fails every request never
+    produces a labelled row, and its error rate alone rolls it back.
 
     * ``error_rate``: H0 "candidate error rate <= max(max_error_ratio * baseline's,
       error_floor)". The baseline's rate is bounded above by a one-sided Clopper-Pearson bound
@@ -363,15 +370,17 @@ class Rollout:
       (``scipy.stats.ttest_ind_from_stats``) on the per-row correctness or absolute error.
 
     Each test runs at ``(1 - confidence) / (max_looks * len(criteria))``: Bonferroni over all
-    looks, so stages and extra looks together keep false rollbacks of a candidate that meets the
-    margins below ``1 - confidence``. ``max_looks`` defaults to one look per stage; a larger
-    value allows re-looks within a stage (each needs ``min_samples`` new candidate observations),
-    at the price of a stricter level per look. Counters are cumulative, so later looks weigh
-    all the evidence so far.
+    looks of all criteria (each criterion takes at most ``max_looks`` looks), so stages and extra
+    looks together keep false rollbacks of a candidate that meets the margins below
+    ``1 - confidence``. ``max_looks`` defaults to one look per stage; a larger value allows
+    re-looks within a stage (each needs ``min_samples`` new candidate observations of that
+    criterion), at the price of a stricter level per look. Counters are cumulative, so later
+    looks weigh all the evidence so far.
 
-    Without labels at serving time, pass ``criteria=("error_rate",)``: the primary criterion
-    waits for labelled rows and holds until it has them. Counters and decisions are guarded by
-    a lock, so serving threads may share one router.
+    Without labels at serving time the error rate is still judged at every stage; the primary
+    criterion holds the stage until labelled rows arrive (pass ``criteria=("error_rate",)`` to
+    advance on the error rate alone). Counters and decisions are guarded by a lock, so serving
+    threads may share one router.
     """
 
     def __init__(
@@ -439,8 +448,11 @@ class Rollout:
         self._state: State = "running"
         self._arms = {arm: _Arm() for arm in _ARMS}
         self._stage_start = _Marks()
-        self._last_look: _Marks | None = None
-        self._looks = 0
+        # Per criterion: tests run so far, the counters at its last test, and its result at the
+        # current stage (cleared when the stage advances).
+        self._looks: dict[str, int] = dict.fromkeys(self.criteria, 0)
+        self._last_look: dict[str, _Marks] = {}
+        self._judged: dict[str, CriterionResult] = {}
         self._unserved = 0
         self._history: list[StageDecision] = []
         # Serving threads share one router: counters and decisions change under this lock,
@@ -477,8 +489,9 @@ class Rollout:
 
     @property
     def looks_used(self) -> int:
-        """How many stage tests have run (each spends its share of 1 - confidence)."""
-        return self._looks
+        """How many looks the most-judged criterion has taken (each test spends its share of
+        1 - confidence)."""
+        return max(self._looks.values(), default=0)
 
     @property
     def alpha_per_test(self) -> float:
@@ -651,39 +664,41 @@ class Rollout:
     # -- decisions -------------------------------------------------------------------------------
     @_locked
     def evaluate(self) -> StageDecision:
-        """Judge the current stage: HOLD (too few samples), ADVANCE, or ROLLBACK (applied now).
+        """Judge the current stage: ROLLBACK (applied now), ADVANCE, or HOLD (a criterion still
+        lacks samples).
 
-        Once the stage has its decision, calling again returns it unchanged unless
-        ``min_samples`` new candidate observations arrived and a spare look is left (see
-        ``max_looks``), so polling does not spend the confidence budget.
+        Each criterion is tested once it has its samples, whether or not the others have theirs;
+        one significantly worse criterion rolls back at once. A criterion judged at this stage is
+        judged again only after ``min_samples`` new observations of it and while a spare look is
+        left (see ``max_looks``), so polling does not spend the confidence budget.
         """
         if self._state != "running":
             return self._history[-1]
-        pct = _pct(self.share)
-        shortfalls = self._shortfalls(self._stage_start)
-        if shortfalls:
-            return self._record(
-                StageDecision(
-                    action=HOLD,
-                    stage=self._index,
-                    share=self.share,
-                    reason=f"inconclusive at {pct}: " + "; ".join(shortfalls),
-                    max_looks=self.max_looks,
-                )
-            )
+        due = [c for c in self.criteria if self._due(c)]
+        if due:
+            return self._look(due)
         last = self._history[-1] if self._history else None
         if last is not None and last.stage == self._index and last.action == ADVANCE:
-            spare = self._looks + len(self._stages) - self._index <= self.max_looks
-            if self._last_look is None or not spare or self._shortfalls(self._last_look):
-                return last
-        return self._look()
+            return last
+        return self._record(self._decision(HOLD, look=None))
 
-    def _shortfalls(self, since: _Marks) -> list[str]:
+    def _due(self, criterion: Criterion) -> bool:
+        """Whether ``criterion`` has the samples for a look at this stage, and a look to spend."""
+        if self._shortfalls(self._stage_start, (criterion,)):
+            return False
+        if criterion not in self._judged:
+            return True  # its look at this stage: one is reserved for every stage
+        # A spare look is one that leaves a look for each later stage.
+        spare = self._looks[criterion] + len(self._stages) - self._index <= self.max_looks
+        since = self._last_look.get(criterion)
+        return spare and since is not None and not self._shortfalls(since, (criterion,))
+
+    def _shortfalls(self, since: _Marks, criteria: Sequence[Criterion] | None = None) -> list[str]:
         """What is missing before a look: candidate observations since ``since``, baseline total."""
         cand, base = self._arms["candidate"], self._arms["baseline"]
         need = self.min_samples
         out: list[str] = []
-        for criterion in self.criteria:
+        for criterion in self.criteria if criteria is None else criteria:
             what = "requests" if criterion == "error_rate" else "labelled rows"
             c_have = (
                 cand.requests - since.requests["candidate"]
@@ -697,52 +712,70 @@ class Rollout:
                 out.append(f"the baseline has {b_have} {what}, needs {need}")
         return list(dict.fromkeys(out))
 
-    def _look(self) -> StageDecision:
+    def _look(self, due: Sequence[Criterion]) -> StageDecision:
         alpha = self.alpha_per_test
         cand, base = self._arms["candidate"], self._arms["baseline"]
-        results = []
-        for criterion in self.criteria:
-            if criterion == "error_rate":
-                results.append(
-                    _error_rate_test(cand, base, self.max_error_ratio, self.error_floor, alpha)
-                )
-            else:
-                results.append(_primary_test(cand, base, self.task, self.min_relative, alpha))
-        self._looks += 1
-        self._last_look = _Marks(
+        now = _Marks(
             requests={a: self._arms[a].requests for a in _ARMS},
             labelled={a: self._arms[a].labelled for a in _ARMS},
         )
-        pct = _pct(self.share)
-        worse = [r for r in results if r.worse]
-        look = f"look {self._looks} of {self.max_looks}"
+        for criterion in due:
+            if criterion == "error_rate":
+                result = _error_rate_test(cand, base, self.max_error_ratio, self.error_floor, alpha)
+            else:
+                result = _primary_test(cand, base, self.task, self.min_relative, alpha)
+            self._judged[criterion] = result
+            self._looks[criterion] += 1
+            self._last_look[criterion] = now
+        look = max(self._looks[c] for c in due)
+        worse = [self._judged[c] for c in due if self._judged[c].worse]
         if worse:
             action: Action = ROLLBACK
-            reason = f"rolled back at {pct}: {worse[0].message} ({look})"
-        else:
+        elif all(c in self._judged for c in self.criteria):
             action = ADVANCE
-            summary = "; ".join(_short(r) for r in results)
-            reason = f"advance from {pct}: not significantly worse ({look}): {summary}"
-        decision = StageDecision(
-            action=action,
-            stage=self._index,
-            share=self.share,
-            reason=reason,
-            criteria=tuple(results),
-            look=self._looks,
-            max_looks=self.max_looks,
-        )
-        self._record(decision)
+        else:
+            action = HOLD
+        decision = self._record(self._decision(action, look=look, worse=worse))
         if action == ROLLBACK:
             self._state = "rolled_back"
         return decision
 
+    def _decision(
+        self, action: Action, *, look: int | None, worse: Sequence[CriterionResult] = ()
+    ) -> StageDecision:
+        pct = _pct(self.share)
+        judged = tuple(self._judged[c] for c in self.criteria if c in self._judged)
+        looked = f"look {look} of {self.max_looks}"
+        summary = "; ".join(_short(r) for r in judged)
+        if action == ROLLBACK:
+            reason = f"rolled back at {pct}: {worse[0].message} ({looked})"
+        elif action == ADVANCE:
+            reason = f"advance from {pct}: not significantly worse ({looked}): {summary}"
+        else:
+            pending = [c for c in self.criteria if c not in self._judged]
+            reason = f"inconclusive at {pct}: " + "; ".join(
+                self._shortfalls(self._stage_start, pending)
+            )
+            if judged:
+                reason += f" (so far not significantly worse: {summary})"
+        return StageDecision(
+            action=action,
+            stage=self._index,
+            share=self.share,
+            reason=reason,
+            criteria=judged,
+            look=look,
+            max_looks=self.max_looks,
+        )
+
     def _record(self, decision: StageDecision) -> StageDecision:
         last = self._history[-1] if self._history else None
+        # Polls that only wait collapse into the latest; a HOLD that ran a test stays recorded.
         if (
             decision.action == HOLD
             and last is not None
             and last.action == HOLD
+            and last.look is None
             and last.stage == decision.stage
         ):
             self._history[-1] = decision
@@ -773,7 +806,8 @@ class Rollout:
             requests={a: self._arms[a].requests for a in _ARMS},
             labelled={a: self._arms[a].labelled for a in _ARMS},
         )
-        self._last_look = None
+        self._last_look = {}
+        self._judged = {}
         if self._index == len(self._stages):
             self._state = "completed"
 
@@ -824,11 +858,12 @@ class Rollout:
             },
             "stage_index": self._index,
             "state": self._state,
-            "looks_used": self._looks,
+            "looks": dict(self._looks),
             "unserved": self._unserved,
             "arms": {name: dict(arm.__dict__) for name, arm in self._arms.items()},
             "stage_start": dict(self._stage_start.__dict__),
-            "last_look": dict(self._last_look.__dict__) if self._last_look else None,
+            "last_look": {c: dict(m.__dict__) for c, m in self._last_look.items()},
+            "judged": {c: r.to_dict() for c, r in self._judged.items()},
             "history": [d.to_dict() for d in self._history],
         }
         return json.dumps(state, indent=1, allow_nan=False)
@@ -849,7 +884,7 @@ class Rollout:
         try:
             state = json.loads(text)
             settings = dict(state["settings"])
-            if state.get("format") != _FORMAT:
+            if state.get("format") not in (1, _FORMAT):
                 raise ConfigError(f"unknown rollout state format {state.get('format')!r}")
         except (ValueError, KeyError, TypeError) as exc:
             raise ConfigError(f"not a rollout state written by Rollout.to_json(): {exc}") from None
@@ -872,12 +907,24 @@ class Rollout:
         rollout = cls(candidate, baseline, key=routing, **settings)
         rollout._index = int(state["stage_index"])
         rollout._state = state["state"]
-        rollout._looks = int(state["looks_used"])
         rollout._unserved = int(state["unserved"])
         rollout._arms = {name: _Arm(**values) for name, values in state["arms"].items()}
         rollout._stage_start = _Marks(**state["stage_start"])
-        rollout._last_look = _Marks(**state["last_look"]) if state["last_look"] else None
         rollout._history = [StageDecision.from_dict(d) for d in state["history"]]
+        if state["format"] == 1:  # one look count and one last look for all criteria
+            rollout._looks = dict.fromkeys(rollout.criteria, int(state["looks_used"]))
+            marks = state["last_look"]
+            rollout._last_look = {c: _Marks(**marks) for c in rollout.criteria} if marks else {}
+            last = rollout._history[-1] if rollout._history else None
+            if last is not None and last.stage == rollout._index and last.look is not None:
+                rollout._judged = {
+                    "error_rate" if r.criterion == "error_rate" else "primary": r
+                    for r in last.criteria
+                }
+        else:
+            rollout._looks = {c: int(n) for c, n in state["looks"].items()}
+            rollout._last_look = {c: _Marks(**m) for c, m in state["last_look"].items()}
+            rollout._judged = {c: CriterionResult.from_dict(r) for c, r in state["judged"].items()}
         return rollout
 
 
