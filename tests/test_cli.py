@@ -110,6 +110,64 @@ def test_verify_answers_whether_a_file_matches_a_recorded_version(
     assert "matches no recorded version" in err
 
 
+def _tamper(line_number: int, **changes: object) -> None:
+    path = Path("deployments.jsonl")
+    lines = path.read_text().splitlines()
+    data = json.loads(lines[line_number - 1])
+    data.update(changes)
+    lines[line_number - 1] = json.dumps(data)
+    path.write_text("\n".join(lines) + "\n")
+
+
+@pytest.mark.parametrize(
+    ("changes", "field"),
+    [
+        ({"version": "v_20250304T050707Z_0badf00d"}, "version"),
+        ({"version": "v_20250304T050000Z_{prefix}"}, "version"),
+        ({"size": 12345}, "size"),
+        ({"recorded_at": "2025-03-04 05:07"}, "recorded_at"),
+    ],
+)
+def test_verify_fails_naming_the_field_and_line_that_contradict_the_file(
+    project: dict[str, LedgerEntry],
+    capsys: pytest.CaptureFixture[str],
+    changes: dict[str, object],
+    field: str,
+) -> None:
+    prefix = project["b"].sha256[:8]
+    _tamper(
+        2, **{k: v.format(prefix=prefix) if isinstance(v, str) else v for k, v in changes.items()}
+    )
+    status, out, err = run(capsys, "ledger", "verify", "b.joblib")
+    assert status == 1, (out, err)
+    assert out == ""
+    assert f"deployments.jsonl:2: {field}: " in err
+
+
+def test_verify_without_a_file_checks_every_line_of_the_ledger(
+    project: dict[str, LedgerEntry], capsys: pytest.CaptureFixture[str]
+) -> None:
+    status, out, err = run(capsys, "ledger", "verify")
+    assert (status, err) == (0, "")
+    assert "3 entries" in out
+    _tamper(3, version="v_20250304T050807Z_00000000")
+    status, out, err = run(capsys, "ledger", "verify")
+    assert status == 1
+    assert "deployments.jsonl:3: version: " in err
+    assert "sha256 prefix" in err
+
+
+def test_verify_refuses_a_file_recorded_only_by_a_partial_run(
+    project: dict[str, LedgerEntry], capsys: pytest.CaptureFixture[str]
+) -> None:
+    _tamper(2, partial={"latency": {"deselected": 3, "skipped": 0}})
+    status, out, err = run(capsys, "ledger", "verify", "b.joblib")
+    assert (status, out) == (1, "")
+    assert f"only by a partial run ({project['b'].version})" in err
+    status, out, _ = run(capsys, "ledger", "list")
+    assert "partial" in out.splitlines()[2]
+
+
 def test_verify_of_a_missing_file_exits_2_naming_it(
     project: dict[str, LedgerEntry], capsys: pytest.CaptureFixture[str]
 ) -> None:

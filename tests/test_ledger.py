@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from deploy_gate.errors import LedgerError, LedgerWarning, VersionCollisionError
+from deploy_gate.errors import LedgerError, VersionCollisionError
 from deploy_gate.ledger import (
     GitInfo,
     Ledger,
@@ -181,7 +181,7 @@ def test_eight_processes_appending_500_lines_each_leave_4000_parseable_lines(
     assert {e.path for e in entries} == {f"worker-{w}/{i}" for w in range(8) for i in range(500)}
 
 
-def test_a_torn_last_line_is_skipped_with_a_warning_and_the_next_append_starts_fresh(
+def test_a_torn_last_line_is_reported_not_warned_and_the_next_append_starts_fresh(
     tmp_path: Path,
 ) -> None:
     ledger = Ledger(tmp_path / "deployments.jsonl")
@@ -191,14 +191,22 @@ def test_a_torn_last_line_is_skipped_with_a_warning_and_the_next_append_starts_f
     with ledger.path.open("ab") as handle:  # a writer killed half-way through its line
         handle.write(killed.to_json().encode()[:40])
 
-    with pytest.warns(LedgerWarning, match=r"deployments\.jsonl:3: skipped torn last line"):
-        assert ledger.entries() == [first, second]
+    # filterwarnings=error: a warning here would be an exception in a project's run.
+    read = ledger.read()
+    assert read.entries == (first, second)
+    assert [str(s) for s in read.skipped] == [
+        f"{ledger.path}:3: skipped torn last line (no newline: a writer was probably killed "
+        "mid-write)"
+    ]
+    assert ledger.entries() == [first, second]
 
     ledger.append(after)
     lines = ledger.path.read_bytes().split(b"\n")
     assert lines[3] == after.to_json().encode()
-    with pytest.warns(LedgerWarning, match=r"deployments\.jsonl:3: skipped unreadable line"):
-        assert ledger.entries() == [first, second, after]
+    read = ledger.read()
+    assert read.entries == (first, second, after)
+    assert read.line_numbers == (1, 2, 4)
+    assert str(read.skipped[0]).startswith(f"{ledger.path}:3: skipped unreadable line")
 
 
 def test_an_unreadable_line_in_the_middle_is_skipped_naming_its_line_number(
@@ -207,8 +215,11 @@ def test_an_unreadable_line_in_the_middle_is_skipped_naming_its_line_number(
     path = tmp_path / "deployments.jsonl"
     first, second = sequence(b"a", b"b")
     path.write_text(f'{first.to_json()}\n{{"version": "v_x"}}\n{second.to_json()}\n')
-    with pytest.warns(LedgerWarning, match=r"deployments\.jsonl:2: .*missing sha256"):
-        assert Ledger(path).entries() == [first, second]
+    read = Ledger(path).read()
+    assert read.entries == (first, second)
+    (skipped,) = read.skipped
+    assert skipped.number == 2
+    assert "missing sha256" in skipped.reason
 
 
 def test_a_missing_ledger_reads_as_empty(tmp_path: Path) -> None:
@@ -297,6 +308,130 @@ def test_record_refuses_a_version_id_recorded_for_other_bytes(tmp_path: Path) ->
     assert len(ledger.entries()) == 2
 
 
+def test_a_partial_entry_is_never_current_previous_or_a_verified_deployment(
+    tmp_path: Path,
+) -> None:
+    artifact = tmp_path / "model.joblib"
+    artifact.write_bytes(b"b")
+    ledger = Ledger(tmp_path / "deployments.jsonl")
+    a, b = sequence(b"a", b"b")
+    partial_b = dataclasses.replace(b, partial={"latency": {"deselected": 3, "skipped": 0}})
+    ledger.record(a)
+    ledger.record(partial_b)
+    assert partial_b.is_partial
+    assert not a.is_partial
+    assert ledger.entries() == [a, partial_b]
+    assert ledger.current() == a
+    assert ledger.previous() is None
+    assert ledger.find(b.version) == partial_b
+    assert ledger.by_sha256(b.sha256) is None
+    assert ledger.verify(artifact) is None
+
+
+def test_record_reads_each_line_once_however_long_the_ledger(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import os
+
+    import deploy_gate.ledger as module
+
+    read = []
+    real_read, real_pread = os.read, module._pread
+
+    def counting_read(fd: int, n: int) -> bytes:
+        data = real_read(fd, n)
+        read.append(len(data))
+        return data
+
+    def counting_pread(fd: int, n: int, offset: int) -> bytes:
+        data = real_pread(fd, n, offset)
+        read.append(len(data))
+        return data
+
+    ledger = Ledger(tmp_path / "deployments.jsonl")
+    monkeypatch.setattr(module.os, "read", counting_read)
+    monkeypatch.setattr(module, "_pread", counting_pread)
+    n = 300
+    for i in range(n):
+        ledger.record(make_entry(str(i).encode(), T0 + timedelta(seconds=i)))
+    monkeypatch.undo()
+    size = ledger.path.stat().st_size
+    # Re-reading the ledger on every record reads about n / 2 times its final size.
+    assert sum(read) <= 2 * size
+    assert len(ledger.entries()) == n
+
+
+def test_record_notices_lines_another_writer_appended(tmp_path: Path) -> None:
+    path = tmp_path / "deployments.jsonl"
+    mine, theirs = Ledger(path), Ledger(path)
+    mine.record(make_entry(b"a"))
+    recorded = theirs.record(make_entry(b"b", T0 + timedelta(minutes=1)))
+    impostor = dataclasses.replace(make_entry(b"c"), version=recorded.version)
+    with pytest.raises(VersionCollisionError):
+        mine.record(impostor)
+    path.write_text("")  # replaced by an empty ledger: nothing remembered collides
+    mine.record(impostor)
+    assert Ledger(path).entries() == [impostor]
+    # Edited in place to the same length: what was remembered is read again.
+    other = make_entry(b"e", T0 + timedelta(minutes=2))
+    path.write_text(path.read_text().replace(impostor.version, other.version[:-8] + "00000000"))
+    mine.record(dataclasses.replace(make_entry(b"f"), version=impostor.version))
+
+
+def test_record_all_writes_every_entry_or_none(tmp_path: Path) -> None:
+    ledger = Ledger(tmp_path / "deployments.jsonl")
+    a, b, c = sequence(b"a", b"b", b"c")
+    ledger.record_all([a, b])
+    assert ledger.entries() == [a, b]
+    before = ledger.path.read_bytes()
+    impostor = dataclasses.replace(make_entry(b"d"), version=b.version)
+    with pytest.raises(VersionCollisionError):
+        ledger.record_all([c, impostor])
+    assert ledger.path.read_bytes() == before
+
+
+def test_an_entry_whose_fields_agree_has_no_contradiction(tmp_path: Path) -> None:
+    artifact = tmp_path / "model.joblib"
+    artifact.write_bytes(b"weights")
+    entry = LedgerEntry.create(artifact, when=T0, counts={"smoke": {"passed": 7}})
+    assert entry.contradictions(size=artifact.stat().st_size) == []
+
+
+@pytest.mark.parametrize(
+    ("change", "field", "phrase"),
+    [
+        ({"version": "v_20250304T050607Z_00000000"}, "version", "sha256 prefix"),
+        ({"version": "v_20250304T050608Z_{prefix}"}, "version", "recorded_at"),
+        ({"version": "model-1_{prefix}"}, "version", "v_<UTC"),
+        ({"recorded_at": "yesterday"}, "recorded_at", "ISO 8601"),
+        ({"recorded_at": "2025-03-04T05:06:07"}, "recorded_at", "time zone"),
+        ({"size": 8}, "size", "7 bytes"),
+        ({"counts": {"smoke": {"passed": 6, "failed": 1}}}, "counts", "failed"),
+        ({"counts": {"smoke": {"passed": -1}}}, "counts", "non-negative"),
+        ({"baseline_version": "v_20250304T050607Z_00000000"}, "baseline_version", "prefix"),
+        ({"git_commit": "main"}, "git_commit", "hex"),
+        ({"format": 99}, "format", "99"),
+    ],
+)
+def test_each_field_that_contradicts_the_others_is_named(
+    tmp_path: Path, change: dict[str, object], field: str, phrase: str
+) -> None:
+    artifact = tmp_path / "model.joblib"
+    artifact.write_bytes(b"weights")
+    entry = LedgerEntry.create(
+        artifact,
+        when=T0,
+        baseline_version=version_id("b" * 64, T0),
+        baseline_sha256="b" * 64,
+    )
+    prefix = entry.sha256[:8]
+    values = {k: v.format(prefix=prefix) if isinstance(v, str) else v for k, v in change.items()}
+    bad = LedgerEntry.from_dict({**entry.to_dict(), **values})
+    found = bad.contradictions(size=artifact.stat().st_size)
+    assert [c.field for c in found] == [field], found
+    assert phrase in found[0].message
+
+
 # --- git ------------------------------------------------------------------------------------
 
 
@@ -345,12 +480,25 @@ def test_git_info_names_the_commit_and_branch_and_the_ci_branch_on_a_detached_he
 
 # --- ML Test Score --------------------------------------------------------------------------
 
-EVERYTHING = frozenset(
-    {"smoke", "output", "latency", "errors", "version", "baseline", "rollout", "drift"}
+FULL_PASSED = frozenset(
+    {
+        "smoke[load]",
+        "output[no-nan]",
+        "output[no-inf]",
+        "output[shape]",
+        "latency[p99-batch=1]",
+        "latency[p99-vs-baseline-batch=1]",
+        "errors[nan-input]",
+        "version[version-id]",
+        "baseline[accuracy]",
+        "baseline[prediction-shift]",
+        "rollout[5%]",
+        "rollout[100%]",
+        "drift[age]",
+        "drift[prediction]",
+    }
 )
-FULL_RUN = GateRun(
-    checked=EVERYTHING, ledger_has_previous=True, latency_vs_baseline=True, prediction_drift=True
-)
+FULL_RUN = GateRun(passed=FULL_PASSED, ledger_has_previous=True)
 
 
 def test_the_rubric_has_four_sections_of_seven_items_in_the_papers_words() -> None:
@@ -364,7 +512,7 @@ def test_the_rubric_has_four_sections_of_seven_items_in_the_papers_words() -> No
 
 
 def test_a_run_without_baseline_drift_or_ledger_automates_only_numerical_stability() -> None:
-    run = GateRun(checked=frozenset({"smoke", "output", "latency", "errors", "version"}))
+    run = GateRun(passed=frozenset({"smoke[load]", "output[no-nan]", "output[no-inf]"}))
     assert score(run).automated_by_gate == ("Monitor 5",)
 
 
@@ -381,27 +529,45 @@ def test_a_full_run_automates_infra_4_6_7_and_monitor_2_5_6_7() -> None:
 
 
 @pytest.mark.parametrize(
-    ("change", "lost"),
+    ("removed", "lost"),
     [
-        ({"checked": EVERYTHING - {"baseline"}}, {"Infra 4"}),
-        ({"checked": EVERYTHING - {"rollout"}}, {"Infra 6"}),
-        ({"ledger_has_previous": False}, {"Infra 7"}),
-        ({"checked": EVERYTHING - {"drift"}}, {"Monitor 2", "Monitor 7"}),
-        ({"prediction_drift": False}, {"Monitor 7"}),
-        ({"latency_vs_baseline": False}, {"Monitor 6"}),
-        ({"checked": EVERYTHING - {"output"}}, {"Monitor 5"}),
+        ({"baseline[accuracy]"}, {"Infra 4"}),
+        ({"rollout[5%]", "rollout[100%]"}, {"Infra 6"}),
+        ({"drift[age]", "drift[prediction]"}, {"Monitor 2", "Monitor 7"}),
+        ({"drift[prediction]"}, {"Monitor 7"}),
+        ({"latency[p99-vs-baseline-batch=1]"}, {"Monitor 6"}),
+        ({"output[no-nan]"}, {"Monitor 5"}),
     ],
 )
-def test_each_item_needs_the_check_that_really_covers_it(
-    change: dict[str, object], lost: set[str]
-) -> None:
+def test_each_item_needs_the_check_that_really_covers_it(removed: set[str], lost: set[str]) -> None:
     full = set(score(FULL_RUN).automated_by_gate)
-    reduced = score(dataclasses.replace(FULL_RUN, **change))  # type: ignore[arg-type]
+    reduced = score(dataclasses.replace(FULL_RUN, passed=FULL_PASSED - removed))
     assert full - set(reduced.automated_by_gate) == lost
     for item_id in lost:
         result = next(r for r in reduced.items if r.item.id == item_id)
         assert (result.credit, result.how, result.source) == (0.0, "none", "none")
         assert result.evidence
+
+
+@pytest.mark.parametrize(
+    ("failing", "lost"),
+    [
+        ("output[no-nan]", "Monitor 5"),
+        ("output[known-labels]", "Monitor 5"),
+        ("baseline[roc_auc]", "Infra 4"),
+        ("rollout[25%]", "Infra 6"),
+        ("drift[income]", "Monitor 2"),
+        ("latency[p99-vs-baseline-batch=32]", "Monitor 6"),
+    ],
+)
+def test_an_item_is_credited_only_while_every_check_behind_it_passed(
+    failing: str, lost: str
+) -> None:
+    reduced = score(dataclasses.replace(FULL_RUN, failed=frozenset({failing})))
+    assert lost not in reduced.automated_by_gate
+    result = next(r for r in reduced.items if r.item.id == lost)
+    assert result.credit == 0.0
+    assert result.evidence == f"{failing} failed"
 
 
 def test_the_final_score_is_the_minimum_of_the_section_scores() -> None:
@@ -435,24 +601,26 @@ def test_declared_items_are_credited_but_never_shown_as_verified() -> None:
 
 def test_unknown_categories_and_rubric_items_are_refused_by_name() -> None:
     with pytest.raises(ValueError, match=r"unknown categories \['canary'\]"):
-        GateRun(checked=frozenset({"smoke", "canary"}))
+        GateRun(passed=frozenset({"smoke[load]", "canary[5%]"}))
     with pytest.raises(ValueError, match=r"unknown rubric item 'Infra 9'"):
-        GateRun(checked=frozenset(), declared={"Infra 9": "manual"})
+        GateRun(passed=frozenset(), declared={"Infra 9": "manual"})
     with pytest.raises(ValueError, match=r"declared\['Model 1'\] must be"):
-        GateRun(checked=frozenset(), declared={"Model 1": "sometimes"})  # type: ignore[dict-item]
+        GateRun(passed=frozenset(), declared={"Model 1": "sometimes"})  # type: ignore[dict-item]
 
 
-def test_from_counts_counts_only_categories_where_an_item_reached_a_verdict() -> None:
-    run = GateRun.from_counts(
+def test_from_outcomes_keeps_the_gates_checks_and_ignores_skips_and_project_tests() -> None:
+    run = GateRun.from_outcomes(
         {
-            "smoke": {"passed": 7, "failed": 0, "skipped": 0},
-            "baseline": {"passed": 0, "failed": 1, "skipped": 0},
-            "drift": {"passed": 0, "failed": 0, "skipped": 5},
-            "tests/deploy/test_custom.py": {"passed": 3},
+            "smoke[load]": "passed",
+            "baseline[accuracy]": "failed",
+            "baseline[error-rate]": "error",
+            "drift[age]": "skipped",
+            "test_custom.py::test_accuracy": "passed",
         }
     )
-    assert run.checked == {"smoke", "baseline"}
-    assert score(run).automated_by_gate == ("Infra 4",)
+    assert run.passed == {"smoke[load]"}
+    assert run.failed == {"baseline[accuracy]", "baseline[error-rate]"}
+    assert score(run).automated_by_gate == ()
 
 
 @pytest.mark.parametrize(
@@ -469,6 +637,18 @@ def test_from_counts_counts_only_categories_where_an_item_reached_a_verdict() ->
 )
 def test_interpretation_follows_the_papers_table_v(final: float, starts: str) -> None:
     assert interpretation(final).startswith(starts)
+
+
+def test_the_summary_line_is_one_line_with_the_score_and_the_items_covered() -> None:
+    line = score(FULL_RUN).summary_line()
+    assert "\n" not in line
+    assert line.startswith(
+        "ML Test Score 0 = min(Data 0, Model 0, Infrastructure 3, Monitoring 4): covered "
+        "Infra 4, Infra 6, Infra 7, Monitor 2, Monitor 5, Monitor 6, Monitor 7"
+    )
+    assert "research project" not in line
+    nothing = score(GateRun(passed=frozenset({"smoke[load]"}))).summary_line()
+    assert nothing.endswith("no rubric item covered by this run")
 
 
 def test_render_lines_show_the_final_score_sections_and_evidence() -> None:
@@ -491,3 +671,4 @@ def test_the_score_is_recorded_in_a_ledger_line(tmp_path: Path) -> None:
     assert recorded.ml_test_score["final"] == 0.0
     assert recorded.ml_test_score["sections"]["Monitoring"] == 4.0
     assert set(recorded.ml_test_score["items"]) == set(score(FULL_RUN).automated_by_gate)
+    assert "output[no-nan]" in recorded.ml_test_score["items"]["Monitor 5"]["evidence"]

@@ -5,7 +5,10 @@ from __future__ import annotations
 import json
 
 import faulty_models as fm
+import pytest
 from conftest import GateRun, failed, junit_outcomes, messages
+
+from deploy_gate.ledger import Ledger
 
 
 def _lines(gate: GateRun) -> list[dict[str, object]]:
@@ -40,7 +43,7 @@ def test_a_green_run_records_one_line_per_artifact(gate: GateRun) -> None:
     assert isinstance(counts, dict)
     assert counts["smoke"]["passed"] == 7
     result.stdout.fnmatch_lines(
-        ["ledger: recorded v_* (a.joblib) in *deployments.jsonl", "*ML Test Score*"]
+        ["*ML Test Score*", "ledger: recorded v_* (a.joblib) in *deployments.jsonl"]
     )
 
 
@@ -98,3 +101,90 @@ def test_without_a_ledger_or_record_no_ledger_item_is_collected(gate: GateRun) -
     gate.artifact(fm.ThresholdClassifier())
     gate.run("model.joblib")
     assert "version[ledger]" not in junit_outcomes(gate.junit())
+
+
+def test_a_record_that_cannot_be_written_exits_1_and_the_verdict_says_so(gate: GateRun) -> None:
+    gate.artifact(fm.ThresholdClassifier(), "a.joblib")
+    gate.pytester.makeini("[pytest]\n")
+    result = gate.run(
+        "a.joblib", "--deploy-gate-record", "--deploy-gate-ledger=no/such/folder/deployments.jsonl"
+    )
+    result.stdout.fnmatch_lines(
+        [
+            "ledger: NOT RECORDED: cannot write ledger *no/such/folder/deployments.jsonl: "
+            "No such file or directory",
+            "APPROVED FOR DEPLOYMENT, but NOT RECORDED: cannot write ledger "
+            "*deployments.jsonl: No such file or directory",
+        ]
+    )
+    assert result.ret == 1
+
+
+def test_a_torn_ledger_line_is_reported_once_even_when_warnings_are_errors(
+    gate: GateRun,
+) -> None:
+    gate.artifact(fm.ThresholdClassifier(), "a.joblib")
+    gate.pytester.makeini("[pytest]\nfilterwarnings = error\n")
+    gate.run("a.joblib", "--deploy-gate-record")
+    with (gate.path / "deployments.jsonl").open("ab") as handle:
+        handle.write(b'{"version": "v_2026')  # a writer killed mid-line
+    result = gate.run("a.joblib", "--deploy-gate-record")
+    assert result.ret == 0, result.stdout.str()
+    assert failed(gate.junit()) == set()
+    out = result.stdout.str()
+    assert out.count("skipped torn last line") == 1, out
+    result.stdout.fnmatch_lines(
+        ["ledger: *deployments.jsonl:2: skipped torn last line*", "APPROVED FOR DEPLOYMENT"]
+    )
+    assert len(Ledger(gate.path / "deployments.jsonl").entries()) == 2
+
+
+def test_the_ml_test_score_is_one_line_that_agrees_with_the_runs_results(gate: GateRun) -> None:
+    gate.artifact(fm.NaNRegressor())
+    gate.pytester.makeini("[pytest]\n")
+    result = gate.run("model.joblib", "--deploy-gate-html=report.html", target="y")
+    assert "output[no-nan]" in failed(gate.junit())
+    out = result.stdout.str()
+    score_lines = [line for line in out.splitlines() if "ML Test Score" in line]
+    assert len(score_lines) == 1, out
+    assert "Monitor 5" not in score_lines[0]
+    assert "no NaN" not in out
+    assert "research project" not in out
+    page = (gate.path / "report.html").read_text()
+    assert "ML Test Score" in page
+    assert "Monitor 5" in page  # the gap is explained there
+    assert "output[no-nan] failed" in page
+
+
+def test_an_approved_run_records_the_ml_test_score_details_in_the_ledger(gate: GateRun) -> None:
+    gate.artifact(fm.ThresholdClassifier(), "a.joblib")
+    gate.pytester.makeini("[pytest]\n")
+    result = gate.run("a.joblib", "--deploy-gate-record")
+    assert result.ret == 0
+    score = _lines(gate)[0]["ml_test_score"]
+    assert isinstance(score, dict)
+    monitor5 = score["items"]["Monitor 5"]
+    assert "output[no-nan]" in monitor5["evidence"]
+    result.stdout.fnmatch_lines(
+        ["  ML Test Score 0 = min(Data 0, Model 0, Infrastructure 0, Monitoring *)*Monitor 5*"]
+    )
+    assert "research project" not in result.stdout.str()
+
+
+def test_a_run_from_a_subfolder_records_the_artifact_path_from_the_root(
+    gate: GateRun, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    gate.artifact(fm.ThresholdClassifier(), "a.joblib")
+    gate.data()
+    gate.pytester.makeini("[pytest]\n")
+    (gate.path / "sub").mkdir()
+    monkeypatch.chdir(gate.path / "sub")
+    result = gate.run(
+        "../a.joblib",
+        "--deploy-gate-record",
+        "--deploy-gate-data=../holdout.csv",
+        "--deploy-gate-target=label",
+    )
+    assert result.ret == 0, result.stdout.str()
+    (line,) = _lines(gate)
+    assert line["path"] == "a.joblib"

@@ -1,11 +1,12 @@
 """The ``deploy-gate`` command: ask the deployment ledger what is deployed and what to roll back to.
 
-    deploy-gate ledger [--ledger PATH] list | current | previous | show VERSION | verify PATH
+    deploy-gate ledger [--ledger PATH] list | current | previous | show VERSION | verify [PATH]
                        [--json]
 
 Tables are for people, ``--json`` for scripts. Exit status: 0 answered; 1 nothing to answer
-(no or empty ledger, no previous version, unknown version, file not recorded); 2 usage errors and
-files that cannot be read.
+(no or empty ledger, no previous version, unknown version, file not recorded) or a ledger line
+whose fields contradict each other or the file; 2 usage errors and files that cannot be read.
+Lines a reader skips (torn by a killed writer) are reported once on stderr.
 """
 
 from __future__ import annotations
@@ -14,8 +15,8 @@ import argparse
 import json
 import os
 import sys
-import warnings
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any, TextIO
 
 from deploy_gate.errors import LedgerError
@@ -23,6 +24,7 @@ from deploy_gate.ledger import (
     DEFAULT_LEDGER,
     Ledger,
     LedgerEntry,
+    LedgerRead,
     latest,
     rollback_target,
     sha256_file,
@@ -36,7 +38,7 @@ EXIT_ERROR = 2
 
 
 class _Nothing(Exception):
-    """The ledger has no answer; the message says why."""
+    """The ledger has no answer, or its answer contradicts itself; the message says why."""
 
 
 def main(argv: Sequence[str] | None = None, prog: str = "deploy-gate") -> int:
@@ -46,19 +48,24 @@ def main(argv: Sequence[str] | None = None, prog: str = "deploy-gate") -> int:
     except SystemExit as exit_:  # --help, or a usage error argparse has already explained
         return exit_.code if isinstance(exit_.code, int) else EXIT_ERROR
     out, err = sys.stdout, sys.stderr
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        try:
-            status = _ledger(args, out)
-        except _Nothing as nothing:
-            print(f"{prog}: {nothing}", file=err)
-            status = EXIT_NOTHING
-        except (LedgerError, OSError) as exc:
-            print(f"{prog}: error: {_describe(exc)}", file=err)
-            status = EXIT_ERROR
-    # Torn lines are worth a line on stderr, not a Python warning with a source excerpt.
-    for warning in caught:
-        print(f"{prog}: warning: {warning.message}", file=err)
+    read = LedgerRead()
+    try:
+        ledger = Ledger(args.ledger)
+        if not ledger.path.exists():
+            raise _Nothing(
+                f"no ledger at {ledger.path} (record one with pytest --deploy-gate-record)"
+            )
+        read = ledger.read()
+        status = _ledger(args, ledger, read, out)
+    except _Nothing as nothing:
+        print(f"{prog}: {nothing}", file=err)
+        status = EXIT_NOTHING
+    except (LedgerError, OSError) as exc:
+        print(f"{prog}: error: {_describe(exc)}", file=err)
+        status = EXIT_ERROR
+    # Torn lines are worth one line each on stderr, never a Python warning.
+    for skipped in read.skipped:
+        print(f"{prog}: warning: {skipped}", file=err)
     return status
 
 
@@ -88,9 +95,14 @@ def _parser(prog: str) -> argparse.ArgumentParser:
     show = actions.add_parser("show", parents=[shared], help="one recorded version in full")
     show.add_argument("version", metavar="VERSION", help="a version id, e.g. v_20250101T120000Z_…")
     verify = actions.add_parser(
-        "verify", parents=[shared], help="does this file match a recorded version?"
+        "verify",
+        parents=[shared],
+        help="does this file match a recorded version, and does every field of its line agree? "
+        "Without PATH: does every field of every line agree?",
     )
-    verify.add_argument("file", metavar="PATH", help="the artifact file to check")
+    verify.add_argument(
+        "file", metavar="PATH", nargs="?", default=None, help="the artifact file to check"
+    )
     return parser
 
 
@@ -109,11 +121,8 @@ def _options(ledger: str, json_default: object) -> argparse.ArgumentParser:
     return options
 
 
-def _ledger(args: argparse.Namespace, out: TextIO) -> int:
-    ledger = Ledger(args.ledger)
-    if not ledger.path.exists():
-        raise _Nothing(f"no ledger at {ledger.path} (record one with pytest --deploy-gate-record)")
-    entries = ledger.entries()
+def _ledger(args: argparse.Namespace, ledger: Ledger, read: LedgerRead, out: TextIO) -> int:
+    entries = list(read.entries)
     if not entries:
         raise _Nothing(f"the ledger {ledger.path} holds no readable entries")
     action: str = args.action
@@ -123,8 +132,15 @@ def _ledger(args: argparse.Namespace, out: TextIO) -> int:
         else:
             _print_table(entries, out)
         return EXIT_OK
+    if action == "verify" and args.file is None:
+        return _verify_ledger(ledger, read, out)
     if action == "current":
         entry = latest(entries)
+        if entry is None:
+            raise _Nothing(
+                f"no version in {ledger.path} was recorded by a full run (partial runs are "
+                "never the deployed version)"
+            )
     elif action == "previous":
         entry = rollback_target(entries)
         if entry is None:
@@ -133,20 +149,59 @@ def _ledger(args: argparse.Namespace, out: TextIO) -> int:
         entry = next((e for e in reversed(entries) if e.version == args.version), None)
         if entry is None:
             raise _Nothing(f"version {args.version} is not recorded in {ledger.path}")
-    else:  # verify
-        digest = sha256_file(args.file)
-        entry = next((e for e in reversed(entries) if e.sha256 == digest), None)
-        if entry is None:
-            raise _Nothing(
-                f"{args.file} (sha256 {digest}) matches no recorded version in {ledger.path}"
-            )
+    else:  # verify PATH
+        entry = _verify_file(ledger, read, Path(args.file))
         if not args.json:
             print(f"{args.file} matches {entry.version}", file=out)
-    assert entry is not None  # every branch above returned or raised otherwise
     if args.json:
         _print_json(entry.to_dict(), out)
     else:
         _print_entry(entry, out)
+    return EXIT_OK
+
+
+def _verify_file(ledger: Ledger, read: LedgerRead, file: Path) -> LedgerEntry:
+    """The full run's entry of ``file``, every field of whose line agrees with the rest and with
+    the file; anything else is a :class:`_Nothing` saying what is wrong, where."""
+    digest = sha256_file(file)
+    size = file.stat().st_size
+    matches = [
+        (number, e)
+        for number, e in zip(read.line_numbers, read.entries, strict=True)
+        if e.sha256 == digest
+    ]
+    full = [(number, e) for number, e in matches if not e.is_partial]
+    if not full:
+        if matches:
+            raise _Nothing(
+                f"{file} (sha256 {digest}) is recorded only by a partial run "
+                f"({matches[-1][1].version}), which is never a deployed version"
+            )
+        raise _Nothing(f"{file} (sha256 {digest}) matches no recorded version in {ledger.path}")
+    number, entry = full[-1]
+    wrong = entry.contradictions(size=size)
+    if wrong:
+        raise _Nothing(
+            f"{file} matches {entry.version}, but its line contradicts itself:\n"
+            + "\n".join(f"{ledger.path}:{number}: {c}" for c in wrong)
+        )
+    return entry
+
+
+def _verify_ledger(ledger: Ledger, read: LedgerRead, out: TextIO) -> int:
+    problems = [
+        f"{ledger.path}:{number}: {c}"
+        for number, entry in zip(read.line_numbers, read.entries, strict=True)
+        for c in entry.contradictions()
+    ]
+    if problems:
+        raise _Nothing(
+            f"{len(problems)} contradicting field(s) in {ledger.path}:\n" + "\n".join(problems)
+        )
+    print(
+        f"{ledger.path}: {len(read.entries)} entries, every field of every line agrees",
+        file=out,
+    )
     return EXIT_OK
 
 
@@ -161,7 +216,15 @@ def _print_table(entries: Sequence[LedgerEntry], out: TextIO) -> None:
     current, previous = latest(entries), rollback_target(entries)
     rows = [_COLUMNS]
     for entry in reversed(entries):
-        mark = "current" if entry is current else "previous" if entry is previous else ""
+        mark = (
+            "current"
+            if entry is current
+            else "previous"
+            if entry is previous
+            else "partial"
+            if entry.is_partial
+            else ""
+        )
         rows.append(
             (
                 mark,

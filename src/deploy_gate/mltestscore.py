@@ -7,11 +7,11 @@ and distributed, a full point when a system runs it automatically on a repeated 
 section's points are summed, and the final score is the *minimum* over the sections, because
 every section matters.
 
-The mapping is deliberately conservative: an item counts only when the run really performed
-the check the rubric asks for. A check that ran and failed still counts (the rubric credits the
-test being in place; the gate's verdict is separate), a skipped one does not. Items the gate
-cannot see (code review, feature cost, privacy, ...) can be *declared* by the project, and are
-shown as declared, never as verified.
+The mapping is deliberately conservative: an item is credited only by checks of this run that
+passed, and never while one of the checks behind it failed or was skipped, so the score never
+claims "no NaN" for a model whose ``output[no-nan]`` failed. Items the gate cannot see (code
+review, feature cost, privacy, ...) can be *declared* by the project, and are shown as declared,
+never as verified.
 """
 
 from __future__ import annotations
@@ -115,28 +115,30 @@ _BY_ID = {item.id: item for item in RUBRIC}
 
 @dataclass(frozen=True)
 class GateRun:
-    """What one gate run checked, as the rubric mapping needs it.
+    """What one gate run established about one artifact, as the rubric mapping needs it.
 
-    ``checked`` holds the categories in which at least one item reached a verdict (passed or
-    failed; skipped items do not count). ``repeated`` says whether the gate runs automatically on
-    a repeated basis (a required CI check: full points) or was run by hand (half points).
-    ``declared`` maps rubric ids (``"Model 1"``) to how the project says it covers them itself.
+    ``passed`` and ``failed`` hold the names (``"output[no-nan]"``) of the gate's checks that
+    passed and that failed or errored; skipped and deselected checks are in neither.
+    ``repeated`` says whether the gate runs automatically on a repeated basis (a required CI
+    check: full points) or was run by hand (half points). ``declared`` maps rubric ids
+    (``"Model 1"``) to how the project says it covers them itself.
     """
 
-    checked: frozenset[str]
+    passed: frozenset[str]
+    failed: frozenset[str] = frozenset()
     ledger_has_previous: bool = False
-    latency_vs_baseline: bool = False
-    prediction_drift: bool = False
     repeated: bool = True
     declared: Mapping[str, Credit] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        unknown = sorted(set(self.checked) - set(CATEGORIES))
+        object.__setattr__(self, "passed", frozenset(self.passed))
+        object.__setattr__(self, "failed", frozenset(self.failed))
+        unknown = sorted({_category(n) for n in self.passed | self.failed} - set(CATEGORIES))
         if unknown:
             raise ValueError(
-                f"checked names unknown categories {unknown}; expected some of {list(CATEGORIES)}"
+                f"check names of unknown categories {unknown}; expected names such as "
+                f"'output[no-nan]' of the categories {list(CATEGORIES)}"
             )
-        object.__setattr__(self, "checked", frozenset(self.checked))
         for item_id, credit in self.declared.items():
             if item_id not in _BY_ID:
                 raise ValueError(
@@ -148,101 +150,121 @@ class GateRun:
                 )
 
     @classmethod
-    def from_counts(
+    def from_outcomes(
         cls,
-        counts: Mapping[str, Mapping[str, int]],
+        outcomes: Mapping[str, str],
         *,
         ledger_has_previous: bool = False,
-        latency_vs_baseline: bool = False,
-        prediction_drift: bool = False,
         repeated: bool = True,
         declared: Mapping[str, Credit] | None = None,
     ) -> GateRun:
-        """Build a run from per-category ``{"passed": n, "failed": n, "skipped": n}`` counts.
+        """Build a run from ``{check name: outcome}`` (passed, failed, error, skipped).
 
-        Names that are not gate categories (a project's own test files) are ignored.
+        Names that are not gate checks (a project's own tests) are ignored.
         """
-        checked = frozenset(
-            name
-            for name, n in counts.items()
-            if name in CATEGORIES and n.get("passed", 0) + n.get("failed", 0) > 0
-        )
+        gate = {n: o for n, o in outcomes.items() if _category(n) in CATEGORIES}
         return cls(
-            checked=checked,
+            passed=frozenset(n for n, o in gate.items() if o == "passed"),
+            failed=frozenset(n for n, o in gate.items() if o in ("failed", "error")),
             ledger_has_previous=ledger_has_previous,
-            latency_vs_baseline=latency_vs_baseline,
-            prediction_drift=prediction_drift,
             repeated=repeated,
             declared=dict(declared or {}),
         )
 
 
+def _category(name: str) -> str:
+    return name.split("[", 1)[0] if name.endswith("]") else ""
+
+
+def _case(name: str) -> str:
+    return name.split("[", 1)[1][:-1] if name.endswith("]") and "[" in name else ""
+
+
 @dataclass(frozen=True)
 class _Rule:
-    # evidence(run) says what the run checked for the item, or None when it did not.
-    evidence: Callable[[GateRun], str | None]
+    """An item is credited when some check ``select`` accepts passed, every one named in
+    ``required`` passed, and none that ``select`` accepts failed (``ledger``: when the ledger
+    holds a rollback target)."""
+
+    select: Callable[[str], bool]
+    evidence: str
     missing: str
+    required: tuple[str, ...] = ()
+    ledger: bool = False
+
+    def judge(self, run: GateRun) -> tuple[bool, str]:
+        """Whether the run earns the item, and the evidence or the gap."""
+        if self.ledger:
+            return (
+                run.ledger_has_previous,
+                self.evidence if run.ledger_has_previous else self.missing,
+            )
+        failed = sorted(n for n in run.failed if self.select(n))
+        if failed:
+            return False, f"{', '.join(failed)} failed"
+        passed = sorted(n for n in run.passed if self.select(n))
+        missing = [n for n in self.required if n not in run.passed]
+        if not passed:
+            return False, self.missing
+        if missing:
+            return False, f"{' and '.join(missing)} did not pass"
+        shown = ", ".join(passed[:4]) + (f" and {len(passed) - 4} more" if len(passed) > 4 else "")
+        return True, f"{self.evidence}: {shown} passed"
 
 
-def _when(condition: Callable[[GateRun], bool], text: str) -> Callable[[GateRun], str | None]:
-    return lambda run: text if condition(run) else None
+def _in(category: str, *, but: tuple[str, ...] = ()) -> Callable[[str], bool]:
+    return lambda name: _category(name) == category and _case(name) not in but
+
+
+def _is(*names: str) -> Callable[[str], bool]:
+    return lambda name: name in names
+
+
+def _vs_baseline(name: str) -> bool:
+    return _category(name) == "latency" and "vs-baseline" in _case(name)
 
 
 _RULES: dict[str, _Rule] = {
     "Infra 4": _Rule(
-        _when(
-            lambda r: "baseline" in r.checked,
-            "baseline checks judged the candidate's metrics against the production model "
-            "on labelled holdout data",
-        ),
-        "no baseline comparison ran (needs --deploy-gate-baseline and labelled data)",
+        _in("baseline", but=("prediction-shift",)),
+        "baseline checks judged the candidate's metrics against the production model on "
+        "labelled holdout data",
+        "no baseline metric was compared (needs --deploy-gate-baseline and labelled data)",
     ),
     "Infra 6": _Rule(
-        _when(
-            lambda r: "rollout" in r.checked,
-            "rollout checks replayed the holdout through a staged 5/25/50/100% rollout with "
-            "rollback criteria (a simulated canary, not live traffic)",
-        ),
-        "no rollout simulation ran (needs --deploy-gate-baseline and labelled data)",
+        _in("rollout"),
+        "the holdout was replayed through a staged rollout with rollback criteria (a simulated "
+        "canary, not live traffic)",
+        "no rollout simulation passed (needs --deploy-gate-baseline and labelled data)",
     ),
     "Infra 7": _Rule(
-        _when(
-            lambda r: r.ledger_has_previous,
-            "the ledger names a recorded earlier version with other bytes as rollback target",
-        ),
+        lambda name: False,
+        "the ledger names a version recorded by a full run, with other bytes, as rollback target",
         "the ledger holds no earlier version to roll back to (record with --deploy-gate-record)",
+        ledger=True,
     ),
     "Monitor 2": _Rule(
-        _when(
-            lambda r: "drift" in r.checked,
-            "drift checks compared recent production inputs with the reference data, "
-            "feature by feature (PSI with KS or chi-square)",
-        ),
+        _in("drift", but=("prediction", "save-profile")),
+        "recent production inputs matched the reference data, feature by feature (PSI with KS "
+        "or chi-square)",
         "no production inputs were checked (needs --deploy-gate-current)",
     ),
     "Monitor 5": _Rule(
-        _when(
-            lambda r: "output" in r.checked,
-            "output checks found no NaN or Inf and valid shapes and ranges on every sample "
-            "row and on edge rows",
-        ),
-        "no output validity checks ran",
+        _in("output"),
+        "no NaN or Inf and valid shapes and ranges on every sample row and on edge rows",
+        "no output validity check passed (they need --deploy-gate-data)",
+        required=("output[no-nan]", "output[no-inf]"),
     ),
     "Monitor 6": _Rule(
-        _when(
-            lambda r: "latency" in r.checked and r.latency_vs_baseline,
-            "latency checks judged the candidate against the baseline measured interleaved "
-            "in the same run",
-        ),
+        _vs_baseline,
+        "latency was judged against the baseline measured interleaved in the same run",
         "latency was not compared with the baseline's in the same run (an absolute budget "
         "alone does not show a regression)",
     ),
     "Monitor 7": _Rule(
-        _when(
-            lambda r: "drift" in r.checked and r.prediction_drift,
-            "prediction drift compared the model's predictions on recent production inputs "
-            "with those on the reference data (a label-free proxy)",
-        ),
+        _is("drift[prediction]"),
+        "the model's predictions on recent production inputs matched those on the reference "
+        "data (a label-free proxy)",
         "the model's predictions on production inputs were not checked",
     ),
 }
@@ -351,11 +373,60 @@ class MLTestScore:
             "final": self.final,
             "sections": {s.section: s.score for s in self.sections},
             "items": {
-                r.item.id: {"credit": r.credit, "how": r.how, "source": r.source}
+                r.item.id: {
+                    "credit": r.credit,
+                    "how": r.how,
+                    "source": r.source,
+                    "evidence": r.evidence,
+                }
                 for r in self.items
                 if r.credit
             },
         }
+
+    @property
+    def gaps(self) -> tuple[ItemResult, ...]:
+        """The items the gate can check but this run did not earn, with the reason."""
+        return tuple(r for r in self.items if not r.credit and r.item.id in _RULES)
+
+    def details(self) -> dict[str, str]:
+        """The score explained, for the HTML report: its reading, what was covered and how,
+        and what the gate can check but this run did not earn, and why."""
+        sums = ", ".join(f"{s.section} {s.score:g}" for s in self.sections)
+        found = {
+            "ML Test Score": (
+                f"{self.final:g} = min({sums}) (Breck et al. 2017). The score is the minimum "
+                "over the four sections, so it stays 0 until the project covers the Data and "
+                f"Model sections itself. The paper reads {self.final:g} as: "
+                f"{interpretation(self.final)}"
+            )
+        }
+        covered = [r for r in self.items if r.credit]
+        if covered:
+            found["ML Test Score: covered"] = "; ".join(
+                f"{r.item.id} ({r.credit:g}, {r.how}, {r.source}) {r.item.text}: {r.evidence}"
+                for r in covered
+            )
+        if self.gaps:
+            found["ML Test Score: not covered"] = "; ".join(
+                f"{r.item.id} {r.item.text}: {r.evidence}" for r in self.gaps
+            )
+        return found
+
+    def summary_line(self) -> str:
+        """One line for the terminal: the score, the section sums and the items covered (the
+        evidence and the gaps belong in the HTML report and the ledger line)."""
+        sums = ", ".join(f"{s.section} {s.score:g}" for s in self.sections)
+        covered = [r.item.id for r in self.items if r.credit]
+        how = {r.how for r in self.items if r.source == "gate"}
+        tail = (
+            "covered "
+            + ", ".join(covered)
+            + (" (by hand: half points)" if how == {"manual"} else "")
+            if covered
+            else "no rubric item covered by this run"
+        )
+        return f"ML Test Score {self.final:g} = min({sums}): {tail}"
 
     def render_lines(self) -> list[str]:
         """Terminal lines: the final score and its reading, section sums, credited items."""
@@ -385,17 +456,17 @@ def score(run: GateRun) -> MLTestScore:
             if item.section != name:
                 continue
             rule = _RULES.get(item.id)
-            evidence = rule.evidence(run) if rule is not None else None
+            earned, text = rule.judge(run) if rule is not None else (False, "")
             declared = run.declared.get(item.id)
             # The gate's own evidence wins unless the project declares more (its own CI
             # repeats a check that this hand-run gate performed once).
-            if evidence is not None and not (declared == "automated" and gate_how == "manual"):
-                results.append(ItemResult(item, _CREDIT[gate_how], gate_how, "gate", evidence))
+            if earned and not (declared == "automated" and gate_how == "manual"):
+                results.append(ItemResult(item, _CREDIT[gate_how], gate_how, "gate", text))
             elif declared is not None:
                 text = f"declared {declared} by the project; not verified by the gate"
                 results.append(ItemResult(item, _CREDIT[declared], declared, "declared", text))
             else:
-                gap = rule.missing if rule is not None else _NOT_COVERED.get(item.id, "")
+                gap = text or _NOT_COVERED.get(item.id, "")
                 results.append(ItemResult(item, 0.0, "none", "none", gap or "not checked"))
         sections.append(SectionResult(name, tuple(results)))
     return MLTestScore(tuple(sections))

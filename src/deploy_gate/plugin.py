@@ -111,7 +111,7 @@ def _artifact_args(config: pytest.Config) -> list[Path]:
         path = path if path.is_absolute() else base / path
         if path.suffix.lower() in ARTIFACT_SUFFIXES:
             paths.append(path)
-        elif path.is_dir():
+        elif path.is_dir() and config.args_source == pytest.Config.ArgsSource.ARGS:
             # A folder of models would collect nothing and say nothing: the gate judges the
             # artifacts it is given, one by one, never whatever a folder happens to hold.
             inside = sorted(p.name for p in path.iterdir() if p.suffix.lower() in ARTIFACT_SUFFIXES)

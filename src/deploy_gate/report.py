@@ -1,9 +1,14 @@
 """The gate's verdict and checklist, built from test reports (so it works on the xdist controller),
-and its renderings: terminal summary, GitHub step summary and annotations, JUnit touch-ups."""
+and its renderings: terminal summary, GitHub step summary and annotations, JUnit touch-ups.
+
+A run may pass without running every applicable built-in check (``-k``, ``-m``, ``--lf``, node
+ids, a project that skips checks); the checklist then says which categories it did not run, and
+such a partial run is never recorded as the deployed version (DESIGN 8b).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -11,10 +16,14 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import pytest
 
+    from deploy_gate.mltestscore import MLTestScore
+
 CATEGORIES = ("smoke", "output", "latency", "errors", "version", "baseline", "rollout", "drift")
 PROJECT = "project"  # a project's own tests that use the gate's fixtures
 OTHER = "other"  # tests run beside the gate that do not use its fixtures
 APPROVED = "APPROVED FOR DEPLOYMENT"
+#: Skips raised from here are the gate's own, stated reasons (no labels, no data, ...).
+_PACKAGE = Path(__file__).resolve().parent
 
 
 @dataclass
@@ -25,10 +34,41 @@ class Outcome:
     outcome: str = "passed"  # passed, failed, error, skipped
     message: str = ""
     properties: list[tuple[str, Any]] = field(default_factory=list)
+    #: A skip (or xfail) that did not come from the gate's code: a skip marker, a project's
+    #: fixture or conftest. The check could not run, so the run did not earn an approval.
+    skipped_elsewhere: bool = False
 
     @property
     def failed(self) -> bool:
         return self.outcome in ("failed", "error")
+
+    @property
+    def name(self) -> str:
+        """The check's name without the artifact, e.g. ``output[no-nan]``."""
+        return self.nodeid.split("::")[-1]
+
+
+@dataclass(frozen=True)
+class NotRun:
+    """The applicable built-in checks of one category that a run did not run: deselected
+    (``-k``, ``-m``, ``--lf``, node ids) or skipped by something other than the gate."""
+
+    category: str
+    deselected: int = 0
+    skipped: int = 0
+    reasons: tuple[str, ...] = ()
+
+    def __str__(self) -> str:
+        parts = []
+        if self.deselected:
+            parts.append(f"{self.deselected} deselected")
+        if self.skipped:
+            why = f": {'; '.join(self.reasons)}" if self.reasons else ""
+            parts.append(f"{self.skipped} skipped{why}")
+        return f"{self.category} ({', '.join(parts)})"
+
+    def counts(self) -> dict[str, int]:
+        return {"deselected": self.deselected, "skipped": self.skipped}
 
 
 class GateReport:
@@ -36,6 +76,12 @@ class GateReport:
 
     def __init__(self) -> None:
         self.outcomes: dict[str, Outcome] = {}
+        #: Per artifact (as in the node ids), the names of the built-in checks that apply to it.
+        self.expected: dict[str, tuple[str, ...]] = {}
+        #: Per artifact, the ML Test Score of what this run established.
+        self.scores: dict[str, MLTestScore] = {}
+        #: Why a run asked to record was not recorded (the verdict says so, the exit is 1).
+        self.not_recorded: str | None = None
 
     def add(self, report: pytest.TestReport) -> None:
         keywords = report.keywords
@@ -54,6 +100,7 @@ class GateReport:
                 outcome.outcome, outcome.message = kind, _first_line(report)
         elif report.skipped and not outcome.failed:
             outcome.outcome, outcome.message = "skipped", _skip_reason(report)
+            outcome.skipped_elsewhere = not _skipped_by_gate(report)
 
     # -- figures -------------------------------------------------------------------------
     def gate_outcomes(self) -> list[Outcome]:
@@ -173,6 +220,47 @@ class GateReport:
             out.append(f"           {label}: {status}")
         return out
 
+    def expect(self, expected: Mapping[str, Iterable[str]]) -> None:
+        """Tell the report which built-in checks apply to each artifact, so it can say what the
+        run did not run."""
+        self.expected = {artifact: tuple(names) for artifact, names in expected.items()}
+
+    def not_run(self, artifact: str) -> list[NotRun]:
+        """Per category, the applicable built-in checks of ``artifact`` this run did not run."""
+        ran = {o.name: o for o in self.outcomes.values() if o.artifact == artifact}
+        deselected: dict[str, int] = {}
+        skipped: dict[str, list[str]] = {}
+        for name in self.expected.get(artifact, ()):
+            category = name.split("[", 1)[0]
+            outcome = ran.get(name)
+            if outcome is None:
+                deselected[category] = deselected.get(category, 0) + 1
+            elif outcome.outcome == "skipped" and outcome.skipped_elsewhere:
+                skipped.setdefault(category, []).append(outcome.message)
+        found = set(deselected) | set(skipped)
+        return [
+            NotRun(
+                category,
+                deselected.get(category, 0),
+                len(skipped.get(category, [])),
+                tuple(dict.fromkeys(skipped.get(category, []))),
+            )
+            for category in (*CATEGORIES, *sorted(found - set(CATEGORIES)))
+            if category in found
+        ]
+
+    def partial(self) -> dict[str, list[NotRun]]:
+        """The artifacts of a partial run, each with what it did not run; empty for a full run."""
+        found = {artifact: self.not_run(artifact) for artifact in self.expected}
+        return {artifact: missing for artifact, missing in found.items() if missing}
+
+    def partial_summary(self) -> str:
+        """``model.joblib: output, latency not run`` for each artifact of a partial run."""
+        return "; ".join(
+            f"{artifact}: {', '.join(n.category for n in missing)} not run"
+            for artifact, missing in self.partial().items()
+        )
+
     def isolation(self) -> dict[str, str]:
         """Per artifact, what protected the gate from its model (``smoke[load]``'s record)."""
         found = {}
@@ -191,9 +279,23 @@ class GateReport:
             return False, f"DEPLOYMENT BLOCKED ({failed} failed)"
         if passed == 0:
             return False, "DEPLOYMENT BLOCKED (no check passed)"
+        text = APPROVED
         if any(v.startswith("none:") for v in self.isolation().values()):
-            return True, f"{APPROVED} (isolation none: the models ran inside pytest)"
-        return True, APPROVED
+            text += " (isolation none: the models ran inside pytest)"
+        if self.not_recorded is not None:
+            # Asked to record and unable to: the approval stands, the run does not pass.
+            return False, f"{text}, but NOT RECORDED: {self.not_recorded}"
+        return True, text
+
+    def artifact_lines(self, artifact: str) -> list[str]:
+        """What the run did not run of this artifact, and its ML Test Score, one line each."""
+        out = []
+        missing = self.not_run(artifact) if artifact in self.expected else []
+        if missing:
+            out.append("  not run  " + ", ".join(str(n) for n in missing))
+        if artifact in self.scores:
+            out.append(f"  {self.scores[artifact].summary_line()}")
+        return out
 
     def isolation_lines(self, artifact: str) -> list[str]:
         isolation = self.isolation()
@@ -220,6 +322,7 @@ class GateReport:
                         f"  {mark:<4} {category:<8} {c['passed']:>3} passed "
                         f"{c['failed']:>3} failed {c['skipped']:>3} skipped"
                     )
+            out += self.artifact_lines(artifact)
             out += self.comparison_lines(categories)
         for o in self.failures():
             out.append(f"FAILED {o.nodeid}: {o.message}")
@@ -239,6 +342,9 @@ class GateReport:
                     c = self.counts(categories[category])
                     md.append(f"| {category} | {c['passed']} | {c['failed']} | {c['skipped']} |")
             md.append("")
+            notes = self.artifact_lines(artifact)
+            if notes:
+                md += [*(f"- {line.strip()}" for line in notes), ""]
             extra = self.comparison_lines(categories)
             if extra:
                 md += ["```text", *extra, "```", ""]
@@ -250,11 +356,23 @@ class GateReport:
         return "\n".join(md) + "\n"
 
     def annotations(self) -> list[str]:
-        return [
+        found = [
             f"::error file={_escape_property(o.nodeid.split('::')[0])},"
             f"title={_escape_property('deploy-gate ' + o.nodeid)}::{_escape_data(o.message)}"
             for o in self.failures()
         ]
+        for artifact, missing in self.partial().items():
+            text = "not run: " + ", ".join(str(n) for n in missing)
+            found.append(
+                f"::warning file={_escape_property(artifact)},"
+                f"title={_escape_property('deploy-gate partial run')}::{_escape_data(text)}"
+            )
+        if self.not_recorded is not None:
+            found.append(
+                f"::error title={_escape_property('deploy-gate not recorded')}::"
+                f"{_escape_data(self.not_recorded)}"
+            )
+        return found
 
 
 def _num(value: object, width: int = 9) -> str:
@@ -287,10 +405,27 @@ def _first_line(report: pytest.TestReport) -> str:
 
 
 def _skip_reason(report: pytest.TestReport) -> str:
+    wasxfail = getattr(report, "wasxfail", None)
+    if wasxfail is not None:
+        return f"xfail: {wasxfail}" if wasxfail else "xfail"
     longrepr = report.longrepr
-    if isinstance(longrepr, tuple) and len(longrepr) == 3:
+    if isinstance(longrepr, tuple | list) and len(longrepr) == 3:
         return str(longrepr[2]).removeprefix("Skipped: ")
     return str(longrepr)
+
+
+def _skipped_by_gate(report: pytest.TestReport) -> bool:
+    """Whether a skip was raised by the gate's own code, which skips only with a stated reason
+    (no labels, no data, no probabilities); a skip marker or a project's fixture is not."""
+    if hasattr(report, "wasxfail"):
+        return False
+    longrepr = report.longrepr
+    if not isinstance(longrepr, tuple | list) or len(longrepr) != 3:
+        return False
+    try:
+        return Path(str(longrepr[0])).resolve().is_relative_to(_PACKAGE)
+    except (OSError, ValueError):
+        return False
 
 
 def _escape_data(text: str) -> str:
