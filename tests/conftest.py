@@ -13,7 +13,9 @@ TESTS = Path(__file__).parent
 
 # pytester's in-process runs drop the modules a run imported; native extensions such as onnx's
 # abort the interpreter when they are imported a second time, so they are imported once here.
-for _name in ("onnx", "onnxruntime", "skl2onnx", "skops.io", "lightgbm", "xgboost"):
+# pandas registers its Arrow extension types once per interpreter, on first use of pyarrow.
+_NATIVE = ("onnx", "onnxruntime", "skl2onnx", "skops.io", "lightgbm", "xgboost", "pyarrow.parquet")
+for _name in (*_NATIVE, "pandas.core.arrays.arrow.extension_types"):
     with contextlib.suppress(ImportError):
         importlib.import_module(_name)
 
