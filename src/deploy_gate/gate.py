@@ -319,8 +319,6 @@ class DefaultFactory:
                 on_invalid_output="record",
                 artifact=artifact,
             )
-        from deploy_gate.worker.codec import Ref
-
         remote = gate.remote_artifact(path)
         kwargs: dict[str, Any] = {
             "feature_names": list(names) if names is not None else None,
@@ -328,7 +326,7 @@ class DefaultFactory:
             "on_invalid_output": "record",
         }
         if remote is not None:
-            kwargs["artifact"] = Ref(remote._dg_handle)
+            kwargs["artifact"] = remote  # a proxy arrives in the worker as the object itself
         return gate.worker_for(path).construct(
             "deploy_gate.deployment:ModelDeployment", [str(path)], kwargs
         )
@@ -365,8 +363,7 @@ def beside(obj: object, factory: str) -> Any:
     """``factory(obj)`` built in the model worker that holds ``obj`` (a worker proxy), for a
     probe that must run next to the model; None when ``obj`` lives in this process."""
     from deploy_gate.worker import RemoteObject
-    from deploy_gate.worker.codec import Ref
 
     if not isinstance(obj, RemoteObject):
         return None
-    return obj._dg_worker.construct(factory, [Ref(obj._dg_handle)])
+    return obj._dg_worker.construct(factory, [obj])

@@ -136,6 +136,13 @@ def _worker_timer(fn: Any, inputs: Sequence[Any], settings: Settings) -> Any:
     return timer
 
 
+def _worker_timers(settings: Settings, *arms: tuple[Any, Sequence[Any]]) -> Any:
+    """One worker timer per ``(fn, inputs)`` arm, or None unless every arm runs in a worker:
+    arms compared with each other are all timed the same way, never one here and one there."""
+    timers = tuple(_worker_timer(fn, inputs, settings) for fn, inputs in arms)
+    return None if any(t is None for t in timers) else timers
+
+
 def latency_measurement(
     gate: Gate, artifact: LoadedArtifact, deployment: Any, data: GateData, batch: int
 ) -> Any:
@@ -265,9 +272,7 @@ def _latency_vs_baseline_check(batch: int) -> Callable[..., None]:
                 deploy_gate_baseline.feature_names or tuple(deploy_gate_data.features.columns),
             )
             pairs = list(zip(cand_inputs, base_inputs, strict=True))
-            cand_timer = _worker_timer(cand_fn, cand_inputs, settings)
-            base_timer = _worker_timer(base_fn, base_inputs, settings)
-            timers = None if cand_timer is None or base_timer is None else (cand_timer, base_timer)
+            timers = _worker_timers(settings, (cand_fn, cand_inputs), (base_fn, base_inputs))
             return LatencyComparison(
                 lambda pair: cand_fn(pair[0]),
                 lambda pair: base_fn(pair[1]),
@@ -310,11 +315,7 @@ def _batch_vs_single_check(batch: int) -> Callable[..., None]:
             frames = frames[: max(1, 8 * LATENCY_INPUTS // batch)]
             rows = [row for frame in frames for row in records(frame)]
             single_fn = deployment.predict_single
-            batch_timer = _worker_timer(batch_fn, frames, settings)
-            single_timer = _worker_timer(single_fn, rows, settings)
-            timers = (
-                None if batch_timer is None or single_timer is None else (batch_timer, single_timer)
-            )
+            timers = _worker_timers(settings, (batch_fn, frames), (single_fn, rows))
             return BatchVersusSingle(
                 batch_fn,
                 single_fn,
