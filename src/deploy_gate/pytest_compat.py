@@ -26,14 +26,15 @@ def parse_stable_id(item: pytest.Item) -> None:
     takes the parametrized shape. On pytest < 9.2, where ids are plain strings, nothing changes.
     """
     try:
-        from _pytest.nodeid import NodeId
+        # pytest >= 9.2 only; the ignore covers type-checking against older pytest.
+        from _pytest.nodeid import NodeId  # type: ignore[import-not-found, unused-ignore]
     except ImportError:
         return
     current = getattr(item, "_id", None)
     if isinstance(current, NodeId):
         parsed = NodeId.parse(str(current))
         if parsed != current:
-            item._id = parsed
+            item._id = parsed  # type: ignore[attr-defined, unused-ignore]
 
 
 def make_scheduler(config: pytest.Config, log: Any, in_group: Callable[[str], bool]) -> Any:
