@@ -46,6 +46,20 @@ def per_call_us(fn: Callable[[Any], object], arg: Any, calls: int) -> list[float
     return out
 
 
+def round_trips_us(
+    worker: ModelWorker, fn: Callable[[Any], object], arg: Any, calls: int
+) -> list[float]:
+    """Per call: its wall time here minus the method's own time measured in the worker."""
+    clock = time.perf_counter_ns
+    out = []
+    for _ in range(calls):
+        start = clock()
+        fn(arg)
+        wall = clock() - start
+        out.append((wall - (worker.last_call_ns or 0)) / 1e3)
+    return out
+
+
 def side_by_side(
     local: Callable[[Any], object], remote: Callable[[Any], object], arg: Any, args: Any
 ) -> tuple[float, float]:
@@ -90,6 +104,12 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=2000, help="calls per round and side")
     parser.add_argument("--rounds", type=int, default=10)
     parser.add_argument("--isolation", default="sandbox", choices=("sandbox", "process"))
+    parser.add_argument(
+        "--spin",
+        type=float,
+        default=WorkerConfig.spin_seconds,
+        help="seconds each side polls before it sleeps (WorkerConfig.spin_seconds)",
+    )
     args = parser.parse_args()
 
     rng = np.random.default_rng(0)
@@ -103,13 +123,18 @@ def main() -> None:
         joblib.dump(model, path)
         local = ModelDeployment(path)
         local.load_model()
-        config = WorkerConfig(isolation=args.isolation)
+        config = WorkerConfig(isolation=args.isolation, spin_seconds=args.spin)
         with ModelWorker(config) as worker:
             info = worker.start()
             remote = worker.construct("deploy_gate.deployment:ModelDeployment", [str(path)])
             remote.load_model()
             assert remote.predict_single(row) == local.predict_single(row)
             here, there = side_by_side(local.predict_single, remote.predict_single, row, args)
+            trips = round_trips_us(worker, remote.predict_single, row, args.calls * args.rounds)
+            own = []
+            for _ in range(args.calls):
+                remote.predict_single(row)
+                own.append((worker.last_call_ns or 0) / 1e3)
             table = {"a": 1}
             proxy = worker.construct("builtins:dict", [table])
             bare_here, bare_there = side_by_side(table.get, proxy.get, "a", args)
@@ -122,13 +147,23 @@ def main() -> None:
 
     print(
         f"python {sys.version.split()[0]}, load average {os.getloadavg()[0]:.2f}, "
-        f"{os.cpu_count()} CPUs, isolation {args.isolation}"
+        f"{os.cpu_count()} CPUs, isolation {args.isolation}, spin {args.spin:g} s"
     )
     print(f"protections: {', '.join(info.protections)}")
     print(f"{args.rounds} rounds x {args.calls} calls per side, medians per call:")
     print(f"  predict_single in-process    {here:8.1f} us")
     print(f"  predict_single in the worker {there:8.1f} us")
-    print(f"  added by the worker          {there - here:8.1f} us")
+    print(f"  added by the worker          {there - here:8.1f} us, of which")
+    trip = statistics.median(trips)
+    verdict = "within" if trip <= GOAL_US else "above"
+    print(
+        f"    the round trip             {trip:8.1f} us (wall time minus the method's own time "
+        f"in the worker; {verdict} the {GOAL_US:g} us goal)"
+    )
+    print(
+        f"    the model itself, slower   {statistics.median(own) - here:8.1f} us (its own time "
+        "in the worker, between calls, vs in-process)"
+    )
     print(f"  predict_single in a tight loop: {beside:.1f} us in-process, {inside:.1f} us in the")
     print("  worker (what the gate's latency checks measure; the rest of the difference above is")
     print("  the wake-up of a process that slept between calls: caches, an idle CPU)")

@@ -111,3 +111,12 @@ def gate(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> GateRun:
         "PYTHONPATH", os.pathsep.join(filter(None, [str(TESTS), os.environ.get("PYTHONPATH")]))
     )
     return GateRun(pytester)
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--verdict-repeats",
+        type=int,
+        default=10,
+        help="repeats of each latency case in the verdict-quality suite (-m verdict_quality)",
+    )

@@ -437,3 +437,79 @@ class TimidClassifier(ThresholdClassifier):
     def predict_proba(self, X: Any) -> np.ndarray:
         p = 0.5 + (super().predict_proba(X)[:, 1] - 0.5) * 0.2
         return np.column_stack([1.0 - p, p])
+
+
+# -- the faults and the checks made to catch them -------------------------------------------
+
+#: (model, target column, the checks that must fail (the one the fault is made for first),
+#:  a phrase that check's message holds)
+FAULTS: list[tuple[Any, str, list[str], str]] = [
+    (NaNProbabilities(), "label", ["output[no-nan]"], "NaN probability in row 3"),
+    (NaNRegressor(), "y", ["output[no-nan]"], "NaN output in row"),
+    (InfRegressor(), "y", ["output[no-inf]"], "Inf output in row"),
+    (ProbabilityAboveOne(), "label", ["output[probabilities-range]"], "outside [0, 1]"),
+    (
+        ProbabilitiesNotSumming(),
+        "label",
+        # Row 0's output is invalid too, which the smoke check of one row sees.
+        ["output[probabilities-sum]", "smoke[output-valid]"],
+        "not summing to 1",
+    ),
+    (UnknownLabel(), "label", ["output[known-labels]"], "label not among classes [0, 1]"),
+    (OutOfRangeRegressor(), "y", ["output[regression-range]"], "output outside ["),
+    (
+        StringRegressor(),
+        "y",
+        ["output[regression-range]", "output[numeric-dtype]"],
+        "non-numeric output (dtype <U",
+    ),
+    (
+        ObjectStringRegressor(),
+        "y",
+        # Strings that read as numbers are still strings: a client would get "1.234".
+        ["output[numeric-dtype]", "output[regression-range]"],
+        "non-numeric output (dtype object) in row 0, row 1,",
+    ),
+    (
+        WrongLength(),
+        "label",
+        ["smoke[batch]", "output[shape]"],
+        "expected 200 outputs (one per row), got 199",
+    ),
+    (
+        BatchDiffersFromSingle(),
+        "label",
+        ["smoke[batch-consistency]"],
+        "batch and row-by-row outputs differ",
+    ),
+    (
+        Nondeterministic(),
+        "label",
+        # Batch vs single rows and reordered columns compare two calls, which also disagree.
+        ["smoke[deterministic]", "smoke[batch-consistency]", "errors[reordered-columns]"],
+        "outputs changed between two identical calls",
+    ),
+    (
+        ObscureCrashOnNaN(),
+        "label",
+        # A missing value is also an edge row, where the crash is not a clear ValueError.
+        ["errors[nan-input]", "output[edge-rows]"],
+        "a=NaN: ZeroDivisionError: float division by zero (not a clear ValueError)",
+    ),
+    (IgnoresColumnNames(), "label", ["errors[reordered-columns]"], "reads columns by position"),
+    (
+        Float32BatchDrift(),
+        "y",
+        ["smoke[batch-consistency]"],
+        "(relative tolerance 1e-05 for float32 outputs)",
+    ),
+    (
+        Float32Nondeterministic(),
+        "y",
+        ["smoke[deterministic]", "smoke[batch-consistency]", "errors[reordered-columns]"],
+        "outputs changed between two identical calls",
+    ),
+    (AcceptsStrings(), "label", ["errors[wrong-dtype]"], "was accepted silently"),
+    (EmptyBatchCrash(), "label", ["errors[empty-batch]"], "IndexError"),
+    (CrashesOnZero(), "label", ["output[edge-rows]"], "edge row a=zero: TypeError"),
+]

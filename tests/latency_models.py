@@ -21,3 +21,30 @@ class SlowEveryBatch(ThresholdClassifier):
         if len(X) > 1:
             time.sleep(self.seconds)
         return super().predict(X)
+
+
+def busy(units: int) -> int:
+    """CPU work in pure Python, ``units`` loop steps: slowed by a busy machine like a real model,
+    unlike a sleep."""
+    total = 0
+    for step in range(units):
+        total += step
+    return total
+
+
+class BusyClassifier(ThresholdClassifier):
+    """Healthy labels, after ``units`` steps of CPU work per call plus ``per_row`` per row: the
+    speed of a model, set by a number."""
+
+    def __init__(self, units: int = 20_000, per_row: int = 0) -> None:
+        super().__init__()
+        self.units = units
+        self.per_row = per_row
+
+    def predict(self, X: Any) -> np.ndarray:
+        busy(self.units + self.per_row * len(X))
+        return super().predict(X)
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        busy(self.units + self.per_row * len(X))
+        return super().predict_proba(X)

@@ -6,80 +6,8 @@ from __future__ import annotations
 import faulty_models as fm
 import pytest
 from conftest import GateRun, failed, junit_outcomes, messages
+from faulty_models import FAULTS
 from junit_properties import properties
-
-#: (model, target column, the checks that must fail (the one the fault is made for first),
-#:  a phrase that check's message holds)
-FAULTS = [
-    (fm.NaNProbabilities(), "label", ["output[no-nan]"], "NaN probability in row 3"),
-    (fm.NaNRegressor(), "y", ["output[no-nan]"], "NaN output in row"),
-    (fm.InfRegressor(), "y", ["output[no-inf]"], "Inf output in row"),
-    (fm.ProbabilityAboveOne(), "label", ["output[probabilities-range]"], "outside [0, 1]"),
-    (
-        fm.ProbabilitiesNotSumming(),
-        "label",
-        # Row 0's output is invalid too, which the smoke check of one row sees.
-        ["output[probabilities-sum]", "smoke[output-valid]"],
-        "not summing to 1",
-    ),
-    (fm.UnknownLabel(), "label", ["output[known-labels]"], "label not among classes [0, 1]"),
-    (fm.OutOfRangeRegressor(), "y", ["output[regression-range]"], "output outside ["),
-    (
-        fm.StringRegressor(),
-        "y",
-        ["output[regression-range]", "output[numeric-dtype]"],
-        "non-numeric output (dtype <U",
-    ),
-    (
-        fm.ObjectStringRegressor(),
-        "y",
-        # Strings that read as numbers are still strings: a client would get "1.234".
-        ["output[numeric-dtype]", "output[regression-range]"],
-        "non-numeric output (dtype object) in row 0, row 1,",
-    ),
-    (
-        fm.WrongLength(),
-        "label",
-        ["smoke[batch]", "output[shape]"],
-        "expected 200 outputs (one per row), got 199",
-    ),
-    (
-        fm.BatchDiffersFromSingle(),
-        "label",
-        ["smoke[batch-consistency]"],
-        "batch and row-by-row outputs differ",
-    ),
-    (
-        fm.Nondeterministic(),
-        "label",
-        # Batch vs single rows and reordered columns compare two calls, which also disagree.
-        ["smoke[deterministic]", "smoke[batch-consistency]", "errors[reordered-columns]"],
-        "outputs changed between two identical calls",
-    ),
-    (
-        fm.ObscureCrashOnNaN(),
-        "label",
-        # A missing value is also an edge row, where the crash is not a clear ValueError.
-        ["errors[nan-input]", "output[edge-rows]"],
-        "a=NaN: ZeroDivisionError: float division by zero (not a clear ValueError)",
-    ),
-    (fm.IgnoresColumnNames(), "label", ["errors[reordered-columns]"], "reads columns by position"),
-    (
-        fm.Float32BatchDrift(),
-        "y",
-        ["smoke[batch-consistency]"],
-        "(relative tolerance 1e-05 for float32 outputs)",
-    ),
-    (
-        fm.Float32Nondeterministic(),
-        "y",
-        ["smoke[deterministic]", "smoke[batch-consistency]", "errors[reordered-columns]"],
-        "outputs changed between two identical calls",
-    ),
-    (fm.AcceptsStrings(), "label", ["errors[wrong-dtype]"], "was accepted silently"),
-    (fm.EmptyBatchCrash(), "label", ["errors[empty-batch]"], "IndexError"),
-    (fm.CrashesOnZero(), "label", ["output[edge-rows]"], "edge row a=zero: TypeError"),
-]
 
 
 @pytest.mark.parametrize(

@@ -14,43 +14,10 @@ import pandas as pd
 import pytest
 from conftest import GateRun, junit_outcomes, messages
 from junit_properties import properties
-
-
-def _frame(n: int = 600, seed: int = 0) -> pd.DataFrame:
-    rng = np.random.default_rng(seed)
-    frame = pd.DataFrame(
-        {
-            "age": rng.integers(18, 90, n).astype(float),
-            "income": rng.lognormal(10, 0.5, n),
-            "visits": rng.poisson(3, n),
-            "plan": rng.choice(["basic", "plus", "pro"], n),
-        }
-    )
-    frame.loc[rng.random(n) < 0.05, "income"] = np.nan
-    frame["label"] = ((frame.age > 50) ^ (frame.visits > 3)).astype(int)
-    frame["amount"] = 3 * frame.visits + frame.age / 10 + rng.normal(0, 1, n)
-    return frame
-
-
-NUMERIC = ["age", "income", "visits"]
-
-
-def _pipeline(estimator: Any) -> Any:
-    from sklearn.compose import ColumnTransformer
-    from sklearn.impute import SimpleImputer
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import OneHotEncoder, StandardScaler
-
-    # Scaled, as a real pipeline is: unscaled income leaves lbfgs short of convergence on
-    # older scipy, and the warning (an error under filterwarnings) is not what the zoo tests.
-    numeric = make_pipeline(SimpleImputer(strategy="median"), StandardScaler())
-    prep = ColumnTransformer(
-        [
-            ("num", numeric, NUMERIC),
-            ("cat", OneHotEncoder(handle_unknown="ignore"), ["plan"]),
-        ]
-    )
-    return make_pipeline(prep, estimator)
+from model_families import BY_NAME_WRAPPER, NUMERIC
+from model_families import frame as _frame
+from model_families import pipeline as _pipeline
+from model_families import single_tensor_onnx as _single_tensor_onnx
 
 
 def _sklearn_zoo() -> dict[str, Callable[[], tuple[Any, str]]]:
@@ -104,24 +71,6 @@ def test_a_healthy_scikit_learn_model_passes(gate: GateRun, family: str) -> None
     _gate_all_pass(gate, model, target, frame, "model.joblib")
 
 
-BY_NAME_WRAPPER = """
-import pytest
-from deploy_gate import ModelDeployment
-
-class ByName(ModelDeployment):
-    # LightGBM reads a DataFrame's columns by position: serve it the columns by name.
-    def batch_predict(self, rows):
-        return super().batch_predict(self._frame(rows)[list(self.feature_names)])
-
-    def batch_predict_proba(self, rows):
-        return super().batch_predict_proba(self._frame(rows)[list(self.feature_names)])
-
-@pytest.fixture
-def deployment_factory():
-    return lambda path: ByName(path, on_invalid_output="record")
-"""
-
-
 def test_lightgbm_reads_columns_by_position_and_a_wrapper_fixes_it(gate: GateRun) -> None:
     lightgbm = pytest.importorskip("lightgbm")
     import joblib
@@ -155,18 +104,6 @@ def test_a_healthy_skops_artifact_passes(gate: GateRun) -> None:
     model = _fit(_pipeline(LogisticRegression(max_iter=500)), "label", frame, False)
     skops_io.dump(model, gate.path / "model.skops")
     _gate_all_pass(gate, model, "label", frame, "model.skops")
-
-
-def _single_tensor_onnx(model: Any, n_features: int, classifier: bool) -> bytes:
-    """The ONNX file skl2onnx writes by default: one float32 tensor input, no column names."""
-    skl2onnx = pytest.importorskip("skl2onnx")
-    from skl2onnx.common.data_types import FloatTensorType
-
-    options = {id(model.steps[-1][1]): {"zipmap": False}} if classifier else None
-    onx = skl2onnx.to_onnx(
-        model, initial_types=[("input", FloatTensorType([None, n_features]))], options=options
-    )
-    return bytes(onx.SerializeToString())
 
 
 def test_a_single_tensor_onnx_classifier_passes_and_records_its_column_order(

@@ -124,6 +124,33 @@ def test_a_healthy_model_answers_through_the_worker_as_it_does_in_process(tmp_pa
         assert os.getpid() != worker.pid
 
 
+def test_remote_tells_where_a_proxy_lives_and_the_worker_times_each_call(tmp_path: Path) -> None:
+    from deploy_gate.worker import remote
+
+    with deployed(tmp_path, wm.Healthy()) as (worker, deployment):
+        where = remote(deployment)
+        assert where is not None
+        assert (where.worker, where.proxy, where.method) == (worker, deployment, None)
+        assert where.type_name == "deploy_gate.deployment.ModelDeployment"
+        method = remote(deployment.predict_single)
+        assert method is not None
+        assert (method.worker, method.handle, method.method) == (
+            worker,
+            where.handle,
+            "predict_single",
+        )
+        assert remote(ROW) is None
+        assert remote(ModelWorker) is None
+        begin = time.perf_counter_ns()
+        deployment.predict_single(ROW)
+        wall = time.perf_counter_ns() - begin
+        # The method's own time, as the worker measured it: part of the call's wall time here.
+        assert worker.last_call_ns is not None
+        assert 0 < worker.last_call_ns < wall
+        worker.echo(1)
+        assert worker.last_call_ns is None
+
+
 def test_the_worker_reports_the_protections_in_force(tmp_path: Path) -> None:
     with ModelWorker(config()) as worker:
         info = worker.start()

@@ -2,6 +2,8 @@
 
     deploy-gate ledger [--ledger PATH] list | current | previous | show VERSION | verify [PATH]
                        [--json]
+    deploy-gate profile build DATA... [--reference REF.json] -o OUT.json [--engine stream|dask]
+                       [--scheduler tcp://host:8786] [--workers N] [--features A,B]
 
 Tables are for people, ``--json`` for scripts. Exit status: 0 answered; 1 nothing to answer
 (no or empty ledger, no previous version, unknown version, file not recorded) or a ledger line
@@ -48,6 +50,8 @@ def main(argv: Sequence[str] | None = None, prog: str = "deploy-gate") -> int:
     except SystemExit as exit_:  # --help, or a usage error argparse has already explained
         return exit_.code if isinstance(exit_.code, int) else EXIT_ERROR
     out, err = sys.stdout, sys.stderr
+    if args.command == "profile":
+        return _profile_build(args, prog, out, err)
     read = LedgerRead()
     try:
         ledger = Ledger(args.ledger)
@@ -103,7 +107,157 @@ def _parser(prog: str) -> argparse.ArgumentParser:
     verify.add_argument(
         "file", metavar="PATH", nargs="?", default=None, help="the artifact file to check"
     )
+    _profile_parser(commands)
     return parser
+
+
+def _profile_parser(commands: Any) -> None:
+    profile = commands.add_parser(
+        "profile",
+        help="build drift profiles where the data lives",
+        description="Drift profiles: summaries of data that the gate compares instead of rows.",
+    )
+    actions = profile.add_subparsers(dest="action", metavar="ACTION", required=True)
+    build = actions.add_parser(
+        "build",
+        help="profile data files (or merge saved profiles) into one profile",
+        description="Profile DATA (files, folders, globs of Parquet/CSV/JSON-lines files, fsspec "
+        "URLs such as s3://bucket/window/, and saved profiles, which are merged in). With "
+        "--reference, the result is a current profile that pytest --deploy-gate-current accepts "
+        "next to --deploy-gate-profile REF.json. Exit status 2 on unreadable input.",
+    )
+    build.add_argument("data", metavar="DATA", nargs="+", help="what to profile")
+    build.add_argument(
+        "--reference",
+        metavar="REF.json",
+        help="the reference profile to count against (pytest --deploy-gate-save-profile); "
+        "without it, a reference profile is built",
+    )
+    build.add_argument("-o", "--output", metavar="OUT.json", required=True, help="where to write")
+    build.add_argument(
+        "--engine",
+        choices=("stream", "dask"),
+        default="stream",
+        help="stream: read here, chunk by chunk (default); dask: map-reduce over row groups on "
+        "a Dask cluster (pip install 'pytest-deploy-gate[dask]')",
+    )
+    build.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        help="with --engine dask: the cluster's scheduler, e.g. tcp://host:8786 (default: a "
+        "local cluster for this run)",
+    )
+    build.add_argument(
+        "--workers",
+        metavar="N",
+        type=_positive_int,
+        help="with --engine dask and no --scheduler: local worker processes (default 2)",
+    )
+    build.add_argument(
+        "--features", metavar="A,B", help="profile only these columns (default: the reference's)"
+    )
+    build.add_argument(
+        "--chunk-rows",
+        metavar="N",
+        type=_positive_int,
+        default=100_000,
+        help="rows read at a time (default 100000): memory per process is bounded by it",
+    )
+    build.add_argument(
+        "--sample-rows",
+        metavar="N",
+        type=_nonnegative_int,
+        default=None,
+        help="current rows sampled for prediction drift, which the gate's model worker scores "
+        "(default 5000; 0: none, and drift[prediction] is skipped)",
+    )
+    build.add_argument(
+        "--storage-option",
+        metavar="KEY=VALUE",
+        action="append",
+        default=[],
+        help="an fsspec storage option for URLs, e.g. anon=true (repeatable)",
+    )
+
+
+def _positive_int(text: str) -> int:
+    value = _nonnegative_int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def _nonnegative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}")
+    return value
+
+
+def _storage_options(items: Sequence[str]) -> dict[str, Any]:
+    options: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ValueError(f"--storage-option: expected KEY=VALUE, got {item!r}")
+        lowered = value.lower()
+        options[key] = lowered == "true" if lowered in ("true", "false") else json_or_text(value)
+    return options
+
+
+def json_or_text(value: str) -> Any:
+    try:
+        return json.loads(value)
+    except ValueError:
+        return value
+
+
+def _profile_build(args: argparse.Namespace, prog: str, out: TextIO, err: TextIO) -> int:
+    import time
+
+    from deploy_gate import profiles
+    from deploy_gate.errors import DeployGateError
+
+    started = time.perf_counter()
+    try:
+        reference = (
+            None if args.reference is None else profiles.load(args.reference, what="--reference")
+        )
+        features = (
+            None
+            if args.features is None
+            else tuple(f.strip() for f in args.features.split(",") if f.strip())
+        )
+        sample = args.sample_rows if args.sample_rows is not None else profiles.DEFAULT_SAMPLE_ROWS
+        profile = profiles.build(
+            args.data,
+            reference=reference,
+            features=features,
+            engine=args.engine,
+            scheduler=args.scheduler,
+            workers=args.workers,
+            chunk_rows=args.chunk_rows,
+            sample_rows=sample,
+            storage_options=_storage_options(args.storage_option),
+        )
+        target = Path(args.output)
+        if target.parent != Path():
+            target.parent.mkdir(parents=True, exist_ok=True)
+        profile.save(target)
+    except (DeployGateError, ValueError, OSError) as exc:
+        print(f"{prog}: error: {_describe(exc)}", file=err)
+        return EXIT_ERROR
+    kind = "current profile" if profile.reference is not None else "reference profile"
+    sample_note = f", {profile.sample.rows} rows sampled" if profile.sample is not None else ""
+    print(
+        f"wrote {kind} {target}: {profile.rows} rows, {len(profile.features)} features"
+        f"{sample_note} ({time.perf_counter() - started:.1f} s, engine {args.engine})",
+        file=out,
+    )
+    return EXIT_OK
 
 
 def _options(ledger: str, json_default: object) -> argparse.ArgumentParser:

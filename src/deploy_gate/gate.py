@@ -362,8 +362,9 @@ class RemoteFactory:
 def beside(obj: object, factory: str) -> Any:
     """``factory(obj)`` built in the model worker that holds ``obj`` (a worker proxy), for a
     probe that must run next to the model; None when ``obj`` lives in this process."""
-    from deploy_gate.worker import RemoteObject
+    from deploy_gate.worker import remote
 
-    if not isinstance(obj, RemoteObject):
+    where = remote(obj)
+    if where is None:
         return None
-    return obj._dg_worker.construct(factory, [obj])
+    return where.worker.construct(factory, [where.proxy])

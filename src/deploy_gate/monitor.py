@@ -6,11 +6,17 @@ validation counters and a window of inputs that is judged against a saved refere
 :class:`~deploy_gate.drift.Profile`. Alert rules call hooks once when a breach starts and once
 when it ends, never once per request. With the ``prometheus`` extra the same figures are
 exported as Prometheus metrics.
+
+The rows the monitor sees also make a profile of current data counted against the reference
+(:meth:`Monitor.current_profile`, :meth:`Monitor.dump_profile`), in the format the gate and
+``deploy-gate profile build`` read: serving processes feed the gate's drift checks without
+copying their traffic anywhere.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from collections import deque
@@ -30,6 +36,7 @@ from deploy_gate.drift import (
 )
 from deploy_gate.errors import ConfigError, DeployGateError
 from deploy_gate.latency import LatencyTracker
+from deploy_gate.profiles import CurrentProfileBuilder, merge
 from deploy_gate.validation import as_array, numeric_view
 
 if TYPE_CHECKING:
@@ -188,6 +195,10 @@ class Monitor:
         self._buffered = 0
         self._drift: tuple[FeatureDrift, ...] = ()
         self._drift_windows = 0
+        self._profile_lock = threading.Lock()
+        self._profile_builder: CurrentProfileBuilder | None = None
+        # Rows of the open window already in a dumped profile (not to be counted again).
+        self._profiled_open = 0
         self.registry: Any = None
         self._metrics: _Metrics | None = None
         if prometheus is not False and prometheus is not None:
@@ -399,10 +410,8 @@ class Monitor:
         parts = ([pd.DataFrame(rows)] if rows else []) + frames
         if not parts:
             return []
-        names = self.profile.feature_names
-        frame = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
-        # A feature absent from the requests is all missing, which is drift worth reporting.
-        frame = frame.reindex(columns=list(names))
+        frame = self._window_frame(parts)
+        self._feed_profile(frame, scores)
         results = drift_against_profile(self.profile, frame, thresholds=self.thresholds)
         if scores and self.profile.prediction is not None:
             results.append(
@@ -431,6 +440,64 @@ class Monitor:
             self._metrics.set_drift(results)
         self._dispatch(alerts)
         return alerts
+
+    def _window_frame(self, parts: list[pd.DataFrame]) -> pd.DataFrame:
+        assert self.profile is not None
+        frame = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
+        # A feature absent from the requests is all missing, which is drift worth reporting.
+        return frame.reindex(columns=list(self.profile.feature_names))
+
+    def _feed_profile(self, frame: pd.DataFrame, scores: list[np.ndarray]) -> None:
+        assert self.profile is not None
+        with self._profile_lock:
+            if self._profile_builder is None:
+                self._profile_builder = CurrentProfileBuilder(self.profile)
+            builder = self._profile_builder
+            skip, self._profiled_open = self._profiled_open, 0
+            try:
+                builder.add(frame.iloc[skip:], what="the monitored requests")
+                if scores and self.profile.prediction is not None:
+                    builder.add_scores(np.concatenate(scores)[skip:])
+            except DeployGateError:
+                # Rows the drift check refuses (text in a numeric feature) poison the profile
+                # too: start it again rather than dump counts of half a window.
+                self._profile_builder = None
+                raise
+
+    def current_profile(self, *, reset: bool = False) -> Profile:
+        """The profile of every input row seen since the last reset (closed drift windows and
+        the open one), counted against the reference profile, with a sample of rows.
+
+        ``reset=True`` starts the next profile empty. A ``ConfigError`` without a reference.
+        """
+        if self.profile is None:
+            raise ConfigError("a current profile is counted against a reference: pass profile=")
+        with self._lock, self._profile_lock:
+            rows, frames, scores = list(self._rows), list(self._frames), list(self._scores)
+            builder = self._profile_builder
+            skip = self._profiled_open
+            if reset:
+                self._profile_builder = None
+                self._profiled_open = len(rows) + sum(len(f) for f in frames)
+        closed = (builder or CurrentProfileBuilder(self.profile)).finish()
+        parts = ([pd.DataFrame(rows)] if rows else []) + frames
+        if not parts:
+            return closed
+        open_window = CurrentProfileBuilder(self.profile)
+        open_window.add(self._window_frame(parts).iloc[skip:], what="the monitored requests")
+        if scores and self.profile.prediction is not None:
+            open_window.add_scores(np.concatenate(scores)[skip:])
+        return merge(closed, open_window.finish())
+
+    def dump_profile(self, path: str | os.PathLike[str], *, reset: bool = True) -> Profile:
+        """Write :meth:`current_profile` to ``path`` (JSON) and, by default, start a new one.
+
+        Merge the dumps of many serving processes with ``deploy-gate profile build DUMPS...
+        --reference REF.json -o current.json`` and gate on it with ``--deploy-gate-current``.
+        """
+        profile = self.current_profile(reset=reset)
+        profile.save(path)
+        return profile
 
     def _transition(
         self,

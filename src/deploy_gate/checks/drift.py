@@ -72,7 +72,10 @@ def drift_results(
     gate: Gate, artifact: LoadedArtifact, deployment: Any, data: GateData | None
 ) -> dict[str, Any]:
     """Drift of every feature and of the predictions, computed once per artifact; the current
-    data is streamed in chunks."""
+    data is streamed in chunks, or is a profile built where the data lives.
+
+    The result maps a feature (or ``prediction``) to its :class:`FeatureDrift`, or to the reason
+    (a string) why there is no figure for it."""
     from deploy_gate.drift import (
         DriftThresholds,
         Profile,
@@ -80,6 +83,7 @@ def drift_results(
         drift_against_profile,
         iter_chunks,
     )
+    from deploy_gate.sources import is_profile_file
 
     def compute() -> dict[str, Any]:
         settings = gate.settings
@@ -90,8 +94,10 @@ def drift_results(
             ks_floor=settings.drift_effect_floor,
             cramers_v_floor=settings.drift_effect_floor,
         )
-        current = iter_chunks(settings.current, columns=names)
         predict = _scores(deployment, names)
+        if is_profile_file(settings.current):
+            return _profile_to_profile(settings, names, thresholds, predict, data)
+        current = iter_chunks(settings.current, columns=names)
         if settings.profile is not None:
             results = drift_against_profile(
                 Profile.load(settings.profile),
@@ -112,6 +118,45 @@ def drift_results(
         return {r.feature if r.kind != "prediction" else "prediction": r for r in results}
 
     return gate.cached(("drift", artifact.path.resolve()), compute)  # type: ignore[no-any-return]
+
+
+def _profile_to_profile(
+    settings: Settings,
+    names: list[str],
+    thresholds: Any,
+    predict: Callable[[pd.DataFrame], Any],
+    data: GateData | None,
+) -> dict[str, Any]:
+    """Drift of a current profile (--deploy-gate-current CURRENT.json) against the reference."""
+    from deploy_gate import profiles
+    from deploy_gate.drift import build_profile
+
+    current = profiles.load(settings.current, what="--deploy-gate-current")
+    source = f"--deploy-gate-current {str(settings.current)!r}"
+    if settings.profile is not None:
+        reference = profiles.load(settings.profile, what="--deploy-gate-profile")
+    elif data is not None and not data.synthetic:
+        # Matches the reference a current profile was built against only when that reference
+        # was profiled from the same rows in one piece; check_reference says so otherwise.
+        reference = build_profile(data.table[names], features=names, predict=predict)
+    else:
+        raise _DriftSkip(
+            "drift against a current profile needs its reference: pass --deploy-gate-profile "
+            "(the profile it was built against)"
+        )
+    results: dict[str, Any] = {
+        r.feature if r.kind != "prediction" else "prediction": r
+        for r in profiles.compare(
+            reference,
+            current,
+            features=names,
+            thresholds=thresholds,
+            predict=predict,
+            current_source=source,
+        )
+    }
+    results.setdefault("prediction", profiles.prediction_skip_reason(reference, current))
+    return results
 
 
 class _DriftSkip(Exception):
@@ -137,6 +182,8 @@ def _drift_check(feature: str) -> Callable[..., None]:
         except DataError as exc:
             raise CheckFailure(f"drift could not be computed: {exc}") from None
         result = results.get(feature)
+        if isinstance(result, str):
+            pytest.skip(f"no drift figure for {feature!r}: {result}")
         if result is None:
             pytest.skip(
                 f"no drift figure for {feature!r}"

@@ -53,10 +53,11 @@ def _factory_reaches(
 
 def _kind(deployment: Any) -> str:
     """The class name of a deployment, or of the object a model worker proxy stands for."""
-    from deploy_gate.worker import RemoteObject
+    from deploy_gate.worker import remote
 
-    if isinstance(deployment, RemoteObject):
-        return deployment._dg_type.rpartition(".")[2] or "object"
+    where = remote(deployment)
+    if where is not None:
+        return where.type_name.rpartition(".")[2] or "object"
     return type(deployment).__name__
 
 
@@ -330,10 +331,11 @@ def _is_gate_default(deployment: Any) -> bool:
     """Whether ``deployment`` is the gate's own ModelDeployment (here or in a model worker),
     not a project's wrapper."""
     from deploy_gate.deployment import ModelDeployment
-    from deploy_gate.worker import RemoteObject
+    from deploy_gate.worker import remote
 
-    if isinstance(deployment, RemoteObject):
-        return bool(deployment._dg_type == f"{ModelDeployment.__module__}.ModelDeployment")
+    where = remote(deployment)
+    if where is not None:
+        return where.type_name == f"{ModelDeployment.__module__}.ModelDeployment"
     return type(deployment) is ModelDeployment
 
 

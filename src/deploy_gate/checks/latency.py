@@ -119,13 +119,13 @@ def _worker_timer(fn: Any, inputs: Sequence[Any], settings: Settings) -> Any:
     """A ``RoundTimer`` that times ``fn`` in its model worker, next to the model, when ``fn`` is
     a method of a worker proxy (None otherwise: the calls are timed here). The inputs are sent
     once; each round is one request, and only the durations come back."""
-    from deploy_gate.worker import RemoteObject
+    from deploy_gate.worker import remote
 
-    owner = getattr(fn, "_obj", None)
-    if not isinstance(owner, RemoteObject):
+    where = remote(fn)
+    if where is None or where.method is None:
         return None
-    worker, method = owner._dg_worker, fn._name
-    key = f"latency-{owner._dg_handle}-{method}-{len(inputs)}-{id(inputs)}"
+    worker, owner, method = where.worker, where.proxy, where.method
+    key = f"latency-{where.handle}-{method}-{len(inputs)}-{id(inputs)}"
     worker.put_inputs(key, list(inputs))
     keep_gc = settings.latency_gc != "off"
 

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 _EXPORTS = {
     "ModelWorker": "deploy_gate.worker.client",
+    "Remote": "deploy_gate.worker.client",
     "RemoteObject": "deploy_gate.worker.client",
     "TimedCalls": "deploy_gate.worker.client",
     "TimedPairs": "deploy_gate.worker.client",
@@ -23,6 +24,7 @@ _EXPORTS = {
     "worker_environment": "deploy_gate.worker.client",
     "WorkerLimits": "deploy_gate.worker.sandbox",
     "default_memory_limit": "deploy_gate.worker.sandbox",
+    "remote": "deploy_gate.worker.client",
     "RemoteError": "deploy_gate.worker.errors",
     "WorkerDied": "deploy_gate.worker.errors",
     "WorkerError": "deploy_gate.worker.errors",
@@ -32,6 +34,7 @@ _EXPORTS = {
 
 __all__ = [
     "ModelWorker",
+    "Remote",
     "RemoteError",
     "RemoteObject",
     "TimedCalls",
@@ -44,17 +47,20 @@ __all__ = [
     "WorkerProtocolError",
     "WorkerTimeout",
     "default_memory_limit",
+    "remote",
     "worker_environment",
 ]
 
 if TYPE_CHECKING:
     from deploy_gate.worker.client import (
         ModelWorker,
+        Remote,
         RemoteObject,
         TimedCalls,
         TimedPairs,
         WorkerConfig,
         WorkerInfo,
+        remote,
         worker_environment,
     )
     from deploy_gate.worker.errors import (

@@ -130,6 +130,9 @@ class WorkerConfig:
     #: Deaths (crashes, kills after a deadline) after which the worker is not restarted.
     max_deaths: int = 3
     max_frame_bytes: int = codec.DEFAULT_MAX_FRAME_BYTES
+    #: How long each side polls for the other's next frame before it sleeps (see
+    #: ``codec.FrameReader``): short calls answer without waking a parked CPU. 0 turns it off.
+    spin_seconds: float = 0.0
     #: Methods whose successful calls are replayed on a restarted worker, after its constructors.
     replay_methods: frozenset[str] = frozenset({"load_model"})
     #: How messages name the worker: "model process", "baseline model process", ...
@@ -217,6 +220,7 @@ class ModelWorker:
         self._replay: list[_Entry] = []
         self._deadlines: list[tuple[float, str, float]] = []
         self._spent = 0.0
+        self._last_call_ns: int | None = None
         self._deaths = 0
         self._starts = 0
         self._last_reason = ""
@@ -257,6 +261,13 @@ class ModelWorker:
     @property
     def pid(self) -> int | None:
         return self._proc.pid if self._proc is not None else None
+
+    @property
+    def last_call_ns(self) -> int | None:
+        """How long the method of the last ``call`` ran in the worker, in ns, as the worker
+        measured it (None after other requests): the rest of the call's wall time here is the
+        round trip. An untrusted worker can misreport it; use it for accounting, not verdicts."""
+        return self._last_call_ns
 
     @property
     def deaths(self) -> int:
@@ -577,6 +588,8 @@ class ModelWorker:
             self._spent += time.monotonic() - begin
             raise self._bad_frame(str(exc), during) from None
         self._spent += time.monotonic() - begin
+        ns = header.get("ns")
+        self._last_call_ns = ns if type(ns) is int else None
         if header.get("id") != request_id:
             raise self._bad_frame("an answer to another request", during)
         if "e" in header:
@@ -609,6 +622,7 @@ class ModelWorker:
             "gate_pid": os.getpid(),
             "sys_path": list(config.sys_path),
             "max_frame_bytes": config.max_frame_bytes,
+            "spin_seconds": config.spin_seconds,
         }
         env = dict(config.env) if config.env is not None else worker_environment(scratch)
         request_read, request_write = os.pipe()
@@ -644,7 +658,9 @@ class ModelWorker:
         os.set_blocking(reply_read, False)
         self._proc = proc
         self._wfd = request_write
-        self._reader = codec.FrameReader(reply_read, max_frame_bytes=config.max_frame_bytes)
+        self._reader = codec.FrameReader(
+            reply_read, max_frame_bytes=config.max_frame_bytes, spin_seconds=config.spin_seconds
+        )
         self._wpoll = select.poll()
         self._wpoll.register(request_write, select.POLLOUT)
         self._finalizer = weakref.finalize(self, _kill_group, proc.pid, (request_write, reply_read))
@@ -835,6 +851,36 @@ class _RemoteMethod:
 
     def __repr__(self) -> str:
         return f"<remote method {self._name} of {self._obj!r}>"
+
+
+@dataclass(frozen=True)
+class Remote:
+    """Where a proxied object lives: see ``remote``."""
+
+    worker: ModelWorker
+    #: The object's handle in the worker.
+    handle: str
+    #: ``module.QualifiedName`` of the object's class in the worker.
+    type_name: str
+    #: The proxy itself (for a method: the proxy it belongs to).
+    proxy: RemoteObject
+    #: The method's name when ``remote`` was given a method of a proxy, else None.
+    method: str | None = None
+
+
+def remote(obj: object) -> Remote | None:
+    """Where ``obj`` lives when it is a worker proxy or a method of one, None otherwise.
+
+    The one public way to look behind a proxy: any attribute read on a proxy itself goes to the
+    object in the worker, so the proxy's own state is not reachable as attributes.
+    """
+    method = None
+    if isinstance(obj, _RemoteMethod):
+        obj, method = obj._obj, obj._name
+    if not isinstance(obj, RemoteObject):
+        return None
+    get = object.__getattribute__
+    return Remote(get(obj, "_dg_worker"), get(obj, "_dg_handle"), get(obj, "_dg_type"), obj, method)
 
 
 def _handle(obj: RemoteObject | str) -> str:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import time
 from typing import Any
 
 #: Distributions reported by ``hello``; the first installed name of each entry wins.
@@ -76,6 +77,7 @@ class _Server:
         self.reader = codec.FrameReader(
             channel_in,
             max_frame_bytes=config.get("max_frame_bytes", codec.DEFAULT_MAX_FRAME_BYTES),
+            spin_seconds=float(config.get("spin_seconds", 0.0)),
         )
         self.config = config
         self.protections = protections
@@ -84,6 +86,8 @@ class _Server:
         self.handle_of: dict[int, str] = {}
         self.inputs: dict[str, list[Any]] = {}
         self.limiter: Any = None
+        #: Duration of the last ``call`` request's method itself, in ns (None for other ops).
+        self.call_ns: int | None = None
         self.ops = {
             "hello": self.hello,
             "construct": self.construct,
@@ -112,6 +116,7 @@ class _Server:
                 return 2
             op = header.get("op")
             encoder = codec.Encoder()
+            self.call_ns = None
             try:
                 handler = self.ops.get(op)
                 if handler is None:
@@ -120,6 +125,8 @@ class _Server:
             except BaseException as exc:  # everything the model raises goes back to the gate
                 encoder = codec.Encoder()
                 reply = {"id": header.get("id"), "e": self.error(exc)}
+            if self.call_ns is not None:  # the method's own time, for the gate's accounting
+                reply["ns"] = self.call_ns
             codec.write_frame(self.out, codec.pack_frame(reply, encoder.buffers))
             if op == "exit":
                 return 0
@@ -217,7 +224,12 @@ class _Server:
         method = getattr(self.objects[header["h"]], header["m"])
         args = self.decode(header["a"], buffers) if "a" in header else ()
         kwargs = self.decode(header["k"], buffers) if "k" in header else {}
-        return self.result(method(*args, **kwargs), header.get("ref"), encoder)
+        begin = time.perf_counter_ns()
+        try:
+            value = method(*args, **kwargs)
+        finally:
+            self.call_ns = time.perf_counter_ns() - begin
+        return self.result(value, header.get("ref"), encoder)
 
     def getattr(self, header: dict[str, Any], buffers: list[memoryview], encoder: Any) -> Any:
         value = getattr(self.objects[header["h"]], header["n"])
