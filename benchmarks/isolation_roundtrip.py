@@ -104,12 +104,6 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=2000, help="calls per round and side")
     parser.add_argument("--rounds", type=int, default=10)
     parser.add_argument("--isolation", default="sandbox", choices=("sandbox", "process"))
-    parser.add_argument(
-        "--spin",
-        type=float,
-        default=WorkerConfig.spin_seconds,
-        help="seconds each side polls before it sleeps (WorkerConfig.spin_seconds)",
-    )
     args = parser.parse_args()
 
     rng = np.random.default_rng(0)
@@ -123,7 +117,7 @@ def main() -> None:
         joblib.dump(model, path)
         local = ModelDeployment(path)
         local.load_model()
-        config = WorkerConfig(isolation=args.isolation, spin_seconds=args.spin)
+        config = WorkerConfig(isolation=args.isolation)
         with ModelWorker(config) as worker:
             info = worker.start()
             remote = worker.construct("deploy_gate.deployment:ModelDeployment", [str(path)])
@@ -147,7 +141,7 @@ def main() -> None:
 
     print(
         f"python {sys.version.split()[0]}, load average {os.getloadavg()[0]:.2f}, "
-        f"{os.cpu_count()} CPUs, isolation {args.isolation}, spin {args.spin:g} s"
+        f"{os.cpu_count()} CPUs, isolation {args.isolation}"
     )
     print(f"protections: {', '.join(info.protections)}")
     print(f"{args.rounds} rounds x {args.calls} calls per side, medians per call:")

@@ -682,12 +682,14 @@ def test_a_healthy_candidate_slower_than_its_baseline_within_the_limit_is_never_
 def test_a_slow_pair_takes_more_time_until_its_p99_has_the_calls_it_needs() -> None:
     clock = FakeClock()
     settings = LatencySettings(threads=None, warmup_calls=1, warmup_seconds=1e-9, max_seconds=5.0)
+    # The same typical call, but a tail twice as long: only the p99 can tell them apart.
     candidate, baseline, _ = paired_models(
-        clock, lognormal(20.0, 0.1, seed=29), lognormal(10.0, 0.1, seed=30)
+        clock, lognormal(10.0, 0.4, seed=29), lognormal(10.0, 0.1, seed=30)
     )
     comparison = LatencyComparison(candidate, baseline, [0], settings=settings, clock=clock)
     verdict = comparison.verdict()
     assert verdict.status is LatencyStatus.FAILED
+    assert verdict.figures["decided_on"] == "p99"
     assert verdict.figures["calls"] >= comparison.calls_needed
     assert settings.max_seconds < comparison.seconds <= 3 * settings.max_seconds
 
@@ -695,7 +697,8 @@ def test_a_slow_pair_takes_more_time_until_its_p99_has_the_calls_it_needs() -> N
 def test_a_pair_too_slow_for_a_p99_is_undecided_and_says_how_many_calls_it_needs() -> None:
     clock = FakeClock()
     settings = LatencySettings(threads=None, warmup_calls=1, warmup_seconds=1e-9, max_seconds=2.0)
-    candidate, baseline, _ = paired_models(clock, lambda n: 100.0, lambda n: 50.0)
+    # 1.2x on every call, exactly the limit: the typical call cannot fail it, the p99 decides.
+    candidate, baseline, _ = paired_models(clock, lambda n: 60.0, lambda n: 50.0)
     comparison = LatencyComparison(candidate, baseline, [0], settings=settings, clock=clock)
     verdict = comparison.verdict()
     assert verdict.status is LatencyStatus.INCONCLUSIVE
@@ -703,6 +706,43 @@ def test_a_pair_too_slow_for_a_p99_is_undecided_and_says_how_many_calls_it_needs
     needed = comparison.calls_needed
     assert f"too few for a p99: it needs {needed} calls per model" in verdict.message
     assert "ratio_ci_low" not in verdict.figures
+
+
+def test_a_pair_too_slow_for_a_p99_but_slower_on_every_call_fails_on_the_typical_call() -> None:
+    clock = FakeClock()
+    settings = LatencySettings(threads=None, warmup_calls=1, warmup_seconds=1e-9, max_seconds=2.0)
+    candidate, baseline, _ = paired_models(clock, lambda n: 100.0, lambda n: 50.0)
+    comparison = LatencyComparison(candidate, baseline, [0], settings=settings, clock=clock)
+    verdict = comparison.verdict()
+    assert verdict.status is LatencyStatus.FAILED
+    assert verdict.figures["decided_on"] == "p50"
+    assert verdict.value == pytest.approx(2.0)
+    assert verdict.message.startswith(
+        "p50 latency 100.0 ms is 2.00x the baseline's 50.0 ms, above the 1.20x limit on the "
+        "typical call (batch=1, p50 of "
+    )
+    assert "; p99 2.00x, not decided on its own, threads=auto)" in verdict.message
+
+
+def test_a_slower_candidate_on_a_machine_that_stretches_tails_fails_on_its_median() -> None:
+    # 2.5x slower on every call, but one call in twenty of either model is held up 5-40 ms by
+    # other jobs: too few calls in the cap for the p99s to separate, plenty for the medians.
+    clock = FakeClock()
+    settings = LatencySettings(
+        threads=None, calls_per_round=40, warmup_calls=1, warmup_seconds=1e-9, max_seconds=2.0
+    )
+    rng = np.random.default_rng(41)
+
+    def held_up(base: Callable[[int], float]) -> Callable[[int], float]:
+        return lambda n: base(n) + (rng.uniform(5, 40) if rng.random() < 0.05 else 0.0)
+
+    candidate, baseline, _ = paired_models(
+        clock, held_up(lognormal(2.5, 0.1, seed=42)), held_up(lognormal(1.0, 0.1, seed=43))
+    )
+    verdict = LatencyComparison(candidate, baseline, [0], settings=settings, clock=clock).verdict()
+    assert verdict.status is LatencyStatus.FAILED
+    assert verdict.figures["decided_on"] == "p50"
+    assert float(verdict.figures["p50_ratio_ci_low"]) > 1.2
 
 
 def test_quantile_intervals_are_those_of_scipy_quantile_test() -> None:

@@ -9,7 +9,7 @@ import faulty_models as fm
 from conftest import GateRun, junit_outcomes
 
 from deploy_gate.collect import GateItem
-from deploy_gate.plugin import _is_latency_nodeid
+from deploy_gate.session import _is_latency_nodeid
 
 
 def collected_gate_items(gate: GateRun) -> list[GateItem]:

@@ -58,7 +58,51 @@ class GateItem(pytest.Function):
 
 
 def _is_worker_error(exc: BaseException) -> bool:
-    """A model worker died, hung or spoke out of turn: its message is the whole story."""
+    """A model worker died, hung or spoke out of turn, or an endpoint did not answer: its
+    message is the whole story."""
+    from deploy_gate.endpoint.errors import EndpointError
     from deploy_gate.worker import WorkerError
 
-    return isinstance(exc, WorkerError)
+    return isinstance(exc, (WorkerError, EndpointError))
+
+
+class EndpointNode(pytest.Collector):
+    """One ``--deploy-gate-endpoint``: node id ``endpoint:<name>``, an item per check that
+    applies to a server (see :mod:`deploy_gate.checks.endpoint`)."""
+
+    def collect(self) -> Iterator[pytest.Item]:
+        from deploy_gate.checks.endpoint import bind, endpoint_checks
+        from deploy_gate.endpoint.target import endpoint_targets
+
+        gate = self.config.stash[GATE_KEY]
+        target = next(t for t in endpoint_targets(gate) if t.nodeid_name == self.name)
+        checks = endpoint_checks(
+            target.profile, gate.settings, with_artifact=bool(gate.artifact_paths)
+        )
+        for check in checks:
+            yield GateItem.from_parent(
+                self, name=check.name, callobj=bind(check, target), check=check
+            )
+
+    def reportinfo(self) -> tuple[Path, int, str]:
+        return self.path, 0, self.name
+
+
+class EndpointCollection:
+    """Adds an :class:`EndpointNode` per endpoint to the session's collection (registered when
+    ``--deploy-gate-endpoint`` is given): an endpoint is no file, so no argument claims it."""
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_make_collect_report(self, collector: pytest.Collector) -> Any:
+        report = yield
+        if isinstance(collector, pytest.Session) and report.passed:
+            from deploy_gate.endpoint.target import endpoint_targets
+
+            gate = collector.config.stash[GATE_KEY]
+            for target in endpoint_targets(gate):
+                report.result.append(
+                    EndpointNode.from_parent(
+                        collector, name=target.nodeid_name, nodeid=target.nodeid_name
+                    )
+                )
+        return report

@@ -103,10 +103,12 @@ class Gate:
         return (info.protections, info.warnings) if info is not None else ((), ())
 
     def close(self) -> None:
-        """Stop every model worker of this process."""
+        """Stop every model worker of this process and close its endpoint connections."""
         for worker in self._workers.values():
             worker.close()
         self._workers.clear()
+        for target in self._cache.pop("endpoint-targets", ()):
+            target.close()  # the endpoints' HTTP connections (deploy_gate.endpoint)
 
     def is_artifact(self, path: Path) -> bool:
         return path.resolve() in self._resolved

@@ -1017,8 +1017,8 @@ class LatencyComparison(Generic[T]):
                 longest = max(longest, now - pair_begin)
                 self.seconds = (now - begin) / 1e9
                 pairs = len(self._candidate.rounds)
-                look = self._look()
-                if pairs >= settings.min_rounds and self._status(look) is not None:
+                look, typical = self._looks()
+                if pairs >= settings.min_rounds and self._status(look, typical) is not None:
                     break
                 # A percentile without the calls for its interval gets more time, within limits.
                 short = look.calls < self.calls_needed
@@ -1029,21 +1029,33 @@ class LatencyComparison(Generic[T]):
                     break
         return self._final()
 
-    def _look(self) -> _Relative:
-        return _relative_quantile(
-            np.concatenate(self._candidate.rounds) / 1e6,
-            np.concatenate(self._baseline.rounds) / 1e6,
-            self.q,
-            self.settings.confidence,
+    def _looks(self) -> tuple[_Relative, _Relative]:
+        """The percentile's look, and the median's (the typical call's)."""
+        candidate = np.concatenate(self._candidate.rounds) / 1e6
+        baseline = np.concatenate(self._baseline.rounds) / 1e6
+        confidence = self.settings.confidence
+        return (
+            _relative_quantile(candidate, baseline, self.q, confidence),
+            _relative_quantile(candidate, baseline, 50.0, confidence),
         )
 
-    def _status(self, look: _Relative) -> LatencyStatus | None:
+    def _status(self, look: _Relative, typical: _Relative) -> LatencyStatus | None:
+        """The percentile decides, except that a typical call confidently slower than the
+        limit fails at once: the median needs far fewer calls than a p99 to be sure, and a
+        busy machine stretches tails much more than medians, so a candidate slower on every
+        call is not let through because its p99 could not be pinned down."""
+        if typical.status(self.max_ratio, self.noise_floor_ms) is LatencyStatus.FAILED:
+            return LatencyStatus.FAILED
         return look.status(self.max_ratio, self.noise_floor_ms)
 
     def _final(self) -> LatencyVerdict:
-        look = self._look()
+        look, typical = self._looks()
         settings = self.settings
-        status = self._status(look)
+        status = self._status(look, typical)
+        #: Failed on the typical call while the percentile itself was not (yet) decided.
+        on_median = status is LatencyStatus.FAILED and (
+            look.status(self.max_ratio, self.noise_floor_ms) is not LatencyStatus.FAILED
+        )
         if status is None:
             # Never fail on a difference inside the noise floor, even undecided at the cap.
             below_floor = look.diff <= self.noise_floor_ms
@@ -1069,7 +1081,15 @@ class LatencyComparison(Generic[T]):
             detail += _ratio_ci_note(settings.confidence, look.ratio_ci)
         set_aside = self._candidate.set_aside + self._baseline.set_aside
         threads = _set_aside_note(set_aside) + f"threads={settings.threads_label}"
-        if status is LatencyStatus.FAILED:
+        if on_median:
+            message = (
+                f"p50 latency {_fmt_ms(typical.first_ms)} ms is {_fmt_ratio(typical.ratio)}x the "
+                f"baseline's {_fmt_ms(typical.second_ms)} ms, above {limit} on the typical call "
+                f"(batch={self.batch_size}, p50 of {typical.calls} calls per model in {rounds} "
+                f"paired rounds{_ratio_ci_note(settings.confidence, typical.ratio_ci)}; {label} "
+                f"{_fmt_ratio(look.ratio)}x, not decided on its own, {threads})"
+            )
+        elif status is LatencyStatus.FAILED:
             message = f"{head}, above {limit} ({detail}, {threads})"
         elif status is LatencyStatus.INCONCLUSIVE:
             message = (
@@ -1102,14 +1122,21 @@ class LatencyComparison(Generic[T]):
         }
         if math.isfinite(look.ratio_ci[0]) and math.isfinite(look.ratio_ci[1]):
             figures.update(ratio_ci_low=look.ratio_ci[0], ratio_ci_high=look.ratio_ci[1])
+        figures["p50_ratio"] = typical.ratio
+        if math.isfinite(typical.ratio_ci[0]) and math.isfinite(typical.ratio_ci[1]):
+            figures.update(
+                p50_ratio_ci_low=typical.ratio_ci[0], p50_ratio_ci_high=typical.ratio_ci[1]
+            )
+        figures["decided_on"] = "p50" if on_median else label
+        decided = typical if on_median else look
         return LatencyVerdict(
             status=status,
             message=message,
             percentile=f"{label}-vs-baseline",
             batch_size=self.batch_size,
-            value=look.ratio,
+            value=decided.ratio,
             limit=self.max_ratio,
-            ci=look.ratio_ci,
+            ci=decided.ratio_ci,
             rounds=rounds,
             calls_per_round=self.calls_per_round,
             figures=figures,

@@ -20,6 +20,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from deploy_gate.categories import CATEGORIES
+
 __all__ = [
     "CATEGORIES",
     "RUBRIC",
@@ -38,8 +40,6 @@ Credit = Literal["automated", "manual"]
 
 #: The rubric's four sections, in the paper's order.
 SECTIONS: tuple[Section, ...] = ("Data", "Model", "Infrastructure", "Monitoring")
-#: The gate's check categories (DESIGN.md section 4).
-CATEGORIES = ("smoke", "output", "latency", "errors", "version", "baseline", "rollout", "drift")
 
 _PREFIX: dict[Section, str] = {
     "Data": "Data",

@@ -3,236 +3,65 @@
 Names follow one pattern, ``--deploy-gate-<name>`` and ``deploy_gate_<name>``; the command line
 wins over the ini file, which wins over the default. A bad value is rejected while pytest parses
 its configuration, naming the option and where the value came from.
+
+Every pytest run imports this module to register the options, so it holds the specs and little
+else: the parsers (:mod:`deploy_gate.parsers`) load when a value is parsed.
 """
 
 from __future__ import annotations
 
 import argparse
-import math
-import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from deploy_gate.errors import ConfigError
-
 if TYPE_CHECKING:
     import pytest
 
-_DURATION = re.compile(
-    r"^\s*(?P<number>(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?)\s*(?P<unit>ms|s|us|µs|μs|ns)?\s*$"
-)
-_UNIT_TO_MS = {None: 1.0, "ms": 1.0, "s": 1e3, "us": 1e-3, "µs": 1e-3, "μs": 1e-3, "ns": 1e-6}
+    # Their home is deploy_gate.parsers; importable from here too, as they always were.
+    from deploy_gate.parsers import choice as choice
+    from deploy_gate.parsers import parse_batch_sizes as parse_batch_sizes
+    from deploy_gate.parsers import parse_budget as parse_budget
+    from deploy_gate.parsers import parse_duration_ms as parse_duration_ms
+    from deploy_gate.parsers import parse_fraction as parse_fraction
+    from deploy_gate.parsers import parse_int as parse_int
+    from deploy_gate.parsers import parse_names as parse_names
+    from deploy_gate.parsers import parse_nonnegative_float as parse_nonnegative_float
+    from deploy_gate.parsers import parse_percentile as parse_percentile
+    from deploy_gate.parsers import parse_positive_float as parse_positive_float
+    from deploy_gate.parsers import parse_positive_int as parse_positive_int
+    from deploy_gate.parsers import parse_range as parse_range
+    from deploy_gate.parsers import parse_seconds as parse_seconds
+    from deploy_gate.parsers import parse_size as parse_size
+    from deploy_gate.parsers import parse_stages as parse_stages
+    from deploy_gate.parsers import parse_text as parse_text
+    from deploy_gate.parsers import parse_threads as parse_threads
 
 
-def parse_duration_ms(text: str) -> float:
-    """Milliseconds from a setting such as ``50ms``, ``0.2s``, ``250us`` or a bare ``50`` (ms).
+def __getattr__(name: str) -> Any:
+    if name == "choice" or name.startswith("parse_"):
+        from deploy_gate import parsers
 
-    Budgets live in ini files and on the command line, so units are accepted; negative, NaN and
-    infinite values are refused with a ``ConfigError`` naming the value.
-    """
-    match = _DURATION.match(text) if isinstance(text, str) else None
-    if match is None:
-        raise ConfigError(
-            f"invalid duration {text!r}: expected a non-negative number of milliseconds with an "
-            "optional unit, e.g. 50ms, 0.2s, 250us"
-        )
-    value = float(match["number"]) * _UNIT_TO_MS[match["unit"]]
-    if not math.isfinite(value):
-        raise ConfigError(f"invalid duration {text!r}: the value is not finite")
-    return value
+        return getattr(parsers, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-_PERCENTILE = re.compile(r"^p(?P<q>\d+(?:\.\d+)?)$")
+def _parser(name: str, *args: str) -> Callable[[str], Any]:
+    """The parser ``name`` of :mod:`deploy_gate.parsers` (``choice`` takes ``args``), imported
+    when a value is first parsed."""
 
+    def parse(text: str) -> Any:
+        from deploy_gate import parsers
 
-def parse_percentile(label: str) -> float:
-    """The percentile in ``(0, 100]`` that a label such as ``p99`` or ``p99.9`` names."""
-    match = _PERCENTILE.match(label) if isinstance(label, str) else None
-    q = float(match["q"]) if match else math.nan
-    if not 0.0 < q <= 100.0:
-        raise ConfigError(f"invalid percentile {label!r}: expected e.g. p50, p95, p99 or p99.9")
-    return q
+        found = getattr(parsers, name)
+        return (found(*args) if args else found)(text)
 
-
-def parse_threads(text: str) -> int | None:
-    """Thread-pool limit from a setting: a positive integer, or ``auto`` (None: leave alone)."""
-    value = text.strip().lower() if isinstance(text, str) else ""
-    if value == "auto":
-        return None
-    if value.isdigit() and int(value) >= 1:
-        return int(value)
-    raise ConfigError(f"invalid thread count {text!r}: expected a positive integer or 'auto'")
-
-
-def parse_range(text: str) -> tuple[float, float]:
-    """``LOW,HIGH`` (or ``LOW:HIGH``) with LOW < HIGH."""
-    parts = re.split(r"[,:]", str(text))
-    try:
-        low, high = (float(p) for p in parts)
-    except ValueError:
-        raise ConfigError(f"expected LOW,HIGH such as 0,100, got {text!r}") from None
-    if not low < high:
-        raise ConfigError(f"expected LOW < HIGH, got {text!r}")
-    return low, high
-
-
-def parse_positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise ConfigError(f"expected a positive number, got {text!r}") from None
-    if not (value > 0 and math.isfinite(value)):
-        raise ConfigError(f"expected a positive number, got {text!r}")
-    return value
-
-
-def parse_seconds(text: str) -> float:
-    """A timeout: ``60``, ``60s``, ``1.5s`` or ``500ms``; a bare number is seconds."""
-    stripped = str(text).strip()
-    value = parse_duration_ms(stripped + ("s" if _is_number(stripped) else "")) / 1000.0
-    if value <= 0:
-        raise ConfigError(f"expected a positive duration, got {text!r}")
-    return value
-
-
-def _is_number(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
-
-
-def parse_fraction(text: str) -> float:
-    """A number in (0, 1), such as 0.95; ``95%`` is accepted too."""
-    stripped = str(text).strip()
-    try:
-        value = float(stripped[:-1]) / 100 if stripped.endswith("%") else float(stripped)
-    except ValueError:
-        raise ConfigError(f"expected a number between 0 and 1 such as 0.95, got {text!r}") from None
-    if not 0 < value < 1:
-        raise ConfigError(f"expected a number between 0 and 1 (exclusive), got {text!r}")
-    return value
-
-
-def parse_nonnegative_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise ConfigError(f"expected a number >= 0, got {text!r}") from None
-    if not (value >= 0 and math.isfinite(value)):
-        raise ConfigError(f"expected a number >= 0, got {text!r}")
-    return value
-
-
-def parse_positive_int(text: str) -> int:
-    try:
-        value = int(str(text).strip())
-    except ValueError:
-        raise ConfigError(f"expected a whole number >= 1, got {text!r}") from None
-    if value < 1:
-        raise ConfigError(f"expected a whole number >= 1, got {text!r}")
-    return value
-
-
-def parse_int(text: str) -> int:
-    try:
-        return int(str(text).strip())
-    except ValueError:
-        raise ConfigError(f"expected a whole number, got {text!r}") from None
-
-
-def parse_names(text: str) -> tuple[str, ...]:
-    """Names separated by commas or spaces: ``accuracy, roc_auc``."""
-    names = tuple(n for n in re.split(r"[,\s]+", str(text)) if n)
-    if not names:
-        raise ConfigError("expected at least one name")
-    return names
-
-
-_SIZE = re.compile(r"^\s*(?P<number>\d+(?:\.\d*)?|\.\d+)\s*(?P<unit>[kmgt]i?b?|b)?\s*$", re.I)
-_SIZE_UNITS = {"": 1, "b": 1, "k": 2**10, "m": 2**20, "g": 2**30, "t": 2**40}
-
-
-def parse_size(text: str) -> int | None:
-    """Bytes from ``4GiB``, ``512MiB``, ``2g`` or a bare number of bytes; ``none`` is no limit."""
-    value = str(text).strip().lower()
-    if value in ("none", "unlimited"):
-        return None
-    match = _SIZE.match(value)
-    if match is None:
-        raise ConfigError(f"expected a size such as 4GiB or 512MiB, or none, got {text!r}")
-    unit = (match["unit"] or "")[:1].lower()
-    size = int(float(match["number"]) * _SIZE_UNITS[unit])
-    if size < 64 * 2**20:
-        raise ConfigError(f"a model process needs at least 64MiB, got {text!r}")
-    return size
-
-
-def parse_stages(text: str) -> tuple[float, ...]:
-    """Rollout stages as shares of traffic: ``5% 25% 50% 100%`` or ``0.05,0.25,0.5,1``."""
-    shares = []
-    for part in parse_names(text):
-        try:
-            share = float(part[:-1]) / 100 if part.endswith("%") else float(part)
-        except ValueError:
-            raise ConfigError(f"expected stages such as '5% 25% 50% 100%', got {text!r}") from None
-        shares.append(share)
-    if any(not 0 < s <= 1 for s in shares) or shares != sorted(set(shares)) or shares[-1] != 1:
-        raise ConfigError(f"expected increasing stages in (0%, 100%] ending at 100%, got {text!r}")
-    return tuple(shares)
-
-
-_BUDGET = re.compile(r"^\s*(p[0-9.]+)(?:@([0-9]+))?\s*=\s*(\S+)\s*$")
-
-
-def parse_budget(text: str) -> tuple[str, int, float | None]:
-    """``p99=50ms`` (single rows), ``p95@32=200ms`` (batches of 32) or ``p99@1=none``."""
-    match = _BUDGET.match(str(text))
-    if not match:
-        raise ConfigError(
-            f"expected a budget such as p99=50ms or p95@32=200ms (percentile@batch=duration), "
-            f"got {text!r}"
-        )
-    label, batch, value = match.groups()
-    parse_percentile(label)
-    size = int(batch) if batch else 1
-    if size < 1:
-        raise ConfigError(f"batch size must be at least 1 in {text!r}")
-    return label, size, None if value.lower() == "none" else parse_duration_ms(value)
-
-
-def parse_batch_sizes(text: str) -> tuple[int, ...]:
-    """Batch sizes such as ``1 32`` or ``1,32,256``."""
-    sizes = []
-    for part in parse_names(text):
-        try:
-            size = int(part)
-        except ValueError:
-            raise ConfigError(f"expected whole batch sizes such as '1 32', got {text!r}") from None
-        if size < 1:
-            raise ConfigError(f"batch sizes must be at least 1, got {text!r}")
-        sizes.append(size)
-    return tuple(dict.fromkeys(sizes))
-
-
-def choice(*allowed: str) -> Callable[[str], str]:
-    def parse(text: str) -> str:
-        value = str(text).strip().lower()
-        if value not in allowed:
-            raise ConfigError(f"expected one of {', '.join(allowed)}, got {text!r}")
-        return value
-
-    parse.__name__ = "choice"
+    parse.__name__ = name
     return parse
 
 
-def parse_text(text: str) -> str:
-    if not str(text).strip():
-        raise ConfigError("expected a non-empty value")
-    return str(text).strip()
+_PARSE_TEXT = _parser("parse_text")
 
 
 @dataclass(frozen=True)
@@ -242,7 +71,7 @@ class Option:
 
     name: str
     help: str
-    parse: Callable[[str], Any] = parse_text
+    parse: Callable[[str], Any] = _PARSE_TEXT
     default: Any = None
     kind: str = "value"
     metavar: str | None = None
@@ -272,13 +101,13 @@ OPTIONS: tuple[Option, ...] = (
         "output_range",
         "allowed range of a regressor's outputs, LOW,HIGH "
         "(default: the target's observed range widened by its span on both sides)",
-        parse=parse_range,
+        parse=_parser("parse_range"),
         metavar="LOW,HIGH",
     ),
     Option(
         "smoke_latency_ms",
         "budget of the smoke latency-sanity check: mean single-row latency (default 100ms)",
-        parse=parse_duration_ms,
+        parse=_parser("parse_duration_ms"),
         default=100.0,
         metavar="DURATION",
     ),
@@ -292,14 +121,14 @@ OPTIONS: tuple[Option, ...] = (
         "metrics",
         "metrics the candidate must keep relative to the baseline, e.g. accuracy,roc_auc "
         "(default by task: accuracy, balanced_accuracy, roc_auc, log_loss / mae, rmse, r2)",
-        parse=parse_names,
+        parse=_parser("parse_names"),
         metavar="NAMES",
     ),
     Option(
         "min_relative",
         "share of the baseline's metric the candidate must reach (default 0.95; for "
         "lower-is-better metrics the candidate may not exceed baseline / 0.95)",
-        parse=parse_fraction,
+        parse=_parser("parse_fraction"),
         default=0.95,
         metavar="FRACTION",
     ),
@@ -307,14 +136,14 @@ OPTIONS: tuple[Option, ...] = (
         "max_error_ratio",
         "candidate error rate (raises or invalid output) allowed, as a multiple of the "
         "baseline's (default 2.0)",
-        parse=parse_positive_float,
+        parse=_parser("parse_positive_float"),
         default=2.0,
         metavar="RATIO",
     ),
     Option(
         "error_floor",
         "error rate that always passes, so 0 vs 0.001 is no failure by division (default 0.001)",
-        parse=parse_nonnegative_float,
+        parse=_parser("parse_nonnegative_float"),
         default=0.001,
         metavar="RATE",
     ),
@@ -322,7 +151,7 @@ OPTIONS: tuple[Option, ...] = (
         "max_shift",
         "PSI between candidate and baseline scores above which baseline[prediction-shift] "
         "fails when no labels judge quality (default 0.2)",
-        parse=parse_positive_float,
+        parse=_parser("parse_positive_float"),
         default=0.2,
         metavar="PSI",
     ),
@@ -330,28 +159,28 @@ OPTIONS: tuple[Option, ...] = (
         "max_label_flips",
         "share of rows whose predicted label may change from the baseline's, judged when no "
         "labels judge quality (default 0.1)",
-        parse=parse_nonnegative_float,
+        parse=_parser("parse_nonnegative_float"),
         default=0.1,
         metavar="FRACTION",
     ),
     Option(
         "rollout_stages",
         "stages of the simulated rollout (default '5% 25% 50% 100%')",
-        parse=parse_stages,
+        parse=_parser("parse_stages"),
         default=(0.05, 0.25, 0.5, 1.0),
         metavar="STAGES",
     ),
     Option(
         "rollout_confidence",
         "confidence of the one-sided test that rolls back a stage (default 0.95)",
-        parse=parse_fraction,
+        parse=_parser("parse_fraction"),
         default=0.95,
         metavar="FRACTION",
     ),
     Option(
         "rollout_min_samples",
         "labelled requests each arm needs before a stage is judged (default 100)",
-        parse=parse_positive_int,
+        parse=_parser("parse_positive_int"),
         default=100,
         metavar="N",
     ),
@@ -368,7 +197,7 @@ OPTIONS: tuple[Option, ...] = (
     Option(
         "rollout_seed",
         "seed of the routing hash (default 0)",
-        parse=parse_int,
+        parse=_parser("parse_int"),
         default=0,
         metavar="N",
     ),
@@ -395,7 +224,7 @@ OPTIONS: tuple[Option, ...] = (
     Option(
         "drift_psi",
         "PSI above which a feature has drifted (default 0.2)",
-        parse=parse_positive_float,
+        parse=_parser("parse_positive_float"),
         default=0.2,
         metavar="PSI",
     ),
@@ -403,7 +232,7 @@ OPTIONS: tuple[Option, ...] = (
         "drift_pvalue",
         "p-value (KS numeric, chi-square categorical) below which a change is significant "
         "(default 0.01)",
-        parse=parse_fraction,
+        parse=_parser("parse_fraction"),
         default=0.01,
         metavar="P",
     ),
@@ -411,7 +240,7 @@ OPTIONS: tuple[Option, ...] = (
         "drift_effect_floor",
         "smallest KS D / Cramer's V that counts as drift when PSI stays under its threshold, so "
         "a million rows do not turn a negligible shift into a failure (default 0.1)",
-        parse=parse_fraction,
+        parse=_parser("parse_fraction"),
         default=0.1,
         metavar="SIZE",
     ),
@@ -446,14 +275,14 @@ OPTIONS: tuple[Option, ...] = (
         "latency_budget",
         "latency budget, percentile@batch=duration: p99=50ms (single rows), p95@32=200ms, "
         "p99@1=none to only measure; repeatable, a line list in ini (default p99@1=50ms)",
-        parse=parse_budget,
+        parse=_parser("parse_budget"),
         kind="lines",
         metavar="BUDGET",
     ),
     Option(
         "latency_batch_sizes",
         "batch sizes whose p50/p95/p99 are measured (default '1 32')",
-        parse=parse_batch_sizes,
+        parse=_parser("parse_batch_sizes"),
         default=(1, 32),
         metavar="SIZES",
     ),
@@ -461,35 +290,35 @@ OPTIONS: tuple[Option, ...] = (
         "latency_max_seconds",
         "time cap of one latency measurement; a verdict still undecided then is INCONCLUSIVE "
         "(default 10s; a bare number is seconds)",
-        parse=parse_seconds,
+        parse=_parser("parse_seconds"),
         default=10.0,
         metavar="DURATION",
     ),
     Option(
         "latency_inconclusive",
         "what an INCONCLUSIVE latency verdict does: fail (default) or warn",
-        parse=choice("fail", "warn"),
+        parse=_parser("choice", "fail", "warn"),
         default="fail",
         metavar="fail|warn",
     ),
     Option(
         "latency_gc",
         "garbage collector while latency is timed: on (as in production, default) or off",
-        parse=choice("on", "off"),
+        parse=_parser("choice", "on", "off"),
         default="on",
         metavar="on|off",
     ),
     Option(
         "latency_max_ratio",
         "with a baseline: how much slower than the baseline the candidate may be (default 1.2)",
-        parse=parse_positive_float,
+        parse=_parser("parse_positive_float"),
         default=1.2,
         metavar="RATIO",
     ),
     Option(
         "latency_noise_floor",
         "with a baseline: differences below this never fail (default 0.05ms)",
-        parse=parse_duration_ms,
+        parse=_parser("parse_duration_ms"),
         default=0.05,
         metavar="DURATION",
     ),
@@ -504,7 +333,7 @@ OPTIONS: tuple[Option, ...] = (
         "latency_threads",
         "thread-pool size (BLAS, OpenMP) while latency is measured, through threadpoolctl: "
         "a number, or auto to leave pools alone (default 1)",
-        parse=parse_threads,
+        parse=_parser("parse_threads"),
         default=1,
         metavar="N|auto",
     ),
@@ -527,7 +356,7 @@ OPTIONS: tuple[Option, ...] = (
         "where the model runs: sandbox (a child process with limits, no network and writes "
         "confined where the OS allows; default), process (a child process with limits), or "
         "none (inside pytest, for debugging: the verdict says so)",
-        parse=choice("sandbox", "process", "none"),
+        parse=_parser("choice", "sandbox", "process", "none"),
         default="sandbox",
         metavar="sandbox|process|none",
     ),
@@ -550,7 +379,7 @@ OPTIONS: tuple[Option, ...] = (
         "memory_limit",
         "address space the model process may use, e.g. 4GiB, or none (default: 4GiB or half "
         "the machine's memory, whichever is less)",
-        parse=parse_size,
+        parse=_parser("parse_size"),
         default="auto",
         metavar="SIZE",
     ),
@@ -558,7 +387,7 @@ OPTIONS: tuple[Option, ...] = (
         "artifact_timeout",
         "time all checks of one artifact may take together; after it, its remaining checks "
         "fail at once (default 600s; a bare number is seconds)",
-        parse=parse_seconds,
+        parse=_parser("parse_seconds"),
         default=600.0,
         metavar="DURATION",
     ),
@@ -566,7 +395,7 @@ OPTIONS: tuple[Option, ...] = (
         "check_timeout",
         "time one check may take before it fails as hung: 60, 60s or 500ms (a bare number "
         "is seconds; default 60s)",
-        parse=parse_seconds,
+        parse=_parser("parse_seconds"),
         default=60.0,
         metavar="DURATION",
     ),
@@ -574,9 +403,51 @@ OPTIONS: tuple[Option, ...] = (
         "latency_batch_slack",
         "how many times as long as N single-row calls a batch of N rows may take before "
         "latency[batch-vs-single-batch=N] fails (default 1.5)",
-        parse=parse_positive_float,
+        parse=_parser("parse_positive_float"),
         default=1.5,
         metavar="RATIO",
+    ),
+    # Gating a running service (issue 16): deploy_gate.endpoint, deploy_gate.checks.endpoint.
+    Option(
+        "endpoint",
+        "a serving endpoint to gate, [NAME=]URL: a V2 model URL (.../v2/models/NAME), an "
+        "MLflow scoring server (.../invocations) or a JSON service of your own; its checks "
+        "collect as endpoint:NAME::... (repeatable, a line list in ini)",
+        parse=_parser("parse_endpoint"),
+        kind="lines",
+        metavar="[NAME=]URL",
+    ),
+    Option(
+        "endpoint_protocol",
+        "protocol of the endpoints: v2 (Open Inference Protocol), mlflow, json, or auto to "
+        "tell from the URL and the server's routes (default auto)",
+        parse=_parser("choice", "auto", "v2", "mlflow", "json"),
+        default="auto",
+        metavar="auto|v2|mlflow|json",
+    ),
+    Option(
+        "endpoint_timeout",
+        "time limit of every request to an endpoint (connect, send, each wait for the answer; "
+        "default 10s; a bare number is seconds)",
+        parse=_parser("parse_seconds"),
+        default=10.0,
+        metavar="DURATION",
+    ),
+    Option(
+        "endpoint_concurrency",
+        "requests in flight while an endpoint's latency is measured, one measurement per "
+        "level (default '1 8')",
+        parse=_parser("parse_batch_sizes"),
+        default=(1, 8),
+        metavar="LEVELS",
+    ),
+    Option(
+        "endpoint_latency_budget",
+        "endpoint latency budget, percentile[@concurrency]=duration: p99=200ms (every level), "
+        "p99@32=1s, p95=none; repeatable, a line list in ini (default p99=500ms)",
+        parse=_parser("parse_endpoint_budget"),
+        kind="lines",
+        metavar="BUDGET",
     ),
 )
 
@@ -604,6 +475,8 @@ class Settings:
 
 def _cli_type(option: Option) -> Callable[[str], Any]:
     def convert(text: str) -> Any:
+        from deploy_gate.errors import ConfigError
+
         try:
             return option.parse(text)
         except ConfigError as exc:
@@ -652,6 +525,8 @@ def add_options(parser: pytest.Parser, options: tuple[Option, ...] = OPTIONS) ->
 def resolve(config: pytest.Config, options: tuple[Option, ...] = OPTIONS) -> Settings:
     """Settings from the command line, then the ini file, then the defaults."""
     import pytest
+
+    from deploy_gate.errors import ConfigError
 
     values: dict[str, Any] = {}
     sources: dict[str, str] = {}

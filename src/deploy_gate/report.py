@@ -13,12 +13,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+# Re-exported: html.py and record.py take the categories from here with the other names.
+from deploy_gate.categories import CATEGORIES as CATEGORIES
+
 if TYPE_CHECKING:
     import pytest
 
     from deploy_gate.mltestscore import MLTestScore
 
-CATEGORIES = ("smoke", "output", "latency", "errors", "version", "baseline", "rollout", "drift")
 PROJECT = "project"  # a project's own tests that use the gate's fixtures
 OTHER = "other"  # tests run beside the gate that do not use its fixtures
 APPROVED = "APPROVED FOR DEPLOYMENT"

@@ -6,6 +6,7 @@ Every finder returns the offending row positions so a message can name them.
 
 from __future__ import annotations
 
+import itertools
 import numbers
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -59,7 +60,7 @@ def numeric_view(arr: np.ndarray) -> np.ndarray | None:
     if is_numeric(arr):
         return arr.astype(float, copy=False)
     if arr.dtype == object:
-        if any(isinstance(value, (str, bytes)) for value in arr.flat):
+        if _any_instance(arr, (str, bytes)):
             return None
         try:
             return arr.astype(float)
@@ -83,16 +84,39 @@ def precision(arr: np.ndarray) -> str:
 
 def non_numeric_rows(outputs: np.ndarray) -> tuple[int, ...]:
     """Rows holding something that is not a number: strings (also "1.5"), None, objects."""
-    import numpy as np
-
     if is_numeric(outputs):
         return ()
     if outputs.dtype != object:
         return tuple(range(len(outputs))) if outputs.ndim else (0,)
-    mask = np.array(
-        [not isinstance(value, (numbers.Real, np.bool_)) for value in outputs.flat], dtype=bool
-    ).reshape(outputs.shape)
+    mask = ~_real_number_mask(outputs)
     return rows_where(mask) if outputs.ndim else ((0,) if mask.any() else ())
+
+
+def _real_number_mask(arr: np.ndarray) -> np.ndarray:
+    """Where the values of an object array are real numbers (``numbers.Real``, ``np.bool_``).
+
+    ``map`` over the C iterator ``arr.flat`` with the builtin ``isinstance`` runs no Python
+    bytecode per value (an object array has no faster way to ask each value its type). Python's
+    floats and ints (numpy's float64 too) are tried first against their concrete types, which is
+    quick; only the values left over are asked about the abstract ``numbers.Real``, which is
+    slower. Every concrete type tried first is a ``numbers.Real``, so the answer is the same.
+    """
+    import numpy as np
+
+    found = np.fromiter(
+        map(isinstance, arr.flat, itertools.repeat((float, int))), dtype=bool, count=arr.size
+    )
+    rest = np.flatnonzero(~found)
+    if rest.size:
+        real = (numbers.Real, np.bool_)
+        found[rest] = np.fromiter(
+            map(isinstance, arr.ravel()[rest], itertools.repeat(real)), dtype=bool, count=rest.size
+        )
+    return found.reshape(arr.shape)
+
+
+def _any_instance(arr: np.ndarray, types: tuple[type, ...]) -> bool:
+    return any(map(isinstance, arr.flat, itertools.repeat(types)))
 
 
 def rows_where(mask: np.ndarray) -> tuple[int, ...]:
@@ -101,7 +125,7 @@ def rows_where(mask: np.ndarray) -> tuple[int, ...]:
 
     if mask.ndim > 1:
         mask = np.asarray(mask.reshape(mask.shape[0], -1).any(axis=1))
-    return tuple(int(i) for i in np.flatnonzero(mask))
+    return tuple(np.flatnonzero(mask).tolist())
 
 
 def describe_rows(rows: Sequence[int], total: int, labels: Sequence[str] | None = None) -> str:
@@ -178,14 +202,124 @@ def proba_sum_rows(proba: np.ndarray, tolerance: float | None = None) -> tuple[i
 
 
 def unknown_label_rows(predictions: np.ndarray, classes: Sequence[Any]) -> tuple[int, ...]:
+    """Rows with a prediction (any of its values, for 2-D outputs) not among ``classes``.
+
+    A value is known when the Python value it holds (:func:`plain`) is in ``set(classes)``:
+    ``1``, ``1.0`` and ``True`` are the same label, ``"1"`` is another, NaN is never known.
+    Numeric outputs are matched with ``np.isin`` against the classes' exact values; other
+    outputs (strings, objects) are looked up once per distinct value.
+    """
     known = set(classes)
-    flat = predictions.reshape(len(predictions), -1) if predictions.ndim > 1 else predictions
-    rows = []
-    for i, value in enumerate(flat):
-        items = value if flat.ndim > 1 else (value,)
-        if any(plain(v) not in known for v in items):
-            rows.append(i)
-    return tuple(rows)
+    n = len(predictions)
+    values = predictions.reshape(n, -1) if predictions.ndim > 1 else predictions
+    return rows_where(~_known_mask(values, known))
+
+
+#: Label types whose equality with a number follows from their value alone.
+_PLAIN_NUMBERS = (bool, int, float)
+_PLAIN_OTHERS = (str, bytes, type(None))
+
+
+def _known_mask(values: np.ndarray, known: set[Any]) -> np.ndarray:
+    """Where ``plain(value) in known`` holds, for every value of ``values`` (same shape)."""
+    import numpy as np
+
+    if values.size == 0 or not known:
+        return np.zeros(values.shape, dtype=bool)
+    if values.dtype.kind in "biu" or (values.dtype.kind == "f" and values.dtype.itemsize <= 8):
+        exact = _numeric_classes(values.dtype, known)
+        if exact is not None:
+            numbers = values.astype(np.float64) if values.dtype.kind == "f" else values
+            return np.isin(numbers, exact)
+    if values.dtype.kind in "US":
+        texts = _text_classes(values.dtype, known)
+        if texts is not None:
+            return np.isin(values, texts)
+    return _known_by_distinct_value(values, known)
+
+
+def _text_classes(dtype: np.dtype[Any], known: set[Any]) -> np.ndarray | None:
+    """The classes a string (``U``) or bytes (``S``) output can equal, as an array of that
+    kind; None when a class's equality with a string is not decided by its value alone."""
+    import numpy as np
+
+    kind: type[str | bytes] = str if dtype.kind == "U" else bytes
+    nul: Any = "\0" if kind is str else b"\0"
+    found = []
+    for label in known:
+        value = plain(label)
+        if type(value) is kind:
+            # numpy drops trailing NULs: no value of such an array ends with one.
+            if not value.endswith(nul):
+                found.append(value)
+        elif type(value) not in (*_PLAIN_NUMBERS, *_PLAIN_OTHERS):
+            return None
+    return np.asarray(found, dtype=dtype.kind)
+
+
+def _numeric_classes(dtype: np.dtype[Any], known: set[Any]) -> np.ndarray | None:
+    """The classes a number of ``dtype`` can equal, as an array of its kind for ``np.isin``;
+    None when a class's equality with a number is not decided by its value alone."""
+    import math
+
+    import numpy as np
+
+    integral = dtype.kind in "biu"
+    found: list[int | float] = []
+    for label in known:
+        value = plain(label)
+        if type(value) in _PLAIN_OTHERS:
+            continue  # a number never equals a string, bytes or None
+        if type(value) not in _PLAIN_NUMBERS:
+            return None
+        if integral:
+            if isinstance(value, float) and not value.is_integer():
+                continue  # also NaN and inf: no integer equals them
+            found.append(int(value))
+        elif isinstance(value, float):
+            if not math.isnan(value):  # a NaN output is a new object: never the class's NaN
+                found.append(value)
+        else:
+            try:
+                as_float = float(value)
+            except OverflowError:
+                continue
+            if as_float == value:  # an integer too large for a float equals no float
+                found.append(as_float)
+    if not integral:
+        return np.asarray(found, dtype=np.float64)
+    kind = np.int64 if dtype.kind != "u" else np.uint64
+    info = np.iinfo(kind)
+    return np.asarray([v for v in found if info.min <= v <= info.max], dtype=kind)
+
+
+def _known_by_distinct_value(values: np.ndarray, known: set[Any]) -> np.ndarray:
+    """Membership judged once per distinct value, for strings, mixed objects, dates, complex
+    numbers: a dict (Python's own hashing and equality, as the set lookup uses) gives each
+    value a code, through ``map`` over builtins, with no Python bytecode per value."""
+    import numpy as np
+
+    # tolist() gives numpy scalars as the Python values they hold (what plain() does); the
+    # values of an object array come out as they are, and plain() sees each distinct one below.
+    items = values.ravel().tolist()
+    codes: dict[Any, int] = {}
+    try:
+        found = np.fromiter(
+            map(codes.setdefault, items, itertools.count()), dtype=np.intp, count=len(items)
+        )
+    except TypeError:  # an unhashable value: as the set lookup does, value by value
+        return _known_one_by_one(values, known)
+    is_known = np.zeros(len(items), dtype=bool)
+    for value, code in codes.items():
+        is_known[code] = plain(value) in known
+    return is_known[found].reshape(values.shape)
+
+
+def _known_one_by_one(values: np.ndarray, known: set[Any]) -> np.ndarray:
+    import numpy as np
+
+    found = np.fromiter((plain(v) in known for v in values.flat), dtype=bool, count=values.size)
+    return found.reshape(values.shape)
 
 
 def out_of_range_rows(outputs: np.ndarray, low: float, high: float) -> tuple[int, ...]:

@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from deploy_gate.categories import CATEGORIES
 from deploy_gate.checks.common import describe_exc
 
 if TYPE_CHECKING:
@@ -31,8 +32,6 @@ __all__ = [
     "describe_exc",
     "iter_checks",
 ]
-
-CATEGORIES = ("smoke", "output", "latency", "errors", "version", "baseline", "rollout", "drift")
 
 
 @dataclass(frozen=True)

@@ -3,8 +3,10 @@ rows, and the candidate against the baseline."""
 
 from __future__ import annotations
 
+import contextlib
 import json
-from collections.abc import Callable, Sequence
+import os
+from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from deploy_gate.checks import Check
@@ -143,6 +145,47 @@ def _worker_timers(settings: Settings, *arms: tuple[Any, Sequence[Any]]) -> Any:
     return None if any(t is None for t in timers) else timers
 
 
+@contextlib.contextmanager
+def _one_cpu(*objs: Any) -> Iterator[None]:
+    """While two model workers are compared, run both on the same CPU.
+
+    Interleaving their calls cancels load that changes over time, but not load that sits on
+    one core: a busy process (a CPU hog, another job) sharing the candidate's core and not the
+    baseline's made a candidate 1.15x the baseline measure 1.6x. On one CPU, and never running
+    at the same time, the two share whatever that core carries. The workers' own affinity comes
+    back afterwards. Nothing changes where the OS has no ``sched_setaffinity``.
+    """
+    from deploy_gate.worker import remote
+
+    pids = [where.worker.pid for where in map(remote, objs) if where is not None]
+    tids = [tid for pid in pids if pid is not None for tid in _threads(pid)]
+    if len(pids) < 2 or not tids or not hasattr(os, "sched_setaffinity"):
+        yield
+        return
+    before: dict[int, set[int]] = {}
+    cpu = min(os.sched_getaffinity(0))  # any one: what matters is that both arms share it
+    for tid in tids:
+        try:
+            before[tid] = os.sched_getaffinity(tid)
+            os.sched_setaffinity(tid, {cpu})
+        except OSError:  # a thread that ended meanwhile
+            continue
+    try:
+        yield
+    finally:
+        for tid, cpus in before.items():
+            with contextlib.suppress(OSError):
+                os.sched_setaffinity(tid, cpus)
+
+
+def _threads(pid: int) -> list[int]:
+    """The thread ids of a process (its own pid alone where /proc does not list them)."""
+    try:
+        return [int(tid) for tid in os.listdir(f"/proc/{pid}/task")]
+    except OSError:
+        return [pid]
+
+
 def latency_measurement(
     gate: Gate, artifact: LoadedArtifact, deployment: Any, data: GateData, batch: int
 ) -> Any:
@@ -273,7 +316,7 @@ def _latency_vs_baseline_check(batch: int) -> Callable[..., None]:
             )
             pairs = list(zip(cand_inputs, base_inputs, strict=True))
             timers = _worker_timers(settings, (cand_fn, cand_inputs), (base_fn, base_inputs))
-            return LatencyComparison(
+            comparison = LatencyComparison(
                 lambda pair: cand_fn(pair[0]),
                 lambda pair: base_fn(pair[1]),
                 pairs,
@@ -282,7 +325,9 @@ def _latency_vs_baseline_check(batch: int) -> Callable[..., None]:
                 batch_size=batch,
                 settings=_latency_settings(settings),
                 timers=timers,
-            ).verdict()
+            )
+            with _one_cpu(deployment, deploy_gate_baseline.deployment):
+                return comparison.verdict()
 
         verdict = deploy_gate.cached(
             ("latency-vs-baseline", model_artifact.path.resolve(), batch), compute

@@ -5,7 +5,7 @@ from __future__ import annotations
 import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, overload
 
 import pytest
 
@@ -61,7 +61,7 @@ class Observation:
     """The deployment's outputs on every sample row and every edge row, computed once."""
 
     n_data_rows: int
-    labels: list[str]
+    labels: Sequence[str]
     predictions: np.ndarray
     proba: np.ndarray | None
     edges: list[EdgeOutcome]
@@ -74,6 +74,33 @@ class Observation:
     @property
     def crashed(self) -> list[EdgeOutcome]:
         return [e for e in self.edges if e.error is not None and not is_clear_error(e.error)]
+
+
+class RowLabels(Sequence[str]):
+    """``row 0`` ... ``row N-1``, then the edge rows' labels: a message names a few rows, so
+    the names are made when asked for, not one string per sample row up front."""
+
+    def __init__(self, n_rows: int, edges: list[str]) -> None:
+        self.n_rows = n_rows
+        self.edges = edges
+
+    def __len__(self) -> int:
+        return self.n_rows + len(self.edges)
+
+    @overload
+    def __getitem__(self, index: int) -> str: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[str]: ...
+
+    def __getitem__(self, index: int | slice) -> str | list[str]:
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self)))]
+        if index < 0:
+            index += len(self)
+        if not 0 <= index < len(self):
+            raise IndexError(index)
+        return f"row {index}" if index < self.n_rows else self.edges[index - self.n_rows]
 
 
 _observations: weakref.WeakKeyDictionary[Any, tuple[int, Observation]] = weakref.WeakKeyDictionary()
@@ -148,7 +175,7 @@ def observe(deployment: Any, data: GateData) -> Observation:
             except Exception as exc:
                 outcome.error = exc
     ok = [e for e in edges if e.error is None]
-    labels = [f"row {i}" for i in range(len(rows))] + [e.label for e in ok]
+    labels = RowLabels(len(rows), [e.label for e in ok])
     all_preds = predictions
     if ok and predictions.ndim >= 1 and len(predictions) == len(rows):
         try:

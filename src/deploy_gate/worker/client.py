@@ -130,9 +130,6 @@ class WorkerConfig:
     #: Deaths (crashes, kills after a deadline) after which the worker is not restarted.
     max_deaths: int = 3
     max_frame_bytes: int = codec.DEFAULT_MAX_FRAME_BYTES
-    #: How long each side polls for the other's next frame before it sleeps (see
-    #: ``codec.FrameReader``): short calls answer without waking a parked CPU. 0 turns it off.
-    spin_seconds: float = 0.0
     #: Methods whose successful calls are replayed on a restarted worker, after its constructors.
     replay_methods: frozenset[str] = frozenset({"load_model"})
     #: How messages name the worker: "model process", "baseline model process", ...
@@ -622,7 +619,6 @@ class ModelWorker:
             "gate_pid": os.getpid(),
             "sys_path": list(config.sys_path),
             "max_frame_bytes": config.max_frame_bytes,
-            "spin_seconds": config.spin_seconds,
         }
         env = dict(config.env) if config.env is not None else worker_environment(scratch)
         request_read, request_write = os.pipe()
@@ -658,9 +654,7 @@ class ModelWorker:
         os.set_blocking(reply_read, False)
         self._proc = proc
         self._wfd = request_write
-        self._reader = codec.FrameReader(
-            reply_read, max_frame_bytes=config.max_frame_bytes, spin_seconds=config.spin_seconds
-        )
+        self._reader = codec.FrameReader(reply_read, max_frame_bytes=config.max_frame_bytes)
         self._wpoll = select.poll()
         self._wpoll.register(request_write, select.POLLOUT)
         self._finalizer = weakref.finalize(self, _kill_group, proc.pid, (request_write, reply_read))

@@ -869,12 +869,10 @@ class FrameReader:
         *,
         max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES,
         max_header_bytes: int = DEFAULT_MAX_HEADER_BYTES,
-        spin_seconds: float = 0.0,
     ) -> None:
         self.fd = fd
         self.max_frame_bytes = max_frame_bytes
         self.max_header_bytes = min(max_header_bytes, max_frame_bytes)
-        self.spin_ns = int(spin_seconds * 1e9)
         self._pending = bytearray()
         self._poller = select.poll()
         self._poller.register(fd, select.POLLIN)
@@ -952,28 +950,8 @@ class FrameReader:
             got += read
         return out
 
-    def _spin(self) -> bool:
-        """Poll without sleeping for up to ``spin_ns``; True once data is there.
-
-        A process that blocks on a pipe lets its CPU go idle, and on a virtual machine waking
-        it again costs 50-200 us (the hypervisor parks an idle vCPU), several times the
-        protocol's own cost. The answer to a short call, or the next request of a gate that
-        calls in a loop, usually arrives within this short spin; anything slower blocks as
-        before, so an idle worker burns no CPU. No library offers this for a pipe.
-        """
-        if self.spin_ns <= 0:
-            return False
-        poll, clock = self._poller.poll, time.perf_counter_ns
-        until = clock() + self.spin_ns
-        yield_ = os.sched_yield
-        while clock() < until:
-            if poll(0):
-                return True
-            yield_()  # on a busy machine, the process with work to do runs first
-        return False
-
     def _wait(self, deadline: float | None) -> None:
-        if self._spin() or deadline is None:
+        if deadline is None:
             return
         while True:
             remaining = deadline - time.monotonic()

@@ -77,7 +77,6 @@ class _Server:
         self.reader = codec.FrameReader(
             channel_in,
             max_frame_bytes=config.get("max_frame_bytes", codec.DEFAULT_MAX_FRAME_BYTES),
-            spin_seconds=float(config.get("spin_seconds", 0.0)),
         )
         self.config = config
         self.protections = protections

@@ -1,0 +1,400 @@
+"""Gating a running service: real servers on 127.0.0.1, gated by ``--deploy-gate-endpoint``.
+
+The servers are ``endpoint_servers.py`` (the three protocols, healthy or with one fault) and
+the example project's FastAPI app, each started in a process of its own on a free port.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import xml.etree.ElementTree as ET
+from collections.abc import Iterator
+from pathlib import Path
+
+import joblib
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.linear_model import LogisticRegression
+
+pytest.importorskip("httpx")
+# Imported here, before any in-process gate run: pytester drops the modules a run imported, and
+# httpx keeps the httpcore exception classes it first saw (a later run's would not match them).
+pytest.importorskip("httpcore")
+pytest.importorskip("fastapi")
+pytest.importorskip("uvicorn")
+
+HERE = Path(__file__).parent
+EXAMPLE = HERE.parent / "example_project"
+FEATURES = ["a", "b", "c"]
+#: Fast, generous latency settings: these tests check the wiring, not the budgets.
+QUICK = (
+    "--deploy-gate-latency-max-seconds=1",
+    "--deploy-gate-endpoint-concurrency=1 4",
+    "--deploy-gate-endpoint-latency-budget=p99=5s",
+    "--deploy-gate-endpoint-timeout=2",
+    # On a busy shared machine 1 s may not decide a verdict: undecided warns instead of failing.
+    "--deploy-gate-latency-inconclusive=warn",
+    "-p",
+    "no:cacheprovider",
+)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _wait_until_up(url: str, proc: subprocess.Popen[bytes], seconds: float = 60.0) -> None:
+    import httpx
+
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"the server exited with {proc.returncode}: {proc.stderr.read()!r}")  # type: ignore[union-attr]
+        try:
+            if httpx.get(url, timeout=1.0).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError(f"{url} did not come up within {seconds:g} s")
+
+
+class Server:
+    def __init__(self, args: list[str], health: str, cwd: Path, env: dict[str, str]) -> None:
+        self.proc = subprocess.Popen(
+            args,
+            cwd=cwd,
+            env={**os.environ, "OMP_NUM_THREADS": "1", **env},
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        try:
+            _wait_until_up(health, self.proc)
+        except BaseException:
+            self.stop()
+            raise
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(3)  # a hung request would hold a graceful shutdown
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        if self.proc.stderr is not None:
+            self.proc.stderr.close()
+
+
+def _model(path: Path, seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    X = pd.DataFrame(rng.normal(size=(400, 3)), columns=FEATURES)
+    y = (X["a"] + (1 if seed == 0 else -1) * X["b"] > 0).astype(int)
+    joblib.dump(LogisticRegression().fit(X, y), path)
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """model.joblib (approved), other.joblib (another model), holdout.csv."""
+    folder = tmp_path_factory.mktemp("endpoint-models")
+    _model(folder / "model.joblib", 0)
+    _model(folder / "other.joblib", 1)
+    rng = np.random.default_rng(7)
+    holdout = pd.DataFrame(rng.normal(size=(120, 3)), columns=FEATURES)
+    holdout["y"] = (holdout["a"] > 0).astype(int)
+    holdout.to_csv(folder / "holdout.csv", index=False)
+    return folder
+
+
+def _start(models: Path, protocol: str, fault: str = "none", model: str = "model.joblib") -> Server:
+    port = _free_port()
+    health = {
+        "json": f"http://127.0.0.1:{port}/health",
+        "v2": f"http://127.0.0.1:{port}/v2/health/ready",
+        "mlflow": f"http://127.0.0.1:{port}/ping",
+    }[protocol]
+    server = Server(
+        [
+            sys.executable,
+            str(HERE / "endpoint_servers.py"),
+            "--model",
+            str(models / model),
+            "--protocol",
+            protocol,
+            "--fault",
+            fault,
+            "--port",
+            str(port),
+        ],
+        health,
+        HERE,
+        {},
+    )
+    server.url = {  # type: ignore[attr-defined]
+        "json": f"http://127.0.0.1:{port}",
+        "v2": f"http://127.0.0.1:{port}/v2/models/churn",
+        "mlflow": f"http://127.0.0.1:{port}/invocations",
+    }[protocol]
+    return server
+
+
+@pytest.fixture
+def serve(models: Path) -> Iterator[object]:
+    started: list[Server] = []
+
+    def start(protocol: str, fault: str = "none", model: str = "model.joblib") -> str:
+        server = _start(models, protocol, fault, model)
+        started.append(server)
+        return str(server.url)  # type: ignore[attr-defined]
+
+    yield start
+    for server in started:
+        server.stop()
+
+
+def _gate(pytester: pytest.Pytester, models: Path, url: str, *extra: str) -> pytest.RunResult:
+    for name in ("model.joblib", "holdout.csv"):
+        (pytester.path / name).write_bytes((models / name).read_bytes())
+    return pytester.runpytest(
+        "--deploy-gate",
+        "model.joblib",
+        "--deploy-gate-data",
+        "holdout.csv",
+        "--deploy-gate-target",
+        "y",
+        f"--deploy-gate-endpoint=churn={url}",
+        "-k",
+        "endpoint",
+        *QUICK,
+        *extra,
+    )
+
+
+def _outcomes(pytester: pytest.Pytester) -> dict[str, str]:
+    root = ET.parse(pytester.path / "deploy-gate.xml").getroot()
+    found = {}
+    for case in root.iter("testcase"):
+        name = case.get("name", "")
+        status = (
+            "failed"
+            if case.find("failure") is not None or case.find("error") is not None
+            else "skipped"
+            if case.find("skipped") is not None
+            else "passed"
+        )
+        found[name] = status
+    return found
+
+
+@pytest.mark.parametrize("protocol", ["json", "v2", "mlflow"])
+def test_a_healthy_server_is_approved_in_each_protocol(
+    pytester: pytest.Pytester, models: Path, serve: object, protocol: str
+) -> None:
+    url = serve(protocol)  # type: ignore[operator]
+    result = _gate(pytester, models, url)
+    result.stdout.fnmatch_lines(["endpoint:churn", "*APPROVED FOR DEPLOYMENT*"])
+    assert result.ret == 0, result.stdout.str()
+    outcomes = _outcomes(pytester)
+    for name in (
+        "smoke[ready]",
+        "smoke[batch]",
+        "version[matches-artifact]",
+        "errors[nan-input]",
+        "errors[malformed-body]",
+        "latency[p99-c=4]",
+    ):
+        assert outcomes[name] == "passed", name
+    # MLflow serves no probabilities: those checks are skipped with the reason, never passed.
+    proba = outcomes["output[probabilities-range]"]
+    assert proba == ("skipped" if protocol == "mlflow" else "passed")
+
+
+def test_a_server_that_answers_500_on_a_missing_value_is_blocked_in_errors(
+    pytester: pytest.Pytester, models: Path, serve: object
+) -> None:
+    result = _gate(pytester, models, serve("json", "nan500"))  # type: ignore[operator]
+    assert result.ret == 1
+    result.stdout.fnmatch_lines(
+        ["FAILED endpoint:churn::errors[[]nan-input]: a missing value was mishandled for 3 of 3*"]
+    )
+    assert "HTTP 500 from POST" in result.stdout.str()
+    assert _outcomes(pytester)["smoke[batch]"] == "passed"
+
+
+def test_a_server_that_hangs_fails_within_the_request_timeout(
+    pytester: pytest.Pytester, models: Path, serve: object
+) -> None:
+    url = serve("json", "hang")  # type: ignore[operator]
+    result = _gate(
+        pytester, models, url, "--deploy-gate-endpoint-timeout=0.5", "-k", "nan-input or edge-rows"
+    )
+    assert result.ret == 1
+    result.stdout.fnmatch_lines(["FAILED endpoint:churn::errors[[]nan-input]: *"])
+    assert "no answer from POST" in result.stdout.str()
+    assert "within 0.5 s (deploy_gate_endpoint_timeout)" in result.stdout.str()
+
+
+def test_a_server_of_another_model_fails_matches_artifact_naming_rows(
+    pytester: pytest.Pytester, models: Path, serve: object
+) -> None:
+    result = _gate(pytester, models, serve("json", model="other.joblib"))  # type: ignore[operator]
+    assert result.ret == 1
+    result.stdout.fnmatch_lines(
+        [
+            "FAILED endpoint:churn::version[[]matches-artifact]: http://127.0.0.1:*does not serve "
+            "model.joblib: it reports sha256 *, the artifact's is *",
+        ]
+    )
+    text = result.stdout.str()
+    assert "predictions differ on rows" in text
+    assert _outcomes(pytester)["smoke[batch]"] == "passed"
+
+
+def test_a_server_that_drops_a_prediction_is_blocked_in_smoke(
+    pytester: pytest.Pytester, models: Path, serve: object
+) -> None:
+    result = _gate(pytester, models, serve("v2", "wrong-length"))  # type: ignore[operator]
+    assert result.ret == 1
+    result.stdout.fnmatch_lines(
+        ["FAILED endpoint:churn::smoke[[]batch]: batch_predict on 120 rows: expected 120 *got 119*"]
+    )
+
+
+def test_an_unreachable_endpoint_fails_ready_and_skips_the_rest(
+    pytester: pytest.Pytester, models: Path
+) -> None:
+    url = f"http://127.0.0.1:{_free_port()}/v2/models/churn"
+    result = _gate(pytester, models, url)
+    assert result.ret == 1
+    result.stdout.fnmatch_lines(["FAILED endpoint:churn::smoke[[]ready]: *cannot connect to*"])
+    outcomes = _outcomes(pytester)
+    assert outcomes["smoke[ready]"] == "failed"
+    assert outcomes["version[matches-artifact]"] == "skipped"
+
+
+def test_a_bad_endpoint_url_is_a_usage_error_naming_the_flag(pytester: pytest.Pytester) -> None:
+    result = pytester.runpytest("--deploy-gate", "--deploy-gate-endpoint", "ftp://x/y")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*--deploy-gate-endpoint*expected an http(s) URL*"])
+
+
+def test_a_bad_endpoint_budget_in_ini_names_the_key_and_file(pytester: pytest.Pytester) -> None:
+    pytester.makeini("[pytest]\ndeploy_gate_endpoint_latency_budget = p99=fast\n")
+    result = pytester.runpytest("--deploy-gate", "--deploy-gate-endpoint", "http://127.0.0.1:1")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*Invalid deploy_gate_endpoint_latency_budget*tox.ini*"])
+
+
+def test_the_example_service_serving_the_approved_artifact_is_approved(
+    pytester: pytest.Pytester,
+) -> None:
+    port = _free_port()
+    server = Server(
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "serving_app:app",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ],
+        f"http://127.0.0.1:{port}/health",
+        EXAMPLE,
+        {"DEPLOY_GATE_MODEL": str(EXAMPLE / "models/candidate.joblib")},
+    )
+    try:
+        result = pytester.runpytest(
+            "--deploy-gate",
+            str(EXAMPLE / "models/candidate.joblib"),
+            "--deploy-gate-data",
+            str(EXAMPLE / "data/holdout.parquet"),
+            "--deploy-gate-target",
+            "churned",
+            f"--deploy-gate-endpoint=churn=http://127.0.0.1:{port}",
+            "-k",
+            "endpoint",
+            *QUICK,
+        )
+    finally:
+        server.stop()
+    result.stdout.fnmatch_lines(["*APPROVED FOR DEPLOYMENT*"])
+    assert result.ret == 0
+    outcomes = _outcomes(pytester)
+    assert outcomes["version[matches-artifact]"] == "passed"
+    assert outcomes["errors[missing-feature]"] == "passed"
+
+
+def _mlserver() -> str:
+    found = os.environ.get("DEPLOY_GATE_MLSERVER") or shutil.which("mlserver")
+    if not found:
+        pytest.skip(
+            "MLServer is not installed: it pins fastapi<0.116 and starlette<0.47, which conflict "
+            "with the dev environment's, so install it in a virtualenv of its own "
+            "(pip install mlserver mlserver-sklearn) and set DEPLOY_GATE_MLSERVER to its "
+            "bin/mlserver"
+        )
+    return found
+
+
+def test_mlserver_serving_the_example_model_is_gated_over_v2(
+    pytester: pytest.Pytester, tmp_path: Path
+) -> None:
+    """MLServer's scikit-learn runtime serves the model it was given (matches-artifact passes),
+    but answers 500, not 4xx, to a row without a feature: the gate blocks that in errors."""
+    mlserver = _mlserver()
+    model = EXAMPLE / "models/candidate.joblib"
+    folder = tmp_path / "churn"
+    folder.mkdir()
+    (folder / "model.joblib").write_bytes(model.read_bytes())
+    (folder / "model-settings.json").write_text(
+        '{"name": "churn", "implementation": "mlserver_sklearn.SKLearnModel", '
+        '"parameters": {"uri": "./model.joblib", "version": "1"}}'
+    )
+    port, grpc, metrics = _free_port(), _free_port(), _free_port()
+    (tmp_path / "settings.json").write_text(
+        f'{{"http_port": {port}, "grpc_port": {grpc}, "metrics_port": {metrics}, '
+        '"parallel_workers": 0}'
+    )
+    server = Server(
+        [mlserver, "start", str(tmp_path)],
+        f"http://127.0.0.1:{port}/v2/models/churn/ready",
+        tmp_path,
+        {},
+    )
+    try:
+        result = pytester.runpytest(
+            "--deploy-gate",
+            str(model),
+            "--deploy-gate-data",
+            str(EXAMPLE / "data/holdout.parquet"),
+            "--deploy-gate-target",
+            "churned",
+            f"--deploy-gate-endpoint=http://127.0.0.1:{port}/v2/models/churn",
+            "-k",
+            "endpoint",
+            *QUICK,
+        )
+    finally:
+        server.stop()
+    outcomes = _outcomes(pytester)
+    for name in (
+        "smoke[ready]",
+        "smoke[batch]",
+        "output[probabilities-sum]",
+        "version[matches-artifact]",
+        "errors[malformed-body]",
+    ):
+        assert outcomes[name] == "passed", name
+    result.stdout.fnmatch_lines(
+        ["FAILED endpoint:churn::errors[[]missing-feature]: *HTTP 500 from POST*"]
+    )
+    assert result.ret == 1
