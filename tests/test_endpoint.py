@@ -292,8 +292,20 @@ def test_a_bad_endpoint_budget_in_ini_names_the_key_and_file(pytester: pytest.Py
     result.stderr.fnmatch_lines(["*Invalid deploy_gate_endpoint_latency_budget*tox.ini*"])
 
 
+@pytest.fixture(scope="module")
+def example(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A copy of example_project with its models trained here, by this interpreter and these
+    libraries: the checkout's own models may be missing, or pickled by other versions."""
+    folder = tmp_path_factory.mktemp("example") / "example_project"
+    shutil.copytree(
+        EXAMPLE, folder, ignore=shutil.ignore_patterns("models", "data", "*.xml", "__pycache__")
+    )
+    subprocess.run([sys.executable, "train.py"], cwd=folder, check=True, capture_output=True)
+    return folder
+
+
 def test_the_example_service_serving_the_approved_artifact_is_approved(
-    pytester: pytest.Pytester,
+    pytester: pytest.Pytester, example: Path
 ) -> None:
     port = _free_port()
     server = Server(
@@ -308,15 +320,15 @@ def test_the_example_service_serving_the_approved_artifact_is_approved(
             str(port),
         ],
         f"http://127.0.0.1:{port}/health",
-        EXAMPLE,
-        {"DEPLOY_GATE_MODEL": str(EXAMPLE / "models/candidate.joblib")},
+        example,
+        {"DEPLOY_GATE_MODEL": str(example / "models/candidate.joblib")},
     )
     try:
         result = pytester.runpytest(
             "--deploy-gate",
-            str(EXAMPLE / "models/candidate.joblib"),
+            str(example / "models/candidate.joblib"),
             "--deploy-gate-data",
-            str(EXAMPLE / "data/holdout.parquet"),
+            str(example / "data/holdout.parquet"),
             "--deploy-gate-target",
             "churned",
             f"--deploy-gate-endpoint=churn=http://127.0.0.1:{port}",
@@ -346,12 +358,12 @@ def _mlserver() -> str:
 
 
 def test_mlserver_serving_the_example_model_is_gated_over_v2(
-    pytester: pytest.Pytester, tmp_path: Path
+    pytester: pytest.Pytester, tmp_path: Path, example: Path
 ) -> None:
     """MLServer's scikit-learn runtime serves the model it was given (matches-artifact passes),
     but answers 500, not 4xx, to a row without a feature: the gate blocks that in errors."""
     mlserver = _mlserver()
-    model = EXAMPLE / "models/candidate.joblib"
+    model = example / "models/candidate.joblib"
     folder = tmp_path / "churn"
     folder.mkdir()
     (folder / "model.joblib").write_bytes(model.read_bytes())
@@ -375,7 +387,7 @@ def test_mlserver_serving_the_example_model_is_gated_over_v2(
             "--deploy-gate",
             str(model),
             "--deploy-gate-data",
-            str(EXAMPLE / "data/holdout.parquet"),
+            str(example / "data/holdout.parquet"),
             "--deploy-gate-target",
             "churned",
             f"--deploy-gate-endpoint=http://127.0.0.1:{port}/v2/models/churn",
