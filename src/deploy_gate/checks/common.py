@@ -38,6 +38,19 @@ def sample(data: GateData, n: int = SAMPLE_ROWS) -> pd.DataFrame:
     return data.features.iloc[:n]
 
 
+def numeric_feature(data: GateData) -> Any:
+    """The label of the first numeric (not boolean) feature, to put a string into; skips
+    without one."""
+    import pandas as pd
+
+    features = data.features
+    for column in features.columns:
+        dtype = features[column]
+        if pd.api.types.is_numeric_dtype(dtype) and not pd.api.types.is_bool_dtype(dtype):
+            return column
+    pytest.skip("no numeric feature to put a string into")
+
+
 def has_proba(deployment: Any) -> bool:
     """Whether the deployment serves probabilities (``supports_proba`` may say it does not)."""
     method = getattr(deployment, "batch_predict_proba", None)

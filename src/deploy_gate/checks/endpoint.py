@@ -27,6 +27,7 @@ from deploy_gate.checks import BUILTIN, Check
 from deploy_gate.checks.common import (
     describe_exc,
     first_row,
+    numeric_feature,
     output_tolerance,
     same_outputs,
     show,
@@ -410,20 +411,10 @@ def errors_wrong_dtype(
     deploy_gate_property: Callable[[str, object], None],
 ) -> None:
     """A string in a numeric feature gets a 4xx with a message, not a prediction."""
-    import pandas as pd
-
-    features = deploy_gate_data.features
-    numeric = [
-        c
-        for c in features.columns
-        if pd.api.types.is_numeric_dtype(features[c])
-        and not pd.api.types.is_bool_dtype(features[c])
-    ]
-    if not numeric:
-        pytest.skip("no numeric feature to put a string into")
-    row = {**first_row(deploy_gate_data), str(numeric[0]): NOT_A_NUMBER}
+    column = numeric_feature(deploy_gate_data)
+    row = {**first_row(deploy_gate_data), str(column): NOT_A_NUMBER}
     refusal = _refused(
-        f"a string ({NOT_A_NUMBER!r}) in numeric feature {numeric[0]!r}",
+        f"a string ({NOT_A_NUMBER!r}) in numeric feature {column!r}",
         lambda: deployment.predict_single(row),
     )
     deploy_gate_property("status", refusal.status)

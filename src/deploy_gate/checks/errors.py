@@ -15,6 +15,7 @@ from deploy_gate.checks.common import (
     first_row,
     has_proba,
     is_clear_error,
+    numeric_feature,
     output_tolerance,
     predict,
     require_one_per_row,
@@ -178,19 +179,8 @@ def errors_nan_input(
 @check("errors", "wrong-dtype")
 def errors_wrong_dtype(deployment: Any, deploy_gate_data: GateData) -> None:
     """A string in a numeric feature gives a clear error, not a silent prediction."""
-    import pandas as pd
-
-    features = deploy_gate_data.features
-    numeric = [
-        c
-        for c in features.columns
-        if pd.api.types.is_numeric_dtype(features[c])
-        and not pd.api.types.is_bool_dtype(features[c])
-    ]
-    if not numeric:
-        pytest.skip("no numeric feature to put a string into")
-    column = numeric[0]
-    row = features.iloc[[0]].copy()
+    column = numeric_feature(deploy_gate_data)
+    row = deploy_gate_data.features.iloc[[0]].copy()
     row[column] = row[column].astype(object)
     row.loc[row.index[0], column] = NOT_A_NUMBER
     try:
