@@ -50,7 +50,10 @@ def _fit(model: Any, target: str, frame: pd.DataFrame, numeric_only: bool) -> An
 
 def _gate_all_pass(gate: GateRun, model: Any, target: str, frame: pd.DataFrame, name: str) -> None:
     gate.data(frame)
-    result = gate.run(name, target=target)
+    # The zoo judges what each family outputs; how latency verdicts hold under load is the
+    # verdict-quality suite's job, on a controlled load. Here, where other xdist workers run
+    # gates at the same time, an undecided latency verdict warns (a FAILED one still fails).
+    result = gate.run(name, "--deploy-gate-latency-inconclusive=warn", target=target)
     outcomes = junit_outcomes(gate.junit())
     bad = {k: v for k, v in outcomes.items() if v not in ("passed", "skipped")}
     assert not bad, {k: messages(gate.junit()).get(k) for k in bad}
