@@ -1,18 +1,23 @@
 """What the model worker adds to one single-row call: ``predict_single`` in-process vs through it.
 
-Run by hand: ``python benchmarks/isolation_roundtrip.py [--calls 3000] [--rounds 10]
+Run by hand: ``python benchmarks/isolation_roundtrip.py [--calls 1000] [--rounds 8]
 [--isolation sandbox|process]``. A small scikit-learn pipeline is saved with joblib and served
-by ``ModelDeployment`` twice: in this process and in a model worker. Rounds of single calls
-alternate between the two, so a machine whose speed drifts affects both alike; the script prints
-the median per-call time of each and their difference, the model's own speed timed in a tight
-loop in each process, then the same round trip for a trivial method (``dict.get``), which is the
-protocol's own cost (the goal is at most 50 us), and a raw ping-pong of 200 bytes between two
-processes over pipes, the floor set by the OS.
+by ``ModelDeployment`` three times: in this process, in a model worker the OS places freely, and
+in a worker on one CPU with this process waiting on that CPU during the calls (what the gate
+does, ``Gate.cpus``). Rounds of single calls alternate between the three, so a machine whose
+speed drifts affects all alike. Printed per placement, medians per call: the wall time, what the
+worker adds over in-process, the round trip (wall time minus the method's own time in the
+worker: the goal is at most 50 us), and the round trip of a trivial method (``dict.get``).
+
+Two floors set by the OS, in the same placements: a raw ping-pong of 100 bytes through a pipe,
+and the same to a process that runs the same model for each message, with the least protocol
+possible (its round trip is what any pipe-based worker pays on this machine).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import statistics
 import sys
@@ -30,8 +35,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from deploy_gate.deployment import ModelDeployment
-from deploy_gate.latency import time_calls
-from deploy_gate.worker import ModelWorker, WorkerConfig
+from deploy_gate.worker import ModelWorker, WorkerConfig, on_cpus, one_cpu
 
 GOAL_US = 50.0
 
@@ -48,127 +52,140 @@ def per_call_us(fn: Callable[[Any], object], arg: Any, calls: int) -> list[float
 
 def round_trips_us(
     worker: ModelWorker, fn: Callable[[Any], object], arg: Any, calls: int
-) -> list[float]:
-    """Per call: its wall time here minus the method's own time measured in the worker."""
+) -> list[tuple[float, float]]:
+    """Per call: its wall time here and the method's own time measured in the worker."""
     clock = time.perf_counter_ns
     out = []
     for _ in range(calls):
         start = clock()
         fn(arg)
         wall = clock() - start
-        out.append((wall - (worker.last_call_ns or 0)) / 1e3)
+        out.append((wall / 1e3, (worker.last_call_ns or 0) / 1e3))
     return out
 
 
-def side_by_side(
-    local: Callable[[Any], object], remote: Callable[[Any], object], arg: Any, args: Any
-) -> tuple[float, float]:
-    for fn in (local, remote):  # warm-up
-        per_call_us(fn, arg, 200)
-    here: list[float] = []
-    there: list[float] = []
-    for _ in range(args.rounds):
-        here += per_call_us(local, arg, args.calls)
-        there += per_call_us(remote, arg, args.calls)
-    return statistics.median(here), statistics.median(there)
+def _floor_child(path: str, row_json: str) -> None:  # pragma: no cover - the echo process
+    import json
 
-
-def pipe_floor(calls: int, size: int) -> float:
-    """Median round trip of ``size`` bytes to a forked echo process and back, in us."""
-    from_parent, to_child = os.pipe()
-    from_child, to_parent = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # pragma: no cover - the echo process
-        os.close(to_child)
-        os.close(from_child)
-        while data := os.read(from_parent, 65536):
-            os.write(to_parent, data)
-        os._exit(0)
-    os.close(from_parent)
-    os.close(to_parent)
-    payload = b"x" * size
-    times = []
-    for _ in range(calls):
+    deployment = ModelDeployment(path or "-")
+    if path:
+        deployment.load_model()
+    row = json.loads(row_json)
+    while os.read(0, 65536):
         start = time.perf_counter_ns()
-        os.write(to_child, payload)
-        os.read(from_child, 65536)
-        times.append((time.perf_counter_ns() - start) / 1e3)
-    os.close(to_child)
-    os.close(from_child)
-    os.waitpid(pid, 0)
-    return statistics.median(times)
+        if path:
+            deployment.predict_single(row)
+        os.write(1, (time.perf_counter_ns() - start).to_bytes(8, "little"))
+    os._exit(0)
+
+
+def floors(path: str, row: dict[str, float], calls: int, rounds: int) -> dict[str, float]:
+    """Round trips (wall minus the child's own time) of the least protocol possible, in us:
+    ``pipe`` to a process that answers at once, ``model`` to one that first runs the model."""
+    import json
+    import subprocess
+
+    out: dict[str, list[float]] = {}
+    here = os.sched_getaffinity(0)
+    cpu = one_cpu(0)
+    for kind, model in (("pipe", ""), ("model", path)):
+        code = (
+            "import sys; sys.path.insert(0, sys.argv[1]); from isolation_roundtrip import "
+            "_floor_child; _floor_child(sys.argv[2], sys.argv[3])"
+        )
+        folder = str(Path(__file__).parent)
+        child = subprocess.Popen(
+            [sys.executable, "-c", code, folder, model, json.dumps(row)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+        )
+        assert child.stdin is not None
+        assert child.stdout is not None
+        wfd, rfd = child.stdin.fileno(), child.stdout.fileno()
+        for _ in range(rounds):
+            for placement, cpus in (("free", tuple(here)), ("one CPU", cpu or tuple(here))):
+                os.sched_setaffinity(child.pid, cpus)
+                with on_cpus(cpus):
+                    times = out.setdefault(f"{kind} {placement}", [])
+                    for _ in range(calls):
+                        start = time.perf_counter_ns()
+                        os.write(wfd, b"x" * 100)
+                        own = int.from_bytes(os.read(rfd, 8), "little")
+                        times.append((time.perf_counter_ns() - start - own) / 1e3)
+        child.stdin.close()
+        child.wait()
+    return {key: statistics.median(values) for key, values in out.items()}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--calls", type=int, default=2000, help="calls per round and side")
-    parser.add_argument("--rounds", type=int, default=10)
+    parser.add_argument("--calls", type=int, default=1000, help="calls per round and side")
+    parser.add_argument("--rounds", type=int, default=8)
     parser.add_argument("--isolation", default="sandbox", choices=("sandbox", "process"))
     args = parser.parse_args()
+    if one_cpu(0) is None:
+        sys.exit("this benchmark compares placements: it needs sched_setaffinity and 2+ CPUs")
 
     rng = np.random.default_rng(0)
     frame = pd.DataFrame(rng.standard_normal((500, 4)), columns=["a", "b", "c", "d"])
     model = make_pipeline(StandardScaler(), LogisticRegression())
     model.fit(frame, (frame.a + frame.b > 0).astype(int))
-    row = {name: float(value) for name, value in frame.iloc[0].items()}
+    row = {str(name): float(value) for name, value in frame.iloc[0].items()}
 
-    with tempfile.TemporaryDirectory() as folder:
+    placements = {"free": None, "one CPU": one_cpu(0)}
+    wall: dict[str, list[float]] = {"in-process": []}
+    trips: dict[str, list[float]] = {}
+    bare: dict[str, list[float]] = {}
+    with tempfile.TemporaryDirectory() as folder, contextlib.ExitStack() as stack:
         path = Path(folder) / "model.joblib"
         joblib.dump(model, path)
         local = ModelDeployment(path)
         local.load_model()
-        config = WorkerConfig(isolation=args.isolation)
-        with ModelWorker(config) as worker:
+        served = {}
+        for name, cpus in placements.items():
+            worker = stack.enter_context(
+                ModelWorker(WorkerConfig(isolation=args.isolation, cpus=cpus))
+            )
             info = worker.start()
             remote = worker.construct("deploy_gate.deployment:ModelDeployment", [str(path)])
             remote.load_model()
             assert remote.predict_single(row) == local.predict_single(row)
-            here, there = side_by_side(local.predict_single, remote.predict_single, row, args)
-            trips = round_trips_us(worker, remote.predict_single, row, args.calls * args.rounds)
-            own = []
-            for _ in range(args.calls):
-                remote.predict_single(row)
-                own.append((worker.last_call_ns or 0) / 1e3)
-            table = {"a": 1}
-            proxy = worker.construct("builtins:dict", [table])
-            bare_here, bare_there = side_by_side(table.get, proxy.get, "a", args)
-            # The model's own speed in both processes, each timed in a tight loop where it runs.
-            worker.put_inputs("row", [row])
-            inside = statistics.median(
-                worker.time_calls(remote, "predict_single", "row", args.calls).durations_ns / 1e3
-            )
-            beside = statistics.median(time_calls(local.predict_single, [row], args.calls) / 1e3)
+            table = worker.construct("builtins:dict", [{"a": 1}])
+            served[name] = (worker, remote, table)
+        per_call_us(local.predict_single, row, 200)  # warm-up
+        for _ in range(args.rounds):
+            wall["in-process"] += per_call_us(local.predict_single, row, args.calls)
+            for name, (worker, remote, table) in served.items():
+                with worker.colocated():
+                    per_call_us(remote.predict_single, row, 50)  # settle on the CPU
+                    times = round_trips_us(worker, remote.predict_single, row, args.calls)
+                    wall.setdefault(name, []).extend(t for t, _ in times)
+                    trips.setdefault(name, []).extend(t - own for t, own in times)
+                    bare.setdefault(name, []).extend(
+                        t - own for t, own in round_trips_us(worker, table.get, "a", args.calls)
+                    )
+        floor = floors(str(path), row, args.calls, max(2, args.rounds // 2))
 
     print(
         f"python {sys.version.split()[0]}, load average {os.getloadavg()[0]:.2f}, "
         f"{os.cpu_count()} CPUs, isolation {args.isolation}"
     )
     print(f"protections: {', '.join(info.protections)}")
-    print(f"{args.rounds} rounds x {args.calls} calls per side, medians per call:")
-    print(f"  predict_single in-process    {here:8.1f} us")
-    print(f"  predict_single in the worker {there:8.1f} us")
-    print(f"  added by the worker          {there - here:8.1f} us, of which")
-    trip = statistics.median(trips)
-    verdict = "within" if trip <= GOAL_US else "above"
-    print(
-        f"    the round trip             {trip:8.1f} us (wall time minus the method's own time "
-        f"in the worker; {verdict} the {GOAL_US:g} us goal)"
-    )
-    print(
-        f"    the model itself, slower   {statistics.median(own) - here:8.1f} us (its own time "
-        "in the worker, between calls, vs in-process)"
-    )
-    print(f"  predict_single in a tight loop: {beside:.1f} us in-process, {inside:.1f} us in the")
-    print("  worker (what the gate's latency checks measure; the rest of the difference above is")
-    print("  the wake-up of a process that slept between calls: caches, an idle CPU)")
-    print(f"  dict.get in-process          {bare_here:8.1f} us")
-    print(f"  dict.get in the worker       {bare_there:8.1f} us")
-    added = bare_there - bare_here
-    verdict = "within" if added <= GOAL_US else "above"
-    print(f"  round trip of one call       {added:8.1f} us ({verdict} the {GOAL_US:g} us goal)")
-    print(
-        f"  raw pipe ping-pong           {pipe_floor(args.calls * 2, 200):8.1f} us (the OS floor)"
-    )
+    print(f"{args.rounds} rounds x {args.calls} calls per arm, medians per call in us:")
+    here = statistics.median(wall["in-process"])
+    print(f"  predict_single in-process: {here:.1f}")
+    print(f"  {'worker placed':14} {'wall':>8} {'added':>8} {'round trip':>11} {'dict.get':>9}")
+    for name in placements:
+        w, t, b = (statistics.median(x[name]) for x in (wall, trips, bare))
+        verdict = "within" if t <= GOAL_US else "above"
+        print(f"  {name:14} {w:8.1f} {w - here:8.1f} {t:11.1f} {b:9.1f}   ({verdict} {GOAL_US:g})")
+    print("  round trip = the call's wall time minus the method's own time in the worker")
+    print("floors, the least protocol possible over the same pipes (wall minus the child's time):")
+    for name in placements:
+        print(
+            f"  {name:14} raw ping-pong {floor['pipe ' + name]:6.1f}   "
+            f"to a process running the model {floor['model ' + name]:6.1f}"
+        )
 
 
 if __name__ == "__main__":

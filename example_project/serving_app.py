@@ -28,7 +28,7 @@ from serving import ChurnService
 from threadpoolctl import threadpool_limits
 
 from deploy_gate.errors import InvalidOutputError
-from deploy_gate.ledger import sha256_file
+from deploy_gate.identity import sha256_file
 
 MODEL_PATH = Path(
     os.environ.get("DEPLOY_GATE_MODEL", Path(__file__).parent / "models/candidate.joblib")

@@ -10,8 +10,11 @@ import pandas as pd
 import pytest
 from conftest import GateRun
 
+from deploy_gate import profiles
 from deploy_gate.data import load_data, read_columns, read_table
+from deploy_gate.drift import iter_chunks
 from deploy_gate.errors import DataError
+from deploy_gate.sources import SUFFIXES, format_of
 
 import faulty_models as fm  # isort: skip
 
@@ -34,10 +37,16 @@ def _write_duplicated(path: Path) -> None:
             "{" + ", ".join(f'"{n}": {v}' for n, v in zip(names, r, strict=True)) + "}"
             for r in rows
         ]
-        path.write_text("\n".join(lines) + "\n")
+        text = "\n".join(lines) + "\n"
+        if path.suffix == ".gz":
+            import gzip
+
+            path.write_bytes(gzip.compress(text.encode()))
+        else:
+            path.write_text(text)
 
 
-@pytest.mark.parametrize("suffix", [".csv", ".parquet", ".jsonl"])
+@pytest.mark.parametrize("suffix", [".csv", ".parquet", ".jsonl", ".jsonl.gz"])
 def test_duplicate_column_names_are_a_data_error_naming_the_columns_and_the_file(
     tmp_path: Path, suffix: str
 ) -> None:
@@ -111,3 +120,104 @@ def test_rows_without_a_label_are_counted_and_left_out_of_the_labelled_rows(
     assert labelled.target.notna().all()
     assert list(labelled.features.x) == [0.0, 1.0, 3.0, 4.0, 6.0, 7.0, 8.0, 9.0]
     assert list(labelled.table.x) == list(labelled.features.x)
+
+
+# --- formats: the holdout is read like the current data and the profiles' data ------------------
+
+
+def _rows() -> pd.DataFrame:
+    """Numbers, whole numbers, text and a label: each format has to give them back as they are."""
+    return pd.DataFrame(
+        {
+            "x": [0.5, -1.25, 2.0, 3.5, -0.75, 1.0],
+            "n": [1, 2, 3, 4, 5, 6],
+            "color": ["red", "blue", "red", "green", "blue", "red"],
+            "label": [0, 1, 0, 1, 1, 0],
+        }
+    )
+
+
+def _write(frame: pd.DataFrame, path: Path) -> None:
+    """``frame`` in the format that the name's ending says (compression inferred by pandas)."""
+    fmt = format_of(path.name)
+    if fmt == "parquet":
+        frame.to_parquet(path, index=False)
+    elif fmt == "csv":
+        frame.to_csv(path, index=False)
+    else:
+        frame.to_json(path, orient="records", lines=True)
+
+
+@pytest.mark.parametrize("name", ["holdout.csv.gz", "holdout.jsonl", "holdout.jsonl.gz"])
+def test_a_compressed_csv_or_json_lines_holdout_is_read_like_the_csv(
+    tmp_path: Path, name: str
+) -> None:
+    _write(_rows(), tmp_path / "holdout.csv")
+    _write(_rows(), tmp_path / name)
+
+    expected = load_data(tmp_path / "holdout.csv", "label")
+    data = load_data(tmp_path / name, "label")
+
+    pd.testing.assert_frame_equal(data.features, expected.features)
+    assert data.target is not None
+    assert expected.target is not None
+    pd.testing.assert_series_equal(data.target, expected.target)
+    assert data.source == str(tmp_path / name)
+
+
+def test_the_gate_runs_on_a_gzipped_holdout(gate: GateRun) -> None:
+    gate.artifact(fm.ThresholdClassifier())
+    gate.data(name="holdout.csv.gz")
+
+    result = gate.run(
+        "model.joblib", "--deploy-gate-data=holdout.csv.gz", "--deploy-gate-target=label"
+    )
+
+    assert result.ret == 0
+
+
+def test_an_unknown_holdout_format_names_the_flag_the_file_and_the_accepted_formats(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "holdout.xlsx"
+    path.write_bytes(b"PK")
+
+    with pytest.raises(DataError) as raised:
+        load_data(path, "label")
+
+    message = str(raised.value)
+    assert message.startswith("--deploy-gate-data: ")
+    assert str(path) in message
+    assert "unknown format '.xlsx'" in message
+    accepted = message.split("expected a name ending in one of ", 1)[1].rstrip(")")
+    assert accepted.split(", ") == sorted(SUFFIXES)
+    # The current data's reader refuses it with the same list of formats.
+    with pytest.raises(DataError, match=r"unknown format '\.xlsx'") as current:
+        iter_chunks(path)
+    assert str(current.value).endswith(message.split("unknown format '.xlsx'", 1)[1])
+
+
+@pytest.mark.parametrize("suffix", sorted(SUFFIXES))
+def test_every_format_of_the_one_table_is_read_by_every_option_that_reads_data(
+    tmp_path: Path, suffix: str
+) -> None:
+    frame = _rows()
+    path = tmp_path / f"rows{suffix}"
+    _write(frame, path)
+
+    # --deploy-gate-data: the whole file, its column names, and the features and labels.
+    data = load_data(path, "label")
+    pd.testing.assert_frame_equal(data.features, frame.drop(columns=["label"]))
+    assert data.target is not None
+    assert data.target.tolist() == frame["label"].tolist()
+    assert read_columns(path) == list(frame.columns)
+    # --deploy-gate-current (and --deploy-gate-save-profile): the same file in chunks.
+    chunks = list(iter_chunks(path, chunk_rows=4, columns=["x", "color"]))
+    assert [len(c) for c in chunks] == [4, 2]
+    pd.testing.assert_frame_equal(
+        pd.concat(chunks, ignore_index=True), frame[["x", "color"]], check_dtype=False
+    )
+    # deploy-gate profile build: the same file as a data source.
+    profile = profiles.build([str(path)], features=["x", "color"], chunk_rows=4)
+    assert profile.rows == len(frame)
+    assert profile.feature_names == ("x", "color")

@@ -3,6 +3,7 @@ that a project's own serving class still drives every check."""
 
 from __future__ import annotations
 
+import json
 import os
 import textwrap
 
@@ -199,3 +200,75 @@ def test_a_serving_interpreter_without_the_libraries_fails_load_naming_what_is_m
     )
     assert result.ret == 1
     assert "No module named" in messages(gate.junit())["smoke[load]"]
+
+
+WHERE_IT_RUNS = """
+import os
+
+from deploy_gate.worker import remote
+
+
+def test_where_it_runs(deployment, tmp_path_factory):
+    worker = remote(deployment).worker
+    deployment.predict_single  # started and loaded by now
+    here = sorted(os.sched_getaffinity(0))
+    tids = [int(tid) for tid in os.listdir(f"/proc/{worker.pid}/task")]
+    there = sorted({cpu for tid in tids for cpu in os.sched_getaffinity(tid)})
+    name = os.environ.get("PYTEST_XDIST_WORKER", "main")
+    out = os.environ["DEPLOY_GATE_TEST_CPU_FILE"]
+    with open(f"{out}.{name}", "w") as f:
+        f.write(f"{here}|{there}")
+"""
+
+needs_two_cpus = pytest.mark.skipif(
+    not hasattr(os, "sched_getaffinity") or len(os.sched_getaffinity(0)) < 2,
+    reason="placement needs sched_setaffinity and two CPUs",
+)
+
+
+def _placements(
+    gate: GateRun, monkeypatch: pytest.MonkeyPatch, *args: str
+) -> list[tuple[list[int], list[int]]]:
+    """Per pytest process of the run: the CPUs its test ran on, and its model worker's."""
+    gate.artifact(fm.ThresholdClassifier())
+    gate.pytester.makepyfile(test_where=WHERE_IT_RUNS)
+    for old in gate.path.glob("cpus.*"):
+        old.unlink()
+    monkeypatch.setenv("DEPLOY_GATE_TEST_CPU_FILE", str(gate.path / "cpus"))
+    result = gate.run("model.joblib", "test_where.py", "-k", "where", *args)
+    assert result.ret == 0, result.stdout.str()[-3000:]
+    found = []
+    for path in sorted(gate.path.glob("cpus.*")):
+        here, there = path.read_text().split("|")
+        found.append((json.loads(here), json.loads(there)))
+    return found
+
+
+@needs_two_cpus
+def test_the_gate_waits_for_its_model_worker_on_the_workers_one_cpu(
+    gate: GateRun, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A single-row call's round trip then never wakes a second core (Gate.cpus).
+    ((here, there),) = _placements(gate, monkeypatch)
+    assert len(here) == 1
+    assert here == there
+    assert sorted(os.sched_getaffinity(0)) != here  # given back after the check
+
+
+@needs_two_cpus
+def test_parallel_gate_processes_take_different_cpus(
+    gate: GateRun, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    gate.artifact(fm.ThresholdClassifier(), "second.joblib")
+    placements = _placements(gate, monkeypatch, "second.joblib", "-n", "2")
+    assert len(placements) == 2, placements
+    assert len({here[0] for here, _ in placements}) == 2, placements
+
+
+@needs_two_cpus
+def test_thread_pools_left_alone_leave_placement_to_the_os(
+    gate: GateRun, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ((here, there),) = _placements(gate, monkeypatch, "--deploy-gate-latency-threads=auto")
+    assert len(here) > 1
+    assert len(there) > 1

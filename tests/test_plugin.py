@@ -549,3 +549,24 @@ def test_a_pytest_run_without_the_flag_loads_no_heavy_library(pytester: pytest.P
         "-p", "no:randomly", "-p", "no:hypothesispytest", "-p", "no:benchmark"
     )
     result.assert_outcomes(passed=1)
+
+
+@pytest.mark.parametrize(
+    ("flag", "name", "expected"),
+    [
+        ("--deploy-gate-latency-threads=auto", "latency_threads", None),
+        ("--deploy-gate-memory-limit=none", "memory_limit", None),
+        ("--deploy-gate-latency-threads=3", "latency_threads", 3),
+    ],
+)
+def test_a_flag_whose_value_means_none_overrides_the_ini_file(
+    pytester: pytest.Pytester, flag: str, name: str, expected: object
+) -> None:
+    # "auto" threads and "none" memory limit parse to None; they once fell back to the ini.
+    from deploy_gate.options import resolve
+
+    pytester.makeini("[pytest]\ndeploy_gate_latency_threads = 2\ndeploy_gate_memory_limit = 1GiB\n")
+    settings = resolve(pytester.parseconfig(flag))
+    assert getattr(settings, name) == expected
+    assert settings.source(name) == flag.split("=")[0]
+    assert resolve(pytester.parseconfig()).latency_threads == 2

@@ -787,3 +787,28 @@ def test_an_interpreter_that_cannot_run_the_worker_is_named() -> None:
     message = str(caught.value)
     assert message.startswith("model process exited with status 1 during start-up")
     assert "No module named" in message
+
+
+@pytest.mark.skipif(
+    not hasattr(os, "sched_getaffinity") or len(os.sched_getaffinity(0)) < 2,
+    reason="placement needs sched_setaffinity and two CPUs",
+)
+def test_a_worker_on_one_cpu_keeps_every_thread_the_model_starts_there(tmp_path: Path) -> None:
+    cpu = max(os.sched_getaffinity(0))
+    with ModelWorker(config(cpus=(cpu,))) as worker:
+        worker.construct("worker_models:StartsAThread")  # a thread started after the start-up
+        tids = os.listdir(f"/proc/{worker.pid}/task")
+        assert len(tids) >= 2
+        assert {frozenset(os.sched_getaffinity(int(tid))) for tid in tids} == {frozenset({cpu})}
+        before = os.sched_getaffinity(0)
+        with worker.colocated():
+            assert os.sched_getaffinity(0) == {cpu}
+            assert worker.echo(7) == 7
+        assert os.sched_getaffinity(0) == before
+
+
+def test_cpus_must_be_cpu_numbers() -> None:
+    with pytest.raises(ValueError, match="cpus"):
+        WorkerConfig(cpus=())
+    with pytest.raises(ValueError, match="cpus"):
+        WorkerConfig(cpus=(-1,))

@@ -189,6 +189,16 @@ class SysExit(Healthy):
         raise SystemExit(0)
 
 
+class StartsAThread(Healthy):
+    """Starts a thread of its own, as a model's runtime may after loading."""
+
+    def __init__(self) -> None:
+        import threading
+
+        super().__init__()
+        threading.Thread(target=time.sleep, args=(30,), daemon=True).start()
+
+
 class Raiser:
     """Raises a chosen exception from ``boom(kind, message)``."""
 

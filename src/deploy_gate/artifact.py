@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import platform
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -10,30 +9,20 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from deploy_gate.capabilities import MODEL_TASKS, ModelTask, has_probabilities, profile_task
 from deploy_gate.errors import ArtifactLoadError
-from deploy_gate.ledger import sha256_file, version_id
+from deploy_gate.identity import environment_versions, sha256_file, version_id
 from deploy_gate.validation import plain
 
 #: Suffixes the gate claims when such a path is named on the command line.
 ARTIFACT_SUFFIXES = (".joblib", ".pkl", ".pickle", ".skops", ".onnx")
 
 
-def library_versions() -> dict[str, str]:
-    """Python's version and those of the libraries a model's behaviour depends on."""
-    from deploy_gate.ledger import DEFAULT_LIBRARIES
-    from deploy_gate.ledger import library_versions as installed
-
-    return {
-        "python": platform.python_version(),
-        **installed((*DEFAULT_LIBRARIES, "pytest-deploy-gate")),
-    }
-
-
 @dataclass(frozen=True)
 class ModelProfile:
     """What the gate learnt about a model by looking at it, used to choose the checks."""
 
-    task: str  # "classifier", "regressor" or "unknown"
+    task: ModelTask
     has_proba: bool
     classes: tuple[Any, ...] | None
     feature_names: tuple[str, ...] | None
@@ -47,8 +36,8 @@ class ModelProfile:
         names = getattr(model, "feature_names_in_", None)
         n_features = getattr(model, "n_features_in_", None)
         return cls(
-            task=_task_of(model, classes is not None),
-            has_proba=_has_method(model, "predict_proba"),
+            task=profile_task(model),
+            has_proba=has_probabilities(model),
             classes=classes,
             feature_names=tuple(str(n) for n in names) if names is not None else None,
             n_features=len(names) if names is not None else _as_int(n_features),
@@ -67,7 +56,7 @@ class ModelProfile:
         if not isinstance(data, dict):
             raise fail("profile")
         task = data.get("task")
-        if task not in ("classifier", "regressor", "unknown"):
+        if task not in MODEL_TASKS:
             raise fail("task")
         classes = data.get("classes")
         if classes is not None:
@@ -106,7 +95,7 @@ class LoadedArtifact:
     model: Any
     profile: ModelProfile
     load_warnings: tuple[str, ...] = ()
-    libraries: dict[str, str] = field(default_factory=library_versions)
+    libraries: dict[str, str] = field(default_factory=environment_versions)
 
     def metadata(self) -> dict[str, Any]:
         return {
@@ -154,33 +143,8 @@ def load_artifact(
     )
 
 
-def _has_method(obj: object, name: str) -> bool:
-    try:
-        return callable(getattr(obj, name, None))
-    except Exception:  # properties such as available_if may raise anything
-        return False
-
-
 def _as_int(value: object) -> int | None:
     try:
         return int(value)  # type: ignore[call-overload,no-any-return]
     except (TypeError, ValueError):
         return None
-
-
-def _task_of(model: object, has_classes: bool) -> str:
-    try:
-        from sklearn.base import is_classifier, is_regressor
-
-        if is_classifier(model):
-            return "classifier"
-        if is_regressor(model):
-            return "regressor"
-    except Exception:  # non-sklearn objects can make the tag machinery raise
-        pass
-    estimator_type = getattr(model, "_estimator_type", None)
-    if estimator_type in ("classifier", "regressor"):
-        return str(estimator_type)
-    if has_classes:
-        return "classifier"
-    return "regressor" if _has_method(model, "predict") else "unknown"

@@ -14,8 +14,17 @@ import math
 import warnings
 from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
+from deploy_gate.capabilities import Task as Task  # re-exported: compare.Task is public
+from deploy_gate.capabilities import (
+    comparison_task,
+    has_probabilities,
+    model_classes,
+    model_task,
+    safe_getattr,
+    serves_batches,
+)
 from deploy_gate.errors import ConfigError, DataError, MetricUnavailableError
 from deploy_gate.stats import binned_shares, psi, quantile_edges
 
@@ -23,8 +32,6 @@ if TYPE_CHECKING:
     import numpy as np
     import pandas as pd
     from numpy.typing import ArrayLike
-
-Task = Literal["classification", "regression"]
 
 #: Relative floor of the metric checks: the candidate keeps at least 95% of the baseline's figure.
 DEFAULT_MIN_RELATIVE = 0.95
@@ -64,29 +71,26 @@ class ModelAdapter:
 
     A deployment-like object offers ``batch_predict(rows)`` and, for classifiers,
     ``batch_predict_proba(rows)`` and ``classes``; a bare estimator offers ``predict``,
-    ``predict_proba`` and ``classes_``. The comparison and the rollout router only call this.
+    ``predict_proba`` and ``classes_``; which of these it has is decided by
+    :mod:`deploy_gate.capabilities`. The comparison and the rollout router only call this.
     """
 
     def __init__(self, model: object) -> None:
         self.model = model
-        predict = getattr(model, "batch_predict", None)
-        if callable(predict):
-            proba = getattr(model, "batch_predict_proba", None)
-            classes = _safe_getattr(model, "classes")
-            supports = _safe_getattr(model, "supports_proba")
-            has_proba = callable(proba) and (supports is None or bool(supports))
-        else:
-            predict = getattr(model, "predict", None)
-            if not callable(predict):
-                raise ConfigError(
-                    f"{type(model).__name__} cannot be compared: it has neither "
-                    "batch_predict(rows) nor predict(rows)"
-                )
-            proba = getattr(model, "predict_proba", None)
-            classes = _safe_getattr(model, "classes_")
-            has_proba = callable(proba)
+        batch = serves_batches(model)
+        predict = getattr(model, "batch_predict" if batch else "predict", None)
+        if not callable(predict):
+            raise ConfigError(
+                f"{type(model).__name__} cannot be compared: it has neither "
+                "batch_predict(rows) nor predict(rows)"
+            )
         self._predict: Callable[[Any], Any] = predict
-        self._proba: Callable[[Any], Any] | None = proba if has_proba else None
+        self._proba: Callable[[Any], Any] | None = (
+            safe_getattr(model, "batch_predict_proba" if batch else "predict_proba")
+            if has_probabilities(model)
+            else None
+        )
+        classes = model_classes(model)
         self.classes: np.ndarray | None = None
         if classes is not None:
             import numpy as np
@@ -119,37 +123,19 @@ def adapt_model(model: object) -> ModelAdapter:
     return model if isinstance(model, ModelAdapter) else ModelAdapter(model)
 
 
-def _safe_getattr(obj: object, name: str) -> Any:
-    # A deployment's property may raise (e.g. NotLoadedError) instead of AttributeError.
-    try:
-        return getattr(obj, name, None)
-    except Exception:
-        return None
-
-
 def infer_task(model: object, y_true: ArrayLike | None = None) -> Task:
     """Whether ``model`` is a classifier or a regressor, from the model first, then the labels.
 
-    A model with classes or probabilities, or a scikit-learn classifier (also when wrapped as
-    ``.model``/``.estimator``), is a classifier; a scikit-learn regressor is a regressor. Otherwise
-    float labels mean regression and integer, boolean or string labels mean classification. Pass
-    ``task=`` explicitly where this guess is wrong (an integer-valued regression target).
+    What the model says is read by :func:`deploy_gate.capabilities.model_task`: a scikit-learn
+    classifier or regressor (also when wrapped as ``.model``/``.estimator``) says so, and a model
+    with classes or probabilities is a classifier. Otherwise float labels mean regression and
+    integer, boolean or string labels mean classification. Pass ``task=`` explicitly where this
+    guess is wrong (an integer-valued regression target).
     """
     adapter = adapt_model(model)
-    if adapter.classes is not None or adapter.has_proba:
-        return "classification"
-    from sklearn.base import is_classifier, is_regressor
-
-    for candidate in (adapter.model, _safe_getattr(adapter.model, "model")):
-        for inner in (candidate, _safe_getattr(candidate, "estimator")):
-            # Recent scikit-learn raises on objects that are not estimators: not a verdict.
-            try:
-                if is_classifier(inner):
-                    return "classification"
-                if is_regressor(inner):
-                    return "regression"
-            except Exception:
-                continue
+    task = comparison_task(model_task(adapter.model))
+    if task is not None:
+        return task
     if y_true is not None:
         import numpy as np
 

@@ -9,18 +9,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from deploy_gate.errors import DataError
+from deploy_gate.sources import Format, open_text, read_frame, require_format
 
 if TYPE_CHECKING:
     import pandas as pd
-
-READERS = {
-    ".csv": "csv",
-    ".parquet": "parquet",
-    ".pq": "parquet",
-    ".jsonl": "jsonl",
-    ".ndjson": "jsonl",
-    ".json": "jsonl",
-}
 
 #: Rows drawn when a model is probed without data.
 SYNTHETIC_ROWS = 32
@@ -86,23 +78,18 @@ class GateData:
 
 
 def read_table(path: Path, *, what: str = "--deploy-gate-data") -> pd.DataFrame:
-    """Read CSV, Parquet or JSON lines, naming the option and the file in every error.
+    """Read CSV, Parquet or JSON lines, compressed or not (the endings of
+    :data:`deploy_gate.sources.SUFFIXES`, the formats every data option accepts), naming the
+    option and the file in every error.
 
     A file with two columns of one name is refused: pandas would rename the second (CSV) or
     keep one of them (JSON lines), and the gate would silently check the model on one of two
     different columns.
     """
-    import pandas as pd
-
     kind = _kind(path, what)
     _refuse_duplicates(path, kind, what)
     with _reading(path, kind, what):
-        if kind == "csv":
-            frame = pd.read_csv(path)
-        elif kind == "parquet":
-            frame = pd.read_parquet(path)
-        else:
-            frame = pd.read_json(path, lines=True)
+        frame = read_frame(path, kind)
     if frame.empty:
         raise DataError(f"{what}: {path} has no rows")
     frame.columns = [str(c) for c in frame.columns]
@@ -113,27 +100,22 @@ def read_table(path: Path, *, what: str = "--deploy-gate-data") -> pd.DataFrame:
 def read_columns(path: Path, *, what: str = "--deploy-gate-data") -> list[str]:
     """Column names of a data file, read without loading its rows where the format allows."""
     kind = _kind(path, what)
-    if kind == "jsonl":
+    if kind == "json":
         return [str(c) for c in read_table(path, what=what).columns]
     names = _header(path, kind, what)
     _check_unique(names, path, what)
     return names
 
 
-def _kind(path: Path, what: str) -> str:
-    kind = READERS.get(path.suffix.lower())
-    if kind is None:
-        raise DataError(
-            f"{what}: cannot read {path}: unknown file type {path.suffix!r} "
-            f"(expected one of {', '.join(sorted(READERS))})"
-        )
+def _kind(path: Path, what: str) -> Format:
+    kind = require_format(str(path), what)
     if not path.is_file():
         raise DataError(f"{what}: file not found: {path}")
     return kind
 
 
 @contextlib.contextmanager
-def _reading(path: Path, kind: str, what: str) -> Iterator[None]:
+def _reading(path: Path, kind: Format, what: str) -> Iterator[None]:
     """Whatever a reader raises, as a DataError naming the option and the file."""
     try:
         yield
@@ -148,7 +130,7 @@ def _reading(path: Path, kind: str, what: str) -> Iterator[None]:
         ) from exc
 
 
-def _header(path: Path, kind: str, what: str) -> list[str]:
+def _header(path: Path, kind: Format, what: str) -> list[str]:
     """The column names as the file holds them, before pandas makes them unique."""
     with _reading(path, kind, what):
         if kind == "parquet":
@@ -162,23 +144,28 @@ def _header(path: Path, kind: str, what: str) -> list[str]:
     return [str(c) for c in first.iloc[0]] if len(first) else []
 
 
-def _refuse_duplicates(path: Path, kind: str, what: str) -> None:
-    if kind != "jsonl":
+def _refuse_duplicates(path: Path, kind: Format, what: str) -> None:
+    if kind != "json":
         _check_unique(_header(path, kind, what), path, what)
         return
     import json
 
     # Every object is read: any line may repeat a key, and pandas keeps one value silently.
-    with path.open(encoding="utf-8", errors="replace") as lines:
-        for number, line in enumerate(lines, start=1):
-            if not line.strip():
-                continue
-            try:
-                pairs = json.loads(line, object_pairs_hook=lambda p: p)
-            except ValueError:
-                return  # not JSON: pandas says what is wrong with it
-            if isinstance(pairs, list):
-                _check_unique([str(k) for k, _ in pairs], path, what, f" (line {number})")
+    try:
+        with open_text(path) as lines:
+            for number, line in enumerate(lines, start=1):
+                if not line.strip():
+                    continue
+                try:
+                    pairs = json.loads(line, object_pairs_hook=lambda p: p)
+                except ValueError:
+                    return  # not JSON: pandas says what is wrong with it
+                if isinstance(pairs, list):
+                    _check_unique([str(k) for k, _ in pairs], path, what, f" (line {number})")
+    except DataError:
+        raise
+    except Exception:  # not readable (a broken .gz, ...): pandas says what is wrong with it
+        return
 
 
 def _check_unique(names: list[str], path: Path, what: str, where: str = "") -> None:

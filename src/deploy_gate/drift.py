@@ -46,6 +46,9 @@ import pandas as pd
 
 from deploy_gate.errors import ConfigError, DataError
 from deploy_gate.sketch import MAX_K, SKETCH_KIND, QuantileSketch
+
+# Reading data in chunks has one home, deploy_gate.sources; re-exported here, where it always was.
+from deploy_gate.sources import iter_chunks
 from deploy_gate.stats import psi, psi_terms, quantile_edges
 
 if TYPE_CHECKING:
@@ -379,9 +382,11 @@ class Profile:
         return profile
 
     def save(self, path: str | os.PathLike[str]) -> None:
-        """Write the profile as JSON to ``path``."""
-        with open(path, "w", encoding="utf-8") as fh:
-            fh.write(self.to_json(indent=1))
+        """Write the profile as JSON to ``path``, atomically: a gate reading the profile a
+        serving process dumps (``Monitor.dump_profile``) never sees half of it."""
+        from deploy_gate.files import write_atomic
+
+        write_atomic(path, self.to_json(indent=1))
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> Profile:
@@ -807,84 +812,6 @@ def build_profile(
     )
     prediction = scores.finish(bins, quantiles) if scores is not None else None
     return Profile(profiles, prediction, rows=rows, bins=bins)
-
-
-# --------------------------------------------------------------------------------------------
-# Reading data in chunks
-
-
-def iter_chunks(
-    path: str | os.PathLike[str],
-    *,
-    chunk_rows: int = 100_000,
-    columns: Sequence[str] | None = None,
-) -> Iterator[pd.DataFrame]:
-    """Read a Parquet, CSV or JSON-lines file as DataFrames of at most ``chunk_rows`` rows.
-
-    Memory stays bounded by the chunk (and, for Parquet, one row group). Unreadable input raises
-    ``DataError`` naming the file.
-    """
-    if not isinstance(chunk_rows, int) or chunk_rows < 1:
-        raise ConfigError(f"chunk_rows must be a positive integer, got {chunk_rows!r}")
-    name = os.fspath(path)
-    lower = name.lower()
-    cols = None if columns is None else list(columns)
-    if not os.path.exists(name):
-        raise DataError(f"cannot read {name!r}: no such file")
-    # Checks run now, not at the first next(): a bad path fails where the reader is made.
-    if lower.endswith((".parquet", ".pq")):
-        return _parquet_chunks(name, chunk_rows, cols)
-    if lower.endswith((".csv", ".csv.gz", ".csv.bz2", ".csv.zip", ".csv.xz")):
-        return _pandas_chunks(name, "csv", chunk_rows, cols)
-    if lower.endswith((".jsonl", ".ndjson", ".json", ".jsonl.gz")):
-        return _pandas_chunks(name, "json", chunk_rows, cols)
-    raise DataError(
-        f"cannot read {name!r}: unknown format (expected .parquet, .csv or .jsonl/.json)"
-    )
-
-
-def _parquet_chunks(name: str, chunk_rows: int, cols: list[str] | None) -> Iterator[pd.DataFrame]:
-    try:
-        import pyarrow.parquet as pq
-    except ImportError as exc:
-        raise DataError(
-            f"cannot read {name!r}: Parquet needs pyarrow "
-            "(pip install 'pytest-deploy-gate[parquet]')"
-        ) from exc
-    try:
-        # pre_buffer=False: reading a row group column by column keeps peak memory near one
-        # batch instead of one whole row group of raw bytes plus its decoded copy.
-        pfile = pq.ParquetFile(name, pre_buffer=False)
-        batches = pfile.iter_batches(batch_size=chunk_rows, columns=cols)
-        for batch in batches:
-            yield batch.to_pandas()
-    except DataError:
-        raise
-    except Exception as exc:  # any pyarrow failure means the file is unusable as data
-        raise DataError(f"cannot read {name!r} as Parquet: {exc}") from exc
-
-
-def _pandas_chunks(
-    name: str, fmt: Literal["csv", "json"], chunk_rows: int, cols: list[str] | None
-) -> Iterator[pd.DataFrame]:
-    try:
-        if fmt == "csv":
-            reader: Iterable[pd.DataFrame] = pd.read_csv(name, chunksize=chunk_rows, usecols=cols)
-        else:
-            reader = pd.read_json(name, lines=True, chunksize=chunk_rows)
-        for chunk in reader:
-            if cols is not None and fmt == "json":
-                missing = [c for c in cols if c not in chunk.columns]
-                if missing:
-                    raise DataError(f"cannot read {name!r}: no column(s) {missing}")
-                chunk = chunk[cols]
-            yield chunk
-    except DataError:
-        raise
-    except pd.errors.EmptyDataError as exc:
-        raise DataError(f"cannot read {name!r}: the file is empty") from exc
-    except (OSError, ValueError, UnicodeDecodeError) as exc:
-        raise DataError(f"cannot read {name!r} as {fmt.upper()}: {exc}") from exc
 
 
 # --------------------------------------------------------------------------------------------

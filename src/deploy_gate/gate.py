@@ -82,7 +82,38 @@ class Gate:
             call_timeout=float(settings.artifact_timeout),
             budget_seconds=float(settings.artifact_timeout),
             label="baseline model process" if baseline else "model process",
+            cpus=self.cpus,
         )
+
+    @property
+    def cpus(self) -> tuple[int, ...] | None:
+        """The one CPU this process's model workers run on, and the gate waits on during a
+        check, or None (the OS places them).
+
+        A single-row call is a request and an answer between the gate and a worker that wait
+        for each other; on two cores each one wakes an idle core, which costs 45-70 us on a
+        virtual machine against 7-10 us for a switch on one core (``benchmarks/
+        isolation_roundtrip.py``). One core loses nothing while the model's thread pools are
+        limited to one thread (``deploy_gate_latency_threads = 1``, the default): the gate and
+        its workers never run at the same time. Parallel pytest workers take different CPUs.
+        With pools left alone (``auto``) or larger, the model may need several: no pinning.
+        """
+        if "cpus" not in self._cache:
+            from deploy_gate.worker import one_cpu
+
+            xdist = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
+            index = int(xdist[2:]) if xdist[2:].isdigit() else 0
+            self._cache["cpus"] = (
+                one_cpu(index) if self.isolated and self.settings.latency_threads == 1 else None
+            )
+        cpus: tuple[int, ...] | None = self._cache["cpus"]
+        return cpus
+
+    def colocated(self) -> contextlib.AbstractContextManager[None]:
+        """The calling thread waits for the model workers on their CPU inside the block."""
+        from deploy_gate.worker import on_cpus
+
+        return on_cpus(self.cpus)
 
     @contextlib.contextmanager
     def deadline(self, seconds: float, what: str) -> Iterator[None]:
@@ -138,7 +169,7 @@ class Gate:
         """Load ``path`` in its model worker; only plain data about it comes back."""
         from deploy_gate.artifact import LoadedArtifact, ModelProfile
         from deploy_gate.errors import ArtifactLoadError
-        from deploy_gate.ledger import sha256_file, version_id
+        from deploy_gate.identity import sha256_file, version_id
 
         if not path.is_file():
             raise FileNotFoundError(f"model artifact not found: {path}")
@@ -179,7 +210,7 @@ class Gate:
 
     def pin_mismatch(self, path: Path) -> str | None:
         """Why ``path`` does not match its pinned hash, or None (also when not pinned)."""
-        from deploy_gate.ledger import sha256_file
+        from deploy_gate.identity import sha256_file
         from deploy_gate.safeload import check_pin, read_pins
 
         pin_file = self.settings.pin

@@ -17,7 +17,6 @@ import json
 import math
 import os
 import re
-import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -114,19 +113,9 @@ def write_html(
 ) -> Path:
     """Write :func:`render_html` to ``path`` atomically (a reader never sees half a page) and
     return the path; missing parent directories are created."""
-    target = Path(path)
-    text = render_html(report, title=title, artifacts=artifacts)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
-            f.write(text)
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600; the page is meant to be shared
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return target
+    from deploy_gate.files import write_atomic
+
+    return write_atomic(path, render_html(report, title=title, artifacts=artifacts))
 
 
 # -- small helpers --------------------------------------------------------------------------

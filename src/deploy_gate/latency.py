@@ -1473,11 +1473,10 @@ def write_benchmark_json(
     commit_info: Mapping[str, Any] | None = None,
 ) -> Path:
     """Write ``entries`` as a pytest-benchmark JSON file that ``pytest-benchmark compare`` reads."""
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
+    from deploy_gate.files import write_atomic
+
     document = benchmark_document(entries, machine_info=machine_info, commit_info=commit_info)
-    target.write_text(json.dumps(document, indent=4, default=str), encoding="utf-8")
-    return target
+    return write_atomic(path, json.dumps(document, indent=4, default=str))
 
 
 _RUN_NUMBER = re.compile(r"^(\d{4})_")

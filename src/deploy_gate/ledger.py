@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import hashlib
 import json
 import math
 import os
@@ -33,11 +32,17 @@ import sys
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 from deploy_gate.errors import LedgerError, VersionCollisionError
+from deploy_gate.identity import (
+    DEFAULT_LIBRARIES,
+    check_sha256,
+    library_versions,
+    sha256_file,
+    version_id,
+)
 
 __all__ = [
     "DEFAULT_LEDGER",
@@ -61,51 +66,13 @@ __all__ = [
 DEFAULT_LEDGER = "deployments.jsonl"
 #: Version of the line format; readers ignore keys they do not know, so it only grows.
 LEDGER_FORMAT = 1
-#: Distributions whose versions a ledger line records when they are installed.
-DEFAULT_LIBRARIES = (
-    "pytest-deploy-gate",
-    "numpy",
-    "pandas",
-    "scikit-learn",
-    "scipy",
-    "joblib",
-    "skops",
-    "onnxruntime",
-)
 #: Seconds a ``git`` call may take before the ledger gives up on commit and branch.
 GIT_TIMEOUT = 5.0
 
-_SHA256 = re.compile(r"[0-9a-f]{64}")
 _VERSION = re.compile(r"v_(?P<when>\d{8}T\d{6}Z)_(?P<prefix>[0-9a-f]{8})")
 _GIT_COMMIT = re.compile(r"[0-9a-f]{7,64}")
 _CHUNK = 1 << 20
 _REQUIRED = ("version", "sha256", "size", "path", "recorded_at")
-
-
-def version_id(sha256: str, when: datetime | None = None) -> str:
-    """Return the version id ``v_<UTC %Y%m%dT%H%M%SZ>_<sha256[:8]>`` of an artifact.
-
-    The timestamp makes ids sort by time; the hash prefix ties the id to the bytes.
-    ``when`` defaults to now and must be timezone-aware (a naive time has no UTC meaning).
-    """
-    digest = _check_sha256(sha256, "sha256")
-    if when is None:
-        when = datetime.now(timezone.utc)
-    elif when.tzinfo is None or when.utcoffset() is None:
-        raise ValueError(
-            f"when must be a timezone-aware datetime, got naive {when.isoformat()!r}; "
-            "use datetime.now(timezone.utc)"
-        )
-    return f"v_{when.astimezone(timezone.utc):%Y%m%dT%H%M%SZ}_{digest[:8]}"
-
-
-def sha256_file(path: str | os.PathLike[str]) -> str:
-    """Return the hex sha256 of a file, read in 1 MiB chunks so large artifacts stay cheap."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(_CHUNK), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 @dataclass(frozen=True)
@@ -148,15 +115,6 @@ def git_info(cwd: str | os.PathLike[str] | None = None, timeout: float = GIT_TIM
     return GitInfo(commit=commit, branch=branch or None)
 
 
-def library_versions(names: Iterable[str] = DEFAULT_LIBRARIES) -> dict[str, str]:
-    """Return ``{distribution: version}`` for those of ``names`` that are installed."""
-    found: dict[str, str] = {}
-    for name in names:
-        with contextlib.suppress(metadata.PackageNotFoundError):
-            found[name] = metadata.version(name)
-    return found
-
-
 @dataclass(frozen=True)
 class LedgerEntry:
     """One recorded, approved artifact: what it is, where it came from, and what the gate saw.
@@ -192,9 +150,9 @@ class LedgerEntry:
 
     def __post_init__(self) -> None:
         # Hashes are compared as strings, so store one spelling of each.
-        object.__setattr__(self, "sha256", _check_sha256(self.sha256, "sha256"))
+        object.__setattr__(self, "sha256", check_sha256(self.sha256, "sha256"))
         if self.baseline_sha256 is not None:
-            digest = _check_sha256(self.baseline_sha256, "baseline_sha256")
+            digest = check_sha256(self.baseline_sha256, "baseline_sha256")
             object.__setattr__(self, "baseline_sha256", digest)
         if isinstance(self.size, bool) or not isinstance(self.size, int) or self.size < 0:
             raise ValueError(f"size must be a non-negative int of bytes, got {self.size!r}")
@@ -233,7 +191,7 @@ class LedgerEntry:
         as ``record_as`` (relative to the project root keeps the ledger portable, wherever the
         run started); git runs in ``git_cwd``, by default the artifact's directory.
         """
-        digest = sha256_file(path) if sha256 is None else _check_sha256(sha256, "sha256")
+        digest = sha256_file(path) if sha256 is None else check_sha256(sha256, "sha256")
         if version is not None and not version.endswith(f"_{digest[:8]}"):
             raise ValueError(
                 f"version {version!r} does not end in the artifact's sha256 prefix {digest[:8]!r}"
@@ -505,7 +463,7 @@ class Ledger:
 
     def by_sha256(self, sha256: str) -> LedgerEntry | None:
         """Return the last entry a full run recorded for these bytes, or ``None``."""
-        digest = _check_sha256(sha256, "sha256")
+        digest = check_sha256(sha256, "sha256")
         return next(
             (e for e in reversed(self.entries()) if e.sha256 == digest and not e.is_partial),
             None,
@@ -525,7 +483,7 @@ class Ledger:
 
     def collides(self, version: str, sha256: str) -> bool:
         """Whether ``version`` is recorded for other bytes than ``sha256`` (refuse to record)."""
-        digest = _check_sha256(sha256, "sha256")
+        digest = check_sha256(sha256, "sha256")
         return any(e.version == version and e.sha256 != digest for e in self.entries())
 
     @contextlib.contextmanager
@@ -637,12 +595,6 @@ def _version_and_sha256(raw: bytes) -> tuple[str, str] | None:
         if isinstance(version, str) and isinstance(digest, str):
             return version, digest.lower()
     return None
-
-
-def _check_sha256(value: object, name: str) -> str:
-    if not isinstance(value, str) or not _SHA256.fullmatch(value.lower()):
-        raise ValueError(f"{name} must be 64 hex digits, got {value!r}")
-    return value.lower()
 
 
 def _jsonable(value: Any, where: str) -> Any:

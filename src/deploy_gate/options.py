@@ -473,13 +473,21 @@ class Settings:
         return dict(self._values)
 
 
+class _NotGiven:
+    """The default of a valued flag: its parsed value may be None."""
+
+    def __repr__(self) -> str:
+        return "not given"
+
+
+NOT_GIVEN: Any = _NotGiven()
+
+
 def _cli_type(option: Option) -> Callable[[str], Any]:
     def convert(text: str) -> Any:
-        from deploy_gate.errors import ConfigError
-
         try:
             return option.parse(text)
-        except ConfigError as exc:
+        except ValueError as exc:  # ConfigError, by class not identity: a test run may reimport
             raise argparse.ArgumentTypeError(f"invalid value {text!r}: {exc}") from None
 
     convert.__name__ = option.name
@@ -515,7 +523,7 @@ def add_options(parser: pytest.Parser, options: tuple[Option, ...] = OPTIONS) ->
             group.addoption(
                 option.flag,
                 type=_cli_type(option),
-                default=None,
+                default=NOT_GIVEN,
                 metavar=option.metavar,
                 help=help_text,
             )
@@ -534,7 +542,10 @@ def resolve(config: pytest.Config, options: tuple[Option, ...] = OPTIONS) -> Set
     ini_name = inipath.name if inipath is not None else "the configuration file"
     for option in options:
         cli = config.getoption(option.ini)
-        if cli is not None:
+        # A value may parse to None (``auto`` threads, ``none`` memory limit): only a flag that
+        # was not given at all falls through to the ini file.
+        given = cli is not None if option.kind in ("flag", "lines") else cli is not NOT_GIVEN
+        if given:
             values[option.name] = _finish(option, cli, Path.cwd())
             sources[option.name] = option.flag
             continue

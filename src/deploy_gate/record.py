@@ -75,7 +75,7 @@ def score_artifacts(
     Infra 7 (rollback) counts when the ledger holds a version of a full run with other bytes:
     after this artifact is deployed, that version is what a rollback goes back to.
     """
-    from deploy_gate.ledger import sha256_file
+    from deploy_gate.identity import sha256_file
     from deploy_gate.mltestscore import GateRun, score
 
     full = {e.sha256 for e in entries if not e.is_partial}
@@ -102,8 +102,8 @@ def ledger_entry(
 ) -> LedgerEntry:
     """The ledger line of one artifact of an approved run (marked partial when the run did not
     run every applicable built-in check of it)."""
-    from deploy_gate.artifact import library_versions
-    from deploy_gate.ledger import LedgerEntry, sha256_file, version_id
+    from deploy_gate.identity import environment_versions, sha256_file, version_id
+    from deploy_gate.ledger import LedgerEntry
 
     outcomes = artifact_outcomes(report, artifact)
     sha = sha256_file(path)
@@ -140,7 +140,7 @@ def ledger_entry(
         metric_ratios=ratios or None,
         ml_test_score=None if scored is None else scored.to_dict(),
         partial={n.category: n.counts() for n in not_run} or None,
-        libraries=library_versions(),
+        libraries=environment_versions(),
         git_cwd=root,
     )
 

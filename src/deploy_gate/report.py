@@ -471,6 +471,6 @@ def finish_junit(path: Path, *, suite_name: str | None, move_properties: bool) -
                 suite.insert(0, suite_props)
             for name, value in moved:
                 ET.SubElement(suite_props, "property", name=name, value=value)
-    tmp = path.with_name(path.name + ".tmp")
-    tree.write(tmp, encoding="utf-8", xml_declaration=True)
-    tmp.replace(path)
+    from deploy_gate.files import write_atomic
+
+    write_atomic(path, lambda f: tree.write(f, encoding="utf-8", xml_declaration=True))

@@ -29,12 +29,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Concatenate, Literal, ParamSpec, TypeVar
 
+from deploy_gate.capabilities import TASKS, Task
 from deploy_gate.compare import (
     DEFAULT_BATCH_SIZE,
     DEFAULT_ERROR_FLOOR,
     DEFAULT_MAX_ERROR_RATIO,
     DEFAULT_MIN_RELATIVE,
-    Task,
     adapt_model,
     infer_task,
     predict_outputs,
@@ -434,7 +434,7 @@ class Rollout:
         self.confidence = float(confidence)
         self.min_samples = min_samples
         self.criteria: tuple[Criterion, ...] = tuple(dict.fromkeys(criteria))
-        if task is not None and task not in ("classification", "regression"):
+        if task is not None and task not in TASKS:
             raise ConfigError(f"task must be 'classification' or 'regression', got {task!r}")
         self.task: Task = task or _infer_pair(self._baseline, self._candidate)
         self.min_relative = float(min_relative)

@@ -211,7 +211,12 @@ def _time_limit(item: pytest.Item, phase: str) -> Iterator[None]:
     if gate.isolated:
         # Enforced from here by killing the model worker, so neither a C loop nor Python code
         # that swallows exceptions outlives it; the worker limits its own thread pools.
-        with gate.deadline(seconds, f"{item.name} ({phase}, deploy_gate_check_timeout)"):
+        # And the gate waits for its workers on their CPU (Gate.cpus): a call's round trip
+        # does not wake a second core.
+        with (
+            gate.colocated(),
+            gate.deadline(seconds, f"{item.name} ({phase}, deploy_gate_check_timeout)"),
+        ):
             yield
         return
     from deploy_gate.timeouts import deadline

@@ -3,28 +3,36 @@
 :func:`expand` turns what a user names (``data.parquet``, ``window/``, ``logs/*.csv``,
 ``s3://bucket/window/``) into :class:`DataUnit` s, each one file or one Parquet row group, the
 units a Dask cluster maps over. :func:`read_unit` reads a unit in DataFrame chunks of bounded
-size. Local files are read as :func:`deploy_gate.drift.iter_chunks` reads them; URLs go through
-fsspec and the user's backend for the scheme (s3fs, gcsfs, adlfs, ...). Every failure is a
-``DataError`` naming the file.
+size; URLs go through fsspec and the user's backend for the scheme (s3fs, gcsfs, adlfs, ...).
+Every failure is a ``DataError`` naming the file.
+
+This module is the one home of "which file is which format" (:data:`SUFFIXES`,
+:func:`format_of`, :func:`require_format`) and of reading a local data file, whole
+(:func:`read_frame`) or in chunks (:func:`iter_chunks`, re-exported by :mod:`deploy_gate.drift`):
+``--deploy-gate-data``, ``--deploy-gate-current`` and ``deploy-gate profile build`` accept the
+same files because they all read them here.
 """
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
 import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any, Literal, TypeAlias
+from typing import IO, TYPE_CHECKING, Any, Literal, TypeAlias
 
-from deploy_gate.errors import DataError
+from deploy_gate.errors import ConfigError, DataError
 
 if TYPE_CHECKING:
     import pandas as pd
 
 Format: TypeAlias = Literal["parquet", "csv", "json", "profile"]
 
-_SUFFIXES: dict[str, Format] = {
+#: Which file name ending is which data format, for every option and command that reads data.
+#: Compressed files are decompressed by the ending (pandas infers it; fsspec for URLs).
+SUFFIXES: Mapping[str, Format] = {
     ".parquet": "parquet",
     ".pq": "parquet",
     ".csv": "csv",
@@ -37,6 +45,8 @@ _SUFFIXES: dict[str, Format] = {
     ".json": "json",
     ".jsonl.gz": "json",
 }
+#: Longest first, so ".csv.gz" wins over a shorter ending.
+_BY_LENGTH = sorted(SUFFIXES, key=len, reverse=True)
 _GLOB = re.compile(r"[*?\[]")
 _URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 #: How a saved profile begins (Profile.to_json), to tell it from JSON-lines data.
@@ -70,10 +80,24 @@ class DataUnit:
 def format_of(name: str) -> Format | None:
     """The data format a file name says, or None."""
     lower = name.lower()
-    for suffix in sorted(_SUFFIXES, key=len, reverse=True):
+    for suffix in _BY_LENGTH:
         if lower.endswith(suffix):
-            return _SUFFIXES[suffix]
+            return SUFFIXES[suffix]
     return None
+
+
+def require_format(name: str, what: str | None = None) -> Format:
+    """The data format a file name says; any other name is a ``DataError`` naming ``what`` (the
+    option or command), the file and the accepted endings."""
+    fmt = format_of(name)
+    if fmt is None:
+        ext = os.path.splitext(name)[1]
+        raise DataError(
+            f"{what + ': ' if what else ''}cannot read {name!r}: unknown format"
+            f"{f' {ext!r}' if ext else ''} (expected a name ending in one of "
+            f"{', '.join(sorted(SUFFIXES))})"
+        )
+    return fmt
 
 
 def expand(
@@ -168,14 +192,8 @@ def _expand_url(url: str, options: Mapping[str, Any], what: str) -> list[str]:
 
 
 def _unit(name: str, options: tuple[tuple[str, Any], ...], what: str) -> DataUnit:
-    fmt = format_of(name)
-    if fmt is None:
-        raise DataError(
-            f"{what}: cannot read {name!r}: unknown format "
-            "(expected .parquet, .csv, .jsonl/.json or a saved profile)"
-        )
-    unit = DataUnit(name, fmt, storage_options=options)
-    if fmt == "json" and _looks_like_profile(unit):
+    unit = DataUnit(name, require_format(name, what), storage_options=options)
+    if unit.format == "json" and _looks_like_profile(unit):
         return replace(unit, format="profile")
     return unit
 
@@ -230,70 +248,167 @@ def read_unit(
     """The rows of ``unit`` in DataFrames of at most ``chunk_rows`` rows (only ``columns``)."""
     if unit.format == "profile":
         raise DataError(f"{what}: {unit.location} is a saved profile, not data")
-    if not unit.is_url and unit.row_groups is None:
-        from deploy_gate.drift import iter_chunks
-
-        yield from _named(iter_chunks(unit.location, chunk_rows=chunk_rows, columns=columns), what)
-        return
+    _check_chunk_rows(chunk_rows)
     cols = None if columns is None else list(columns)
-    if unit.format == "parquet":
-        with _open(unit, what, compression=None) as fh:
-            pfile = _parquet(unit, fh, what)
-            if cols is not None:
-                present = set(pfile.schema_arrow.names)
-                lacking = [c for c in cols if c not in present]
-                if lacking:
-                    raise DataError(
-                        f"{what}: {unit.location} lacks feature(s) {', '.join(map(repr, lacking))}"
-                    )
-            try:
-                batches = pfile.iter_batches(
-                    batch_size=chunk_rows, row_groups=unit.row_groups, columns=cols
-                )
-                for batch in batches:
-                    yield batch.to_pandas()
-            except Exception as exc:  # any pyarrow failure means the file is unusable as data
-                raise DataError(f"{what}: cannot read {unit} as Parquet: {exc}") from exc
+    where = repr(unit.location)
+    if unit.row_groups is not None:
+        where += f" (row group {','.join(map(str, unit.row_groups))})"
+    if not unit.is_url:
+        if not os.path.exists(unit.location):
+            raise DataError(f"{what}: cannot read {unit.location!r}: no such file")
+        chunks = _chunks(unit.location, unit.format, where, chunk_rows, cols, unit.row_groups)
+        yield from _named(chunks, what)
+        return
+    compression = None if unit.format == "parquet" else "infer"
+    with _open(unit, what, compression=compression) as fh:
+        yield from _named(_chunks(fh, unit.format, where, chunk_rows, cols, unit.row_groups), what)
+
+
+def iter_chunks(
+    path: str | os.PathLike[str],
+    *,
+    chunk_rows: int = 100_000,
+    columns: Sequence[str] | None = None,
+) -> Iterator[pd.DataFrame]:
+    """Read a local Parquet, CSV or JSON-lines file (any ending of :data:`SUFFIXES`) as
+    DataFrames of at most ``chunk_rows`` rows.
+
+    Memory stays bounded by the chunk (and, for Parquet, one row group). Unreadable input raises
+    ``DataError`` naming the file.
+    """
+    _check_chunk_rows(chunk_rows)
+    name = os.fspath(path)
+    cols = None if columns is None else list(columns)
+    # Checks run now, not at the first next(): a bad path fails where the reader is made.
+    if not os.path.exists(name):
+        raise DataError(f"cannot read {name!r}: no such file")
+    return _chunks(name, require_format(name), repr(name), chunk_rows, cols)
+
+
+def read_frame(path: str | os.PathLike[str], fmt: Format) -> pd.DataFrame:
+    """A whole local data file of format ``fmt`` as one DataFrame, compressed or not.
+
+    What pandas or pyarrow raise passes through: the caller names its option and the file.
+    """
+    import pandas as pd
+
+    if fmt == "parquet":
+        return pd.read_parquet(path)
+    if fmt == "csv":
+        return pd.read_csv(path)
+    if fmt == "json":
+        return pd.read_json(path, lines=True)
+    raise DataError(f"cannot read {os.fspath(path)!r}: it is a saved profile, not data")
+
+
+def open_text(path: str | os.PathLike[str]) -> IO[str]:
+    """A local file as UTF-8 text lines (undecodable bytes replaced), decompressed by its ending
+    (``.gz``, ``.bz2``, ``.xz``)."""
+    name = os.fspath(path)
+    lower = name.lower()
+    if lower.endswith(".gz"):
+        import gzip
+
+        return gzip.open(name, "rt", encoding="utf-8", errors="replace")
+    if lower.endswith(".bz2"):
+        import bz2
+
+        return bz2.open(name, "rt", encoding="utf-8", errors="replace")
+    if lower.endswith(".xz"):
+        import lzma
+
+        return lzma.open(name, "rt", encoding="utf-8", errors="replace")
+    return open(name, encoding="utf-8", errors="replace")
+
+
+def _check_chunk_rows(chunk_rows: int) -> None:
+    if not isinstance(chunk_rows, int) or chunk_rows < 1:
+        raise ConfigError(f"chunk_rows must be a positive integer, got {chunk_rows!r}")
+
+
+def _chunks(
+    source: Any,
+    fmt: Format,
+    where: str,
+    chunk_rows: int,
+    cols: list[str] | None,
+    row_groups: tuple[int, ...] | None = None,
+) -> Iterator[pd.DataFrame]:
+    """The rows of a local path or an open binary file in chunks, the one chunked reader of
+    data; errors are ``DataError`` s naming ``where`` (the file) and no option."""
+    if fmt == "parquet":
+        pfile = _parquet_file(source, where)
+        if cols is not None:
+            _require_columns(pfile.schema_arrow.names, cols, where)
+        try:
+            batches = pfile.iter_batches(batch_size=chunk_rows, row_groups=row_groups, columns=cols)
+            for batch in batches:
+                yield batch.to_pandas()
+        except Exception as exc:  # any pyarrow failure means the file is unusable as data
+            raise DataError(f"cannot read {where} as Parquet: {exc}") from exc
         return
     import pandas as pd
 
-    with _open(unit, what, compression="infer") as fh:
-        try:
-            reader: Iterable[pd.DataFrame]
-            if unit.format == "csv":
-                reader = pd.read_csv(fh, chunksize=chunk_rows, usecols=cols)
-            else:
-                reader = pd.read_json(fh, lines=True, chunksize=chunk_rows)
-            for chunk in reader:
-                yield chunk if cols is None or unit.format == "csv" else chunk[cols]
-        except pd.errors.EmptyDataError as exc:
-            raise DataError(f"{what}: {unit.location} is empty") from exc
-        except (OSError, ValueError, KeyError, UnicodeDecodeError) as exc:
-            raise DataError(
-                f"{what}: cannot read {unit.location} as {unit.format.upper()}: {exc}"
-            ) from exc
-
-
-def _named(chunks: Iterator[pd.DataFrame], what: str) -> Iterator[pd.DataFrame]:
     try:
-        yield from chunks
+        reader: Iterable[pd.DataFrame]
+        if fmt == "csv":
+            reader = pd.read_csv(source, chunksize=chunk_rows, usecols=cols)
+        else:
+            reader = pd.read_json(source, lines=True, chunksize=chunk_rows)
+        for chunk in reader:
+            if cols is not None and fmt == "json":
+                _require_columns(chunk.columns, cols, where)
+                chunk = chunk[cols]
+            yield chunk
+    except DataError:
+        raise
+    except pd.errors.EmptyDataError as exc:
+        raise DataError(f"cannot read {where}: the file is empty") from exc
+    except (OSError, ValueError, KeyError, UnicodeDecodeError, EOFError) as exc:
+        raise DataError(f"cannot read {where} as {fmt.upper()}: {exc}") from exc
+
+
+def _require_columns(present: Iterable[Any], cols: list[str], where: str) -> None:
+    have = {str(c) for c in present}
+    lacking = [c for c in cols if c not in have]
+    if lacking:
+        raise DataError(f"cannot read {where}: no column(s) {', '.join(map(repr, lacking))}")
+
+
+@contextlib.contextmanager
+def _naming(what: str) -> Iterator[None]:
+    """A ``DataError`` of a reader, prefixed with the option or command that named the file."""
+    try:
+        yield
     except DataError as exc:
         raise DataError(f"{what}: {exc}") from exc
 
 
-def _parquet(unit: DataUnit, fh: Any, what: str) -> Any:
+def _named(chunks: Iterator[pd.DataFrame], what: str) -> Iterator[pd.DataFrame]:
+    with _naming(what):
+        yield from chunks
+
+
+def _parquet_file(source: Any, where: str) -> Any:
+    """A ``pyarrow.parquet.ParquetFile`` of a path or an open binary file."""
     try:
         import pyarrow.parquet as pq
     except ImportError as exc:
         raise DataError(
-            f"{what}: reading {unit.location} needs pyarrow "
+            f"cannot read {where}: Parquet needs pyarrow "
             "(pip install 'pytest-deploy-gate[parquet]')"
         ) from exc
     try:
-        # pre_buffer=False: column by column, so memory stays near one batch.
-        return pq.ParquetFile(fh, pre_buffer=False)
-    except Exception as exc:
-        raise DataError(f"{what}: cannot read {unit.location} as Parquet: {exc}") from exc
+        # pre_buffer=False: reading a row group column by column keeps peak memory near one
+        # batch instead of one whole row group of raw bytes plus its decoded copy.
+        return pq.ParquetFile(source, pre_buffer=False)
+    except Exception as exc:  # any pyarrow failure means the file is unusable as data
+        raise DataError(f"cannot read {where} as Parquet: {exc}") from exc
+
+
+def _parquet(unit: DataUnit, fh: Any, what: str) -> Any:
+    with _naming(what):
+        return _parquet_file(fh, repr(unit.location))
 
 
 class _open:
@@ -317,10 +432,6 @@ class _open:
                     compression=self.compression,
                     **dict(unit.storage_options),
                 ).open()
-            elif self.compression == "infer":
-                import fsspec
-
-                self.handle = fsspec.open(unit.location, "rb", compression="infer").open()
             else:
                 self.handle = open(unit.location, "rb")
         except FileNotFoundError as exc:
@@ -344,11 +455,16 @@ class _open:
 
 
 __all__ = [
+    "SUFFIXES",
     "DataUnit",
     "expand",
     "format_of",
     "is_profile_file",
+    "iter_chunks",
+    "open_text",
+    "read_frame",
     "read_text",
     "read_unit",
+    "require_format",
     "split_row_groups",
 ]

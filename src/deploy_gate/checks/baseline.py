@@ -61,17 +61,17 @@ def with_baseline(profile: ModelProfile | None, settings: Settings) -> bool:
 def baseline_checks(profile: ModelProfile | None, settings: Settings) -> list[Check]:
     """``baseline[<metric>]`` per metric, then ``baseline[error-rate]`` and
     ``baseline[prediction-shift]``; none without --deploy-gate-baseline."""
+    from deploy_gate.capabilities import comparison_task
     from deploy_gate.compare import default_metrics
 
     if settings.baseline is None:
         return []
     names: tuple[str, ...] = ()
+    task = comparison_task(profile.task) if profile is not None else None
     if settings.metrics is not None:
         names = tuple(settings.metrics)
-    elif profile is not None and profile.task == "classifier":
-        names = default_metrics("classification", has_proba=profile.has_proba)
-    elif profile is not None and profile.task == "regressor":
-        names = default_metrics("regression")
+    elif profile is not None and task is not None:
+        names = default_metrics(task, has_proba=profile.has_proba)
     return [Check("baseline", name, _metric_check(name), with_baseline) for name in names] + [
         Check("baseline", "error-rate", baseline_error_rate, with_baseline),
         Check("baseline", "prediction-shift", baseline_prediction_shift, with_baseline),

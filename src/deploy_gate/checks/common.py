@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from deploy_gate import validation as v
+from deploy_gate.capabilities import has_probabilities
 from deploy_gate.errors import InvalidOutputError
 from deploy_gate.validation import plain
 
@@ -52,9 +53,9 @@ def numeric_feature(data: GateData) -> Any:
 
 
 def has_proba(deployment: Any) -> bool:
-    """Whether the deployment serves probabilities (``supports_proba`` may say it does not)."""
-    method = getattr(deployment, "batch_predict_proba", None)
-    return callable(method) and bool(getattr(deployment, "supports_proba", True))
+    """Whether the deployment serves probabilities (``supports_proba`` may say it does not):
+    :func:`deploy_gate.capabilities.has_probabilities`, under the name the checks use."""
+    return has_probabilities(deployment)
 
 
 def predict(deployment: Any, rows: pd.DataFrame) -> np.ndarray:

@@ -260,8 +260,9 @@ def endpoint_matches_artifact(
     for name, value in _identity(deployment).items():
         deploy_gate_property(f"server_{name}", value)
 
-    use_proba = deployment.supports_proba and bool(getattr(approved, "supports_proba", True))
-    use_proba = use_proba and callable(getattr(approved, "batch_predict_proba", None))
+    from deploy_gate.capabilities import has_probabilities
+
+    use_proba = deployment.supports_proba and has_probabilities(approved)
     served_pred, served_proba = [], []
     for start in range(0, len(rows), CHUNK):
         chunk = rows.iloc[start : start + CHUNK]

@@ -25,7 +25,7 @@ def version_version_id(
 ) -> None:
     """Records the version id, sha256, size, loader and library versions; the file on disk
     still has the content that was loaded and checked."""
-    from deploy_gate.ledger import sha256_file
+    from deploy_gate.identity import sha256_file
 
     for key, value in model_artifact.metadata().items():
         deploy_gate_property(key, value)
@@ -83,7 +83,7 @@ def version_pinned_hash(
     deploy_gate_property: Callable[[str, object], None],
 ) -> None:
     """The artifact matches its hash in the pin file (deploy_gate_pin), checked before loading."""
-    from deploy_gate.ledger import sha256_file
+    from deploy_gate.identity import sha256_file
     from deploy_gate.safeload import find_pin, read_pins
 
     pin_file = Path(deploy_gate.settings.pin)

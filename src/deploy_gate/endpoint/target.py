@@ -67,6 +67,7 @@ class EndpointTarget:
         """The served model's profile: the approved artifact's, else what the server's metadata
         says; None when the endpoint is not usable."""
         from deploy_gate.artifact import ModelProfile
+        from deploy_gate.capabilities import has_probabilities, model_task
 
         if self.error is not None:
             return None
@@ -76,10 +77,8 @@ class EndpointTarget:
         classes = self.deployment.classes
         names = self.deployment.feature_names
         return ModelProfile(
-            task="classifier"
-            if classes is not None or self.deployment.supports_proba
-            else "unknown",
-            has_proba=self.deployment.supports_proba,
+            task=model_task(self.deployment),
+            has_proba=has_probabilities(self.deployment),
             classes=classes,
             feature_names=names,
             n_features=len(names) if names is not None else None,

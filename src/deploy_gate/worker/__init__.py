@@ -25,6 +25,8 @@ _EXPORTS = {
     "WorkerLimits": "deploy_gate.worker.sandbox",
     "default_memory_limit": "deploy_gate.worker.sandbox",
     "remote": "deploy_gate.worker.client",
+    "one_cpu": "deploy_gate.worker.client",
+    "on_cpus": "deploy_gate.worker.client",
     "RemoteError": "deploy_gate.worker.errors",
     "WorkerDied": "deploy_gate.worker.errors",
     "WorkerError": "deploy_gate.worker.errors",
@@ -47,6 +49,8 @@ __all__ = [
     "WorkerProtocolError",
     "WorkerTimeout",
     "default_memory_limit",
+    "on_cpus",
+    "one_cpu",
     "remote",
     "worker_environment",
 ]
@@ -60,6 +64,8 @@ if TYPE_CHECKING:
         TimedPairs,
         WorkerConfig,
         WorkerInfo,
+        on_cpus,
+        one_cpu,
         remote,
         worker_environment,
     )

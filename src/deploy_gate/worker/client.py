@@ -134,6 +134,11 @@ class WorkerConfig:
     replay_methods: frozenset[str] = frozenset({"load_model"})
     #: How messages name the worker: "model process", "baseline model process", ...
     label: str = "model process"
+    #: CPUs the worker runs on, set before anything is imported there so that every thread the
+    #: model starts inherits them; None leaves placement to the OS. A caller that waits on the
+    #: same CPU (``colocated()``) makes a call's round trip a switch between two processes on
+    #: one core instead of waking a second core, which a virtual machine charges dearly for.
+    cpus: tuple[int, ...] | None = None
 
     def __post_init__(self) -> None:
         if self.isolation not in ISOLATION_LEVELS:
@@ -148,6 +153,10 @@ class WorkerConfig:
             raise ValueError(f"budget_seconds must be positive, not {self.budget_seconds!r}")
         if isinstance(self.max_deaths, bool) or not self.max_deaths >= 1:
             raise ValueError(f"max_deaths must be at least 1, not {self.max_deaths!r}")
+        if self.cpus is not None and (
+            not self.cpus or any(type(c) is not int or c < 0 for c in self.cpus)
+        ):
+            raise ValueError(f"cpus must be CPU numbers or None, not {self.cpus!r}")
 
 
 @dataclass(frozen=True)
@@ -288,6 +297,11 @@ class ModelWorker:
     def log_path(self) -> Path | None:
         """Where the model's stdout and stderr go (the tail is quoted when the child dies)."""
         return self._base / "worker.log" if self._base is not None else None
+
+    def colocated(self) -> contextlib.AbstractContextManager[None]:
+        """The calling thread waits for answers on the worker's CPUs (``config.cpus``) inside
+        the block, and gets its own CPUs back after it; nothing happens without ``cpus``."""
+        return on_cpus(self.config.cpus)
 
     @contextlib.contextmanager
     def deadline(self, seconds: float, what: str) -> Iterator[None]:
@@ -619,6 +633,7 @@ class ModelWorker:
             "gate_pid": os.getpid(),
             "sys_path": list(config.sys_path),
             "max_frame_bytes": config.max_frame_bytes,
+            "cpus": list(config.cpus) if config.cpus is not None else None,
         }
         env = dict(config.env) if config.env is not None else worker_environment(scratch)
         request_read, request_write = os.pipe()
@@ -875,6 +890,38 @@ def remote(obj: object) -> Remote | None:
         return None
     get = object.__getattribute__
     return Remote(get(obj, "_dg_worker"), get(obj, "_dg_handle"), get(obj, "_dg_type"), obj, method)
+
+
+def one_cpu(index: int = 0) -> tuple[int, ...] | None:
+    """One of the CPUs this process may use, the ``index``-th modulo their number (so parallel
+    pytest workers spread over them), or None where there is nothing to choose: one CPU, or an
+    OS without ``sched_setaffinity``."""
+    if not hasattr(os, "sched_getaffinity"):
+        return None
+    cpus = sorted(os.sched_getaffinity(0))
+    if len(cpus) < 2:
+        return None
+    return (cpus[index % len(cpus)],)
+
+
+@contextlib.contextmanager
+def on_cpus(cpus: Sequence[int] | None) -> Iterator[None]:
+    """The calling thread runs on ``cpus`` inside the block (threads it starts there keep
+    them); its own set comes back after it. None, or an OS that cannot, changes nothing."""
+    if not cpus or not hasattr(os, "sched_setaffinity"):
+        yield
+        return
+    try:
+        before = os.sched_getaffinity(0)
+        os.sched_setaffinity(0, cpus)
+    except OSError:  # CPUs this thread may not use (a container's cpuset changed): no change
+        yield
+        return
+    try:
+        yield
+    finally:
+        with contextlib.suppress(OSError):
+            os.sched_setaffinity(0, before)
 
 
 def _handle(obj: RemoteObject | str) -> str:

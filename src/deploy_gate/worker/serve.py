@@ -15,6 +15,7 @@ need them.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -40,6 +41,12 @@ REPORTED_LIBRARIES = (
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     config = json.loads(args[0])
+    cpus = config.get("cpus")
+    if cpus and hasattr(os, "sched_setaffinity"):
+        # First, before any library starts a thread: every thread inherits the set.
+        # CPUs this process may not use (OSError, ValueError): the OS places it.
+        with contextlib.suppress(OSError, ValueError):
+            os.sched_setaffinity(0, cpus)
     channel_in, channel_out = os.dup(0), os.dup(1)  # new descriptors are close-on-exec
     null = os.open(os.devnull, os.O_RDONLY)
     os.dup2(null, 0)
