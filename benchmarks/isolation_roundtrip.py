@@ -81,7 +81,8 @@ def _floor_child(path: str, row_json: str) -> None:  # pragma: no cover - the ec
 
 def floors(path: str, row: dict[str, float], calls: int, rounds: int) -> dict[str, float]:
     """Round trips (wall minus the child's own time) of the least protocol possible, in us:
-    ``pipe`` to a process that answers at once, ``model`` to one that first runs the model."""
+    ``pipe`` to a process that answers at once, ``model`` to one that first runs the model; the
+    keys ending in ``wall`` are whole calls."""
     import json
     import subprocess
 
@@ -107,11 +108,14 @@ def floors(path: str, row: dict[str, float], calls: int, rounds: int) -> dict[st
                 os.sched_setaffinity(child.pid, cpus)
                 with on_cpus(cpus):
                     times = out.setdefault(f"{kind} {placement}", [])
+                    walls = out.setdefault(f"{kind} {placement} wall", [])
                     for _ in range(calls):
                         start = time.perf_counter_ns()
                         os.write(wfd, b"x" * 100)
                         own = int.from_bytes(os.read(rfd, 8), "little")
-                        times.append((time.perf_counter_ns() - start - own) / 1e3)
+                        wall = time.perf_counter_ns() - start
+                        times.append((wall - own) / 1e3)
+                        walls.append(wall / 1e3)
         child.stdin.close()
         child.wait()
     return {key: statistics.median(values) for key, values in out.items()}
@@ -184,7 +188,8 @@ def main() -> None:
     for name in placements:
         print(
             f"  {name:14} raw ping-pong {floor['pipe ' + name]:6.1f}   "
-            f"to a process running the model {floor['model ' + name]:6.1f}"
+            f"to a process running the model {floor['model ' + name]:6.1f}, "
+            f"which adds {floor['model ' + name + ' wall'] - here:6.1f} to the call in-process"
         )
 
 

@@ -410,3 +410,50 @@ def test_mlserver_serving_the_example_model_is_gated_over_v2(
         ["FAILED endpoint:churn::errors[[]missing-feature]: *HTTP 500 from POST*"]
     )
     assert result.ret == 1
+
+
+def test_every_concurrent_round_has_all_its_requests_in_flight_when_the_cap_cuts_rounds() -> None:
+    # A service taking 50 ms a request, 8 in flight, a 1 s cap: sized by the cap alone, rounds
+    # had 5 calls, never 8 in flight, and a slow service under load measured fast.
+    import threading
+
+    from deploy_gate.checks.endpoint import concurrent_latency_settings
+    from deploy_gate.endpoint.load import ConcurrentTimer
+    from deploy_gate.latency import LatencyMeasurement
+
+    concurrency = 8
+    lock = threading.Lock()
+    state = {"in_flight": 0, "peak": 0}
+
+    def slow_service(row: int) -> int:
+        with lock:
+            state["in_flight"] += 1
+            state["peak"] = max(state["peak"], state["in_flight"])
+        time.sleep(0.05)
+        with lock:
+            state["in_flight"] -= 1
+        return row
+
+    timer = ConcurrentTimer(slow_service, [0, 1, 2], concurrency)
+    rounds: list[tuple[int, int]] = []
+
+    def watched(calls: int, start: int) -> tuple[object, int]:
+        state["peak"] = 0
+        out = timer(calls, start)
+        rounds.append((calls, state["peak"]))
+        return out
+
+    measurement = LatencyMeasurement(
+        slow_service,
+        [0, 1, 2],
+        {"p50": None},
+        settings=concurrent_latency_settings(1.0, concurrency),
+        timer=watched,
+    )
+    try:
+        measurement.verdicts()
+    finally:
+        timer.close()
+    timed = [(calls, peak) for calls, peak in rounds if calls > 1]  # not the warm-up's singles
+    assert timed
+    assert all(calls >= 4 * concurrency and peak == concurrency for calls, peak in timed), timed

@@ -884,6 +884,10 @@ def test_benchmark_entry_stats_describe_the_round_values_in_seconds() -> None:
     assert entry["stats"]["max"] == pytest.approx(0.010)
     assert entry["stats"]["rounds"] == 5
     assert entry["stats"]["data"] == pytest.approx(list(seconds))
+    # Quartiles and outliers as pytest-benchmark computes them (a hand-written copy disagreed).
+    assert entry["stats"]["q1"] == pytest.approx(0.00175)
+    assert entry["stats"]["q3"] == pytest.approx(0.0055)
+    assert entry["stats"]["outliers"] == "1;0"
 
 
 def test_benchmark_storage_path_numbers_runs_like_pytest_benchmark(tmp_path: Path) -> None:

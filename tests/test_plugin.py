@@ -330,6 +330,32 @@ def test_a_hook_adds_a_check_to_the_catalogue(gate: GateRun) -> None:
     )
 
 
+def test_a_contributed_check_is_collected_only_where_its_applies_says_so(gate: GateRun) -> None:
+    gate.artifact(fm.LinearRegressor(), "regressor.joblib")
+    gate.artifact(fm.ThresholdClassifier(), "classifier.joblib")
+    gate.pytester.makeconftest(
+        """
+        from deploy_gate import Check
+
+        def positive(deployment):
+            pass
+
+        def pytest_deploy_gate_checks(profile, settings):
+            def regressor(profile, settings):
+                return profile is not None and profile.task == "regressor"
+
+            return [Check("output", "regressor-only", positive, applies=regressor)]
+        """
+    )
+    gate.run("regressor.joblib", "classifier.joblib", "-k", "regressor-only", target="label")
+    names = {
+        (str(case.get("classname")), str(case.get("name")))
+        for case in gate.junit().iter("testcase")
+    }
+    assert ("regressor.joblib", "output[regressor-only]") in names
+    assert ("classifier.joblib", "output[regressor-only]") not in names
+
+
 def test_without_data_a_model_with_feature_names_is_probed_with_synthetic_rows(
     gate: GateRun,
 ) -> None:
@@ -570,3 +596,58 @@ def test_a_flag_whose_value_means_none_overrides_the_ini_file(
     assert getattr(settings, name) == expected
     assert settings.source(name) == flag.split("=")[0]
     assert resolve(pytester.parseconfig()).latency_threads == 2
+
+
+def _matches(value: object, hint: object) -> bool:
+    """``value`` is of the type ``hint`` (the few forms ``Settings`` declares)."""
+    import types
+    import typing
+
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if hint is type(None):
+        return value is None
+    if origin in (typing.Union, types.UnionType):
+        return any(_matches(value, a) for a in args)
+    if origin is typing.Literal:
+        return value in args
+    if origin is tuple:
+        if not isinstance(value, tuple):
+            return False
+        if len(args) == 2 and args[1] is Ellipsis:
+            return all(_matches(v, args[0]) for v in value)
+        return len(value) == len(args) and all(map(_matches, value, args))
+    if origin is list:
+        return isinstance(value, list) and all(_matches(v, args[0]) for v in value)
+    if hint is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    return isinstance(value, typing.cast(type, hint))
+
+
+def test_settings_declare_every_option_with_the_type_its_parser_gives(
+    pytester: pytest.Pytester,
+) -> None:
+    # The declarations are what mypy checks every use against; they must not drift from the
+    # option table, nor from what the parsers and defaults really produce.
+    import typing
+
+    from deploy_gate.endpoint.settings import EndpointSpec
+    from deploy_gate.options import OPTIONS, Settings, resolve
+
+    hints = typing.get_type_hints(Settings, localns={"EndpointSpec": EndpointSpec})
+    assert set(hints) - {"_values", "_sources"} == {o.name for o in OPTIONS}
+    pytester.makeini(
+        "[pytest]\n"
+        "deploy_gate_latency_budget =\n    p99=50ms\n    p50@8=none\n"
+        "deploy_gate_endpoint = svc=http://127.0.0.1:1\n"
+        "deploy_gate_endpoint_latency_budget = p99@8=1s\n"
+        "deploy_gate_trust = my_project\n"
+        "deploy_gate_memory_limit = 2GiB\n"
+        "deploy_gate_metrics = accuracy\n"
+        "deploy_gate_output_range = 0,1\n"
+        "deploy_gate_data = holdout.csv\n"
+    )
+    for config in (pytester.parseconfig(), pytester.parseconfig("--deploy-gate-memory-limit=none")):
+        settings = resolve(config)
+        for option in OPTIONS:
+            value = getattr(settings, option.name)
+            assert _matches(value, hints[option.name]), (option.name, value)

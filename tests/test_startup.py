@@ -102,3 +102,32 @@ def test_option_values_are_parsed_by_the_parsers_module_on_first_use() -> None:
     assert by_name["latency_budget"].parse("p95@32=200ms") == ("p95", 32, 200.0)
     # The parsers stay importable from options, where they always were.
     assert options.parse_duration_ms is parsers.parse_duration_ms
+
+
+#: The library a serving process uses without pytest, and what a gate run builds on.
+LIBRARY_MODULES = (
+    "adapters", "artifact", "capabilities", "cluster", "compare", "data", "deployment", "drift",
+    "files", "html", "identity", "latency", "ledger", "mltestscore", "monitor", "profiles",
+    "record", "report", "rollout", "safeload", "sketch", "sources", "stats", "validation",
+)  # fmt: skip
+#: The pytest layer: the library never imports these.
+PLUGIN_LAYER = (
+    "pytest", "_pytest", "deploy_gate.options", "deploy_gate.plugin", "deploy_gate.session",
+    "deploy_gate.gate", "deploy_gate.collect", "deploy_gate.reporter", "deploy_gate.checks",
+)  # fmt: skip
+
+
+def test_the_library_never_imports_pytest_or_the_plugin_layer() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import importlib, json, sys\n"
+        f"for name in {list(LIBRARY_MODULES)!r}:\n"
+        "    importlib.import_module('deploy_gate.' + name)\n"
+        f"print(json.dumps(sorted(m for m in {list(PLUGIN_LAYER)!r} if m in sys.modules)))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=300
+    )
+    assert json.loads(done.stdout) == []

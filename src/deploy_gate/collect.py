@@ -30,7 +30,7 @@ class GateFile(pytest.File):
         results = self.config.hook.pytest_deploy_gate_checks(
             profile=profile, settings=gate.settings
         )
-        for check in iter_checks(results):
+        for check in iter_checks(results, profile, gate.settings):
             yield GateItem.from_parent(self, name=check.name, callobj=check.func, check=check)
 
 

@@ -24,7 +24,12 @@ if TYPE_CHECKING:
 
 @runtime_checkable
 class Deployment(Protocol):
-    """What every built-in check calls. ``batch_predict_proba`` is optional (classifiers)."""
+    """What every built-in check calls.
+
+    The checks also read optional attributes where a deployment has them: ``classes`` (class
+    labels), ``feature_names`` (the columns it claims) and, for classifiers,
+    ``batch_predict_proba`` with ``supports_proba`` (see :class:`ProbabilisticDeployment`).
+    """
 
     def load_model(self) -> None: ...
 
@@ -38,6 +43,18 @@ class Deployment(Protocol):
     def get_model_metadata(self) -> dict[str, Any]: ...
 
     def get_latency_stats(self) -> dict[str, Any]: ...
+
+
+class ProbabilisticDeployment(Deployment, Protocol):
+    """A deployment that serves class probabilities, one row per input row.
+
+    Having the method is not enough: ``supports_proba`` may say that this model has none
+    (:class:`ModelDeployment` of a regressor, an MLflow endpoint). The checks narrow a
+    :class:`Deployment` to this with :func:`deploy_gate.checks.common.has_proba`, which asks
+    :func:`deploy_gate.capabilities.has_probabilities`.
+    """
+
+    def batch_predict_proba(self, rows: Any) -> Any: ...
 
 
 class ModelDeployment:

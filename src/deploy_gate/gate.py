@@ -6,23 +6,24 @@ import contextlib
 import os
 import site
 import sys
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Hashable, Iterable, Iterator
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from deploy_gate.errors import DataError, UnsafeArtifactError
 
 if TYPE_CHECKING:
     from deploy_gate.artifact import LoadedArtifact
     from deploy_gate.data import GateData
-    from deploy_gate.deployment import ModelDeployment
     from deploy_gate.options import Settings
     from deploy_gate.worker import ModelWorker, RemoteObject, WorkerConfig
 
 
 #: The isolation property of an artifact that ran in pytest's own process.
 NO_ISOLATION = "none: the model ran inside pytest (--deploy-gate-isolation none)"
+
+T = TypeVar("T")
 
 
 class Gate:
@@ -39,12 +40,13 @@ class Gate:
         self._resolved = frozenset(p.resolve() for p in self.artifact_paths)
         self.started = started or datetime.now(timezone.utc)
         self._loaded: dict[Path, LoadedArtifact | BaseException] = {}
-        self._deployments: dict[Path, ModelDeployment] = {}
         self._data: GateData | None = None
         self._data_read = False
         self._artifact_data: dict[Path, GateData | str] = {}
         self._pins: dict[str, str] | None = None
-        self._cache: dict[object, Any] = {}
+        #: What :meth:`cached` computed, by key; a key is only ever computed by one kind of
+        #: ``compute``, so its value has that function's return type.
+        self._cache: dict[Hashable, Any] = {}
         self._workers: dict[Path, ModelWorker] = {}
         self._remote_artifacts: dict[Path, RemoteObject] = {}
 
@@ -98,16 +100,15 @@ class Gate:
         its workers never run at the same time. Parallel pytest workers take different CPUs.
         With pools left alone (``auto``) or larger, the model may need several: no pinning.
         """
-        if "cpus" not in self._cache:
+
+        def compute() -> tuple[int, ...] | None:
             from deploy_gate.worker import one_cpu
 
             xdist = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
             index = int(xdist[2:]) if xdist[2:].isdigit() else 0
-            self._cache["cpus"] = (
-                one_cpu(index) if self.isolated and self.settings.latency_threads == 1 else None
-            )
-        cpus: tuple[int, ...] | None = self._cache["cpus"]
-        return cpus
+            return one_cpu(index) if self.isolated and self.settings.latency_threads == 1 else None
+
+        return self.cached("cpus", compute)
 
     def colocated(self) -> contextlib.AbstractContextManager[None]:
         """The calling thread waits for the model workers on their CPU inside the block."""
@@ -269,10 +270,7 @@ class Gate:
     def default_factory(self) -> Callable[[Path], Any]:
         """The gate's own deployment for a path: ``ModelDeployment`` with the artifact the gate
         loaded, its feature names and trust, counting invalid outputs instead of raising."""
-        factory = self._cache.get("default-factory")
-        if factory is None:
-            factory = self._cache["default-factory"] = DefaultFactory(self)
-        return factory
+        return self.cached("default-factory", lambda: DefaultFactory(self))
 
     def served_by(self, factory: Callable[[Path], Any]) -> Callable[[Path], Any]:
         """``factory`` as the checks call it: building in each artifact's model worker.
@@ -282,33 +280,26 @@ class Gate:
         """
         if not self.isolated or isinstance(factory, DefaultFactory):
             return factory
-        key = ("served-by", factory)
-        if key not in self._cache:
-            self._cache[key] = RemoteFactory(self, factory)
-        return self._cache[key]  # type: ignore[no-any-return]
+        return self.cached(("served-by", factory), lambda: RemoteFactory(self, factory))
 
-    def cached(self, key: object, compute: Callable[[], Any]) -> Any:
-        """``compute()`` once per key in this process (comparisons, rollout replays)."""
+    def cached(self, key: Hashable, compute: Callable[[], T]) -> T:
+        """``compute()`` once per key in this process (comparisons, rollout replays, latency
+        verdicts, endpoint targets), typed as ``compute`` returns.
+
+        A key is a tuple that starts with what it holds (``("comparison", path)``) or such a
+        string alone, and each is computed by one kind of function only: that is what makes
+        the stored value the type ``compute`` returns.
+        """
         if key not in self._cache:
             self._cache[key] = compute()
-        return self._cache[key]
+        value: T = self._cache[key]
+        return value
 
     def feature_names(self, artifact: LoadedArtifact) -> tuple[str, ...] | None:
         if artifact.profile.feature_names is not None:
             return artifact.profile.feature_names
         real = self.data()
         return tuple(map(str, real.features.columns)) if real is not None else None
-
-    def deployment(
-        self, artifact: LoadedArtifact, factory: Callable[[Path], Any]
-    ) -> ModelDeployment:
-        """The default deployment of an artifact, loaded once and shared by the checks."""
-        key = artifact.path.resolve()
-        if key not in self._deployments:
-            deployment = factory(artifact.path)
-            deployment.load_model()
-            self._deployments[key] = deployment
-        return self._deployments[key]
 
 
 def project_paths() -> tuple[str, ...]:

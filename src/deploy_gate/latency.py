@@ -20,7 +20,6 @@ import json
 import math
 import platform
 import re
-import statistics
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -32,7 +31,7 @@ from typing import Any, Generic, TypeVar
 import numpy as np
 
 from deploy_gate.errors import ConfigError
-from deploy_gate.options import parse_duration_ms, parse_percentile, parse_threads
+from deploy_gate.parsers import parse_duration_ms, parse_percentile, parse_threads
 
 __all__ = [
     "FLOOR_CALLS_PER_ROUND",
@@ -247,6 +246,10 @@ class LatencySettings:
     #: ``min_rounds`` rounds of this size would not fit in half of ``max_seconds``.
     min_calls_per_round: int = 100
     max_calls_per_round: int = 1000
+    #: The fewest calls a round has even when the cap would make rounds smaller. Concurrent
+    #: requests need a floor of several times their concurrency: a round of fewer calls never
+    #: has them all in flight, and a slow service under load measured that way looked fast.
+    floor_calls_per_round: int = 5
     #: The warm-up lasts at least this many calls and ``warmup_seconds``, but never more than
     #: a tenth of ``max_seconds``, so a slow model spends its time in rounds.
     warmup_calls: int = 20
@@ -273,7 +276,13 @@ class LatencySettings:
             positive_int("threads", self.threads)
         if self.calls_per_round is not None:
             positive_int("calls_per_round", self.calls_per_round)
-        for name in ("min_rounds", "max_rounds", "min_calls_per_round", "max_calls_per_round"):
+        for name in (
+            "min_rounds",
+            "max_rounds",
+            "min_calls_per_round",
+            "max_calls_per_round",
+            "floor_calls_per_round",
+        ):
             positive_int(name, getattr(self, name))
         positive_int("warmup_calls", self.warmup_calls)
         for name in ("max_seconds", "round_seconds", "warmup_seconds"):
@@ -655,12 +664,13 @@ def _calls_per_round(settings: LatencySettings, call_ns: float) -> int:
     # ... but min_rounds must fit in half the cap, so that a slow model still gets a decision.
     fit = settings.max_seconds / (2 * settings.min_rounds) / call_s
     calls = min(wanted, fit, settings.max_calls_per_round)
-    return max(int(calls), FLOOR_CALLS_PER_ROUND)
+    return max(int(calls), settings.floor_calls_per_round)
 
 
 _STANDARD_LABELS = ("p50", "p95", "p99")
 
-#: The fewest calls a round ever has, whatever the model's speed.
+#: The fewest calls a round has by default, whatever the model's speed
+#: (``LatencySettings.floor_calls_per_round``).
 FLOOR_CALLS_PER_ROUND = 5
 
 
@@ -1376,37 +1386,18 @@ def benchmark_entry(
     ``name``/``fullname`` should be the item's name and node id (``model.joblib::latency[p99-
     batch=1]``) so that runs of successive model versions line up in ``pytest-benchmark compare``.
     """
+    import importlib
+
+    # The module is untyped; as Any, strict mypy does not flag each call into it.
+    Stats: Any = importlib.import_module("pytest_benchmark.stats").Stats
     data = [float(v) / 1e3 for v in round_values_ms]  # pytest-benchmark stores seconds
     if not data:
         raise ValueError(f"no rounds to store for {fullname!r}")
-    ordered = sorted(data)
-    mean = statistics.fmean(data)
-    stddev = statistics.stdev(data) if len(data) > 1 else 0.0
-    q1, _, q3 = statistics.quantiles(data, n=4, method="inclusive") if len(data) > 1 else data * 3
-    iqr = q3 - q1
-    inside = [v for v in ordered if q1 - 1.5 * iqr <= v <= q3 + 1.5 * iqr] or ordered
-    total = sum(data)
-    stats = {
-        "min": ordered[0],
-        "max": ordered[-1],
-        "mean": mean,
-        "stddev": stddev,
-        "rounds": len(data),
-        "median": statistics.median(data),
-        "iqr": iqr,
-        "q1": q1,
-        "q3": q3,
-        "iqr_outliers": len(data) - len(inside),
-        "stddev_outliers": sum(1 for v in data if abs(v - mean) > stddev),
-        "outliers": "",
-        "ld15iqr": inside[0],
-        "hd15iqr": inside[-1],
-        "ops": len(data) / total if total else 0.0,
-        "total": total,
-        "data": data,
-        "iterations": 1,
-    }
-    stats["outliers"] = f"{stats['stddev_outliers']};{stats['iqr_outliers']}"
+    # pytest-benchmark's own statistics, so its ``compare`` shows what it would have computed.
+    computed = Stats()
+    for value in data:
+        computed.update(value)
+    stats: dict[str, Any] = {**computed.as_dict(), "data": data, "iterations": 1}
     return {
         "group": group,
         "name": name,

@@ -14,10 +14,12 @@ import argparse
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:
     import pytest
+
+    from deploy_gate.endpoint.settings import EndpointSpec
 
     # Their home is deploy_gate.parsers; importable from here too, as they always were.
     from deploy_gate.parsers import choice as choice
@@ -453,17 +455,85 @@ OPTIONS: tuple[Option, ...] = (
 
 
 class Settings:
-    """Resolved settings: ``settings.data``, ``settings.target``, ... (None when unset)."""
+    """Resolved settings: ``settings.data``, ``settings.target``, ... (None when unset).
+
+    Every option of ``OPTIONS`` is an attribute, typed below as its parser returns it (a test
+    keeps the declarations and the table in step), so mypy checks each use across the seam
+    between the plugin and the library; reading a name that is no option is a type error.
+    """
+
+    data: Path | None
+    target: str | None
+    output_range: tuple[float, float] | None
+    smoke_latency_ms: float
+    baseline: Path | None
+    metrics: tuple[str, ...] | None
+    min_relative: float
+    max_error_ratio: float
+    error_floor: float
+    max_shift: float
+    max_label_flips: float
+    rollout_stages: tuple[float, ...]
+    rollout_confidence: float
+    rollout_min_samples: int
+    rollout_key: str | None
+    rollout_order_by: str | None
+    rollout_seed: int
+    current: Path | None
+    profile: Path | None
+    save_profile: Path | None
+    drift_psi: float
+    drift_pvalue: float
+    drift_effect_floor: float
+    html: Path | None
+    record: bool
+    ledger: Path
+    record_partial: bool
+    latency_budget: list[tuple[str, int, float | None]] | None
+    latency_batch_sizes: tuple[int, ...]
+    latency_max_seconds: float
+    latency_inconclusive: Literal["fail", "warn"]
+    latency_gc: Literal["on", "off"]
+    latency_max_ratio: float
+    latency_noise_floor: float
+    latency_json: Path | None
+    latency_threads: int | None
+    trust: list[str] | None
+    pin: Path | None
+    isolation: Literal["sandbox", "process", "none"]
+    python: Path | None
+    strict_versions: bool
+    memory_limit: int | Literal["auto"] | None
+    artifact_timeout: float
+    check_timeout: float
+    latency_batch_slack: float
+    endpoint: list[EndpointSpec] | None
+    endpoint_protocol: Literal["auto", "v2", "mlflow", "json"]
+    endpoint_timeout: float
+    endpoint_concurrency: tuple[int, ...]
+    endpoint_latency_budget: list[tuple[str, int | None, float | None]] | None
 
     def __init__(self, values: Mapping[str, Any], sources: Mapping[str, str]) -> None:
         self._values = dict(values)
         self._sources = dict(sources)
 
-    def __getattr__(self, name: str) -> Any:
-        try:
-            return self._values[name]
-        except KeyError:
-            raise AttributeError(name) from None
+    if not TYPE_CHECKING:  # for mypy, only the declared names exist
+
+        def __getattr__(self, name: str) -> Any:
+            try:
+                return self._values[name]
+            except KeyError:
+                raise AttributeError(name) from None
+
+    def path(self, name: str) -> Path:
+        """The path option ``name``, for code that runs only when it is set (a ``ConfigError``
+        naming the flag if it is not)."""
+        value = self._values.get(name)
+        if not isinstance(value, Path):
+            from deploy_gate.errors import ConfigError
+
+            raise ConfigError(f"--deploy-gate-{name.replace('_', '-')} is not set")
+        return value
 
     def source(self, name: str) -> str:
         """Where a value came from: the flag, the ini file, or "default"."""

@@ -19,8 +19,10 @@ from deploy_gate.options import add_options
 
 if TYPE_CHECKING:
     from deploy_gate.artifact import LoadedArtifact, ModelProfile
-    from deploy_gate.checks import BaselineRun, Check
+    from deploy_gate.checks import Check
+    from deploy_gate.checks.baseline import BaselineRun
     from deploy_gate.data import GateData
+    from deploy_gate.deployment import Deployment
     from deploy_gate.gate import Gate
     from deploy_gate.options import Settings
 
@@ -149,7 +151,7 @@ def deployment_factory(deploy_gate: Gate) -> Callable[[Path], Any]:
 @pytest.fixture
 def deploy_gate_factory(
     deploy_gate: Gate, deployment_factory: Callable[[Path], Any]
-) -> Callable[[Path], Any]:
+) -> Callable[[Path], Deployment]:
     """``deployment_factory`` as the gate calls it: building in the model worker (a proxy comes
     back) unless ``--deploy-gate-isolation none``."""
     from deploy_gate.errors import ConfigError
@@ -164,11 +166,11 @@ def deploy_gate_factory(
 def deployment(
     deploy_gate: Gate,
     model_artifact: LoadedArtifact,
-    deploy_gate_factory: Callable[[Path], Any],
-) -> Any:
+    deploy_gate_factory: Callable[[Path], Deployment],
+) -> Deployment:
     """The loaded deployment every check drives; override it to gate your serving wrapper."""
 
-    def load() -> Any:
+    def load() -> Deployment:
         deployed = deploy_gate_factory(model_artifact.path)
         deployed.load_model()
         return deployed
@@ -180,10 +182,11 @@ def deployment(
 
 @pytest.fixture
 def deploy_gate_baseline(
-    deploy_gate: Gate, deploy_gate_factory: Callable[[Path], Any]
+    deploy_gate: Gate, deploy_gate_factory: Callable[[Path], Deployment]
 ) -> BaselineRun:
     """The model in production (--deploy-gate-baseline), served like the candidate."""
-    from deploy_gate.checks import BaselineRun, describe_exc
+    from deploy_gate.checks import describe_exc
+    from deploy_gate.checks.baseline import BaselineRun
 
     path = deploy_gate.settings.baseline
     if path is None:
@@ -192,7 +195,7 @@ def deploy_gate_baseline(
     if isinstance(loaded, BaseException):
         pytest.fail(f"baseline {path} did not load: {describe_exc(loaded)}", pytrace=False)
 
-    def load() -> Any:
+    def load() -> Deployment:
         served = deploy_gate_factory(loaded.path)
         served.load_model()
         return served

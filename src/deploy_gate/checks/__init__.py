@@ -92,21 +92,17 @@ def builtin_checks(profile: ModelProfile | None, settings: Settings) -> list[Che
     )
 
 
-def iter_checks(extra: Iterable[Iterable[Check]]) -> list[Check]:
-    """Flatten the hook results into one list, keeping the first of any duplicate name."""
+def iter_checks(
+    extra: Iterable[Iterable[Check]], profile: ModelProfile | None, settings: Settings
+) -> list[Check]:
+    """Flatten the hook results into one list of the checks whose ``applies`` says yes for this
+    model, keeping the first of any duplicate name: a contributed check's ``applies`` counts
+    like a built-in one's."""
     seen: set[str] = set()
     out: list[Check] = []
     for group in extra:
         for item in group or ():
-            if item.name not in seen:
+            if item.name not in seen and item.applies(profile, settings):
                 seen.add(item.name)
                 out.append(item)
     return out
-
-
-def __getattr__(name: str) -> object:
-    if name == "BaselineRun":
-        from deploy_gate.checks.baseline import BaselineRun
-
-        return BaselineRun
-    raise AttributeError(name)

@@ -19,20 +19,24 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from deploy_gate.artifact import LoadedArtifact, ModelProfile
+    from deploy_gate.compare import BaselineComparison
     from deploy_gate.data import GateData
+    from deploy_gate.deployment import Deployment, ProbabilisticDeployment
     from deploy_gate.gate import Gate
     from deploy_gate.options import Settings
+    from deploy_gate.rollout import StageResult
 
 
 class ColumnSelector:
     """Hands a deployment only the columns its model takes, so a candidate and a baseline with
     different features can be fed the same table."""
 
-    def __init__(self, deployment: Any, names: Sequence[str] | None) -> None:
+    def __init__(self, deployment: Deployment, names: Sequence[str] | None) -> None:
         self.deployment = deployment
         self.names = list(names) if names is not None else None
         self.classes = getattr(deployment, "classes", None)
-        self.supports_proba = has_proba(deployment)
+        self._proba: ProbabilisticDeployment | None = deployment if has_proba(deployment) else None
+        self.supports_proba = self._proba is not None
 
     def _rows(self, rows: pd.DataFrame) -> pd.DataFrame:
         return rows if self.names is None else rows[self.names]
@@ -41,7 +45,10 @@ class ColumnSelector:
         return self.deployment.batch_predict(self._rows(rows))
 
     def batch_predict_proba(self, rows: pd.DataFrame) -> Any:
-        return self.deployment.batch_predict_proba(self._rows(rows))
+        # Asked only where supports_proba says so (deploy_gate.capabilities.has_probabilities).
+        if self._proba is None:
+            raise AttributeError(f"{type(self.deployment).__name__} serves no probabilities")
+        return self._proba.batch_predict_proba(self._rows(rows))
 
 
 @dataclass(frozen=True)
@@ -50,7 +57,7 @@ class BaselineRun:
     fixture)."""
 
     artifact: LoadedArtifact
-    deployment: Any
+    deployment: Deployment
     feature_names: tuple[str, ...] | None
 
 
@@ -79,12 +86,16 @@ def baseline_checks(profile: ModelProfile | None, settings: Settings) -> list[Ch
 
 
 def comparison(
-    gate: Gate, artifact: LoadedArtifact, deployment: Any, baseline: BaselineRun, data: GateData
-) -> Any:
+    gate: Gate,
+    artifact: LoadedArtifact,
+    deployment: Deployment,
+    baseline: BaselineRun,
+    data: GateData,
+) -> BaselineComparison:
     """compare_models() for this candidate against the baseline, computed once per artifact."""
     from deploy_gate.compare import compare_models
 
-    def compute() -> Any:
+    def compute() -> BaselineComparison:
         settings = gate.settings
         return compare_models(
             *_pair(deployment, baseline, data),
@@ -101,7 +112,9 @@ def comparison(
     return gate.cached(("comparison", artifact.path.resolve()), compute)
 
 
-def _pair(deployment: Any, baseline: BaselineRun, data: GateData) -> tuple[Any, Any]:
+def _pair(
+    deployment: Deployment, baseline: BaselineRun, data: GateData
+) -> tuple[ColumnSelector, ColumnSelector]:
     """Candidate and baseline, each fed the columns its model takes from the same table."""
     return (
         ColumnSelector(deployment, tuple(data.features.columns)),
@@ -118,7 +131,7 @@ def _metric_check(metric: str) -> Callable[..., None]:
     def baseline_metric(
         deploy_gate: Gate,
         model_artifact: LoadedArtifact,
-        deployment: Any,
+        deployment: Deployment,
         deploy_gate_baseline: BaselineRun,
         deploy_gate_data: GateData,
         deploy_gate_property: Callable[[str, object], None],
@@ -152,7 +165,7 @@ def _metric_check(metric: str) -> Callable[..., None]:
 def baseline_error_rate(
     deploy_gate: Gate,
     model_artifact: LoadedArtifact,
-    deployment: Any,
+    deployment: Deployment,
     deploy_gate_baseline: BaselineRun,
     deploy_gate_data: GateData,
     deploy_gate_property: Callable[[str, object], None],
@@ -173,7 +186,7 @@ def baseline_error_rate(
 def baseline_prediction_shift(
     deploy_gate: Gate,
     model_artifact: LoadedArtifact,
-    deployment: Any,
+    deployment: Deployment,
     deploy_gate_baseline: BaselineRun,
     deploy_gate_data: GateData,
     deploy_gate_property: Callable[[str, object], None],
@@ -215,12 +228,16 @@ def rollout_checks(settings: Settings) -> list[Check]:
 
 
 def rollout_results(
-    gate: Gate, artifact: LoadedArtifact, deployment: Any, baseline: BaselineRun, data: GateData
-) -> Any:
+    gate: Gate,
+    artifact: LoadedArtifact,
+    deployment: Deployment,
+    baseline: BaselineRun,
+    data: GateData,
+) -> list[StageResult]:
     """The simulated rollout of this candidate, replayed once per artifact."""
     from deploy_gate.rollout import simulate_rollout
 
-    def compute() -> Any:
+    def compute() -> list[StageResult]:
         settings = gate.settings
         # The replay judges on labels: rows without one are left out (the stages say how many).
         labelled = data.labelled()
@@ -247,7 +264,7 @@ def _stage_check(index: int, label: str) -> Callable[..., None]:
     def rollout_stage(
         deploy_gate: Gate,
         model_artifact: LoadedArtifact,
-        deployment: Any,
+        deployment: Deployment,
         deploy_gate_baseline: BaselineRun,
         deploy_gate_data: GateData,
         deploy_gate_property: Callable[[str, object], None],

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeGuard
 
 import pytest
 
@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from deploy_gate.data import GateData
+    from deploy_gate.deployment import Deployment, ProbabilisticDeployment
 
 #: Rows compared row by row in smoke[batch-consistency] and timed in smoke[latency-sanity].
 SAMPLE_ROWS = 20
@@ -52,13 +53,16 @@ def numeric_feature(data: GateData) -> Any:
     pytest.skip("no numeric feature to put a string into")
 
 
-def has_proba(deployment: Any) -> bool:
+def has_proba(deployment: Deployment) -> TypeGuard[ProbabilisticDeployment]:
     """Whether the deployment serves probabilities (``supports_proba`` may say it does not):
-    :func:`deploy_gate.capabilities.has_probabilities`, under the name the checks use."""
+    :func:`deploy_gate.capabilities.has_probabilities`, under the name the checks use.
+
+    A deployment has ``batch_predict``, so this is true only where it also has a callable
+    ``batch_predict_proba``: it may then be called as a :class:`ProbabilisticDeployment`."""
     return has_probabilities(deployment)
 
 
-def predict(deployment: Any, rows: pd.DataFrame) -> np.ndarray:
+def predict(deployment: Deployment, rows: pd.DataFrame) -> np.ndarray:
     """Call the deployment and return its output as an array (the model's errors propagate)."""
     return v.as_array(deployment.batch_predict(rows))
 

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -16,12 +15,18 @@ from deploy_gate.checks.common import (
 from deploy_gate.errors import CheckFailure
 
 if TYPE_CHECKING:
+    import numpy as np
     import pandas as pd
 
     from deploy_gate.artifact import LoadedArtifact, ModelProfile
     from deploy_gate.data import GateData
+    from deploy_gate.deployment import Deployment
+    from deploy_gate.drift import DriftThresholds, FeatureDrift
     from deploy_gate.gate import Gate
     from deploy_gate.options import Settings
+
+    #: A feature (or ``prediction``) to its drift verdict, or to why it has none.
+    DriftResults = dict[str, FeatureDrift | str]
 
 
 def drift_features(profile: ModelProfile | None, settings: Settings) -> tuple[str, ...]:
@@ -53,10 +58,10 @@ def drift_checks(profile: ModelProfile | None, settings: Settings) -> list[Check
     return checks
 
 
-def _scores(deployment: Any, names: Sequence[str]) -> Callable[[pd.DataFrame], Any]:
+def _scores(deployment: Deployment, names: Sequence[str]) -> Callable[[pd.DataFrame], np.ndarray]:
     from deploy_gate.drift import prediction_scores
 
-    def predict(rows: pd.DataFrame) -> Any:
+    def predict(rows: pd.DataFrame) -> np.ndarray:
         rows = rows[list(names)]
         out = (
             deployment.batch_predict_proba(rows)
@@ -69,8 +74,8 @@ def _scores(deployment: Any, names: Sequence[str]) -> Callable[[pd.DataFrame], A
 
 
 def drift_results(
-    gate: Gate, artifact: LoadedArtifact, deployment: Any, data: GateData | None
-) -> dict[str, Any]:
+    gate: Gate, artifact: LoadedArtifact, deployment: Deployment, data: GateData | None
+) -> DriftResults:
     """Drift of every feature and of the predictions, computed once per artifact; the current
     data is streamed in chunks, or is a profile built where the data lives.
 
@@ -85,7 +90,7 @@ def drift_results(
     )
     from deploy_gate.sources import is_profile_file
 
-    def compute() -> dict[str, Any]:
+    def compute() -> DriftResults:
         settings = gate.settings
         names = list(drift_features(artifact.profile, settings))
         thresholds = DriftThresholds(
@@ -95,9 +100,9 @@ def drift_results(
             cramers_v_floor=settings.drift_effect_floor,
         )
         predict = _scores(deployment, names)
-        if is_profile_file(settings.current):
+        if is_profile_file(settings.path("current")):
             return _profile_to_profile(settings, names, thresholds, predict, data)
-        current = iter_chunks(settings.current, columns=names)
+        current = iter_chunks(settings.path("current"), columns=names)
         if settings.profile is not None:
             results = drift_against_profile(
                 Profile.load(settings.profile),
@@ -117,21 +122,21 @@ def drift_results(
             )
         return {r.feature if r.kind != "prediction" else "prediction": r for r in results}
 
-    return gate.cached(("drift", artifact.path.resolve()), compute)  # type: ignore[no-any-return]
+    return gate.cached(("drift", artifact.path.resolve()), compute)
 
 
 def _profile_to_profile(
     settings: Settings,
     names: list[str],
-    thresholds: Any,
-    predict: Callable[[pd.DataFrame], Any],
+    thresholds: DriftThresholds,
+    predict: Callable[[pd.DataFrame], np.ndarray],
     data: GateData | None,
-) -> dict[str, Any]:
+) -> DriftResults:
     """Drift of a current profile (--deploy-gate-current CURRENT.json) against the reference."""
     from deploy_gate import profiles
     from deploy_gate.drift import build_profile
 
-    current = profiles.load(settings.current, what="--deploy-gate-current")
+    current = profiles.load(settings.path("current"), what="--deploy-gate-current")
     source = f"--deploy-gate-current {str(settings.current)!r}"
     if settings.profile is not None:
         reference = profiles.load(settings.profile, what="--deploy-gate-profile")
@@ -144,7 +149,7 @@ def _profile_to_profile(
             "drift against a current profile needs its reference: pass --deploy-gate-profile "
             "(the profile it was built against)"
         )
-    results: dict[str, Any] = {
+    results: DriftResults = {
         r.feature if r.kind != "prediction" else "prediction": r
         for r in profiles.compare(
             reference,
@@ -167,7 +172,7 @@ def _drift_check(feature: str) -> Callable[..., None]:
     def drift(
         deploy_gate: Gate,
         model_artifact: LoadedArtifact,
-        deployment: Any,
+        deployment: Deployment,
         deploy_gate_property: Callable[[str, object], None],
     ) -> None:
         from deploy_gate.errors import DataError
@@ -205,7 +210,7 @@ def _drift_check(feature: str) -> Callable[..., None]:
 def drift_save_profile(
     deploy_gate: Gate,
     model_artifact: LoadedArtifact,
-    deployment: Any,
+    deployment: Deployment,
     deploy_gate_property: Callable[[str, object], None],
 ) -> None:
     """Writes the reference profile of --deploy-gate-data to --deploy-gate-save-profile."""
@@ -216,11 +221,11 @@ def drift_save_profile(
         pytest.skip("a profile is built from --deploy-gate-data: pass the reference rows")
     names = list(drift_features(model_artifact.profile, settings))
     profile = build_profile(
-        iter_chunks(settings.data, columns=names),
+        iter_chunks(settings.path("data"), columns=names),
         features=names,
         predict=_scores(deployment, names),
     )
-    target = Path(settings.save_profile)
+    target = settings.path("save_profile")
     target.parent.mkdir(parents=True, exist_ok=True)
     profile.save(target)
     deploy_gate_property("profile_path", str(target))

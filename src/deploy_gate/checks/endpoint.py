@@ -35,13 +35,20 @@ from deploy_gate.checks.common import (
 from deploy_gate.errors import CheckFailure, ConfigError
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     import numpy as np
 
     from deploy_gate.artifact import ModelProfile
     from deploy_gate.data import GateData
+    from deploy_gate.deployment import Deployment, ProbabilisticDeployment
+    from deploy_gate.endpoint import protocols as wire
     from deploy_gate.endpoint.client import EndpointDeployment
-    from deploy_gate.endpoint.target import EndpointTarget
+    from deploy_gate.endpoint.errors import EndpointRejected
+    from deploy_gate.endpoint.target import EndpointModel, EndpointTarget
     from deploy_gate.gate import Gate
+    from deploy_gate.latency import LatencyMeasurement, LatencySettings
+    from deploy_gate.ledger import LedgerEntry
     from deploy_gate.options import Settings
 
 #: Built-in checks that run against an endpoint as they are.
@@ -235,7 +242,7 @@ def endpoint_matches_artifact(
     deployment: EndpointDeployment,
     deploy_gate_data: GateData,
     deploy_gate: Gate,
-    deploy_gate_factory: Callable[[Any], Any],
+    deploy_gate_factory: Callable[[Path], Deployment],
     deploy_gate_property: Callable[[str, object], None],
 ) -> None:
     """The endpoint serves the approved artifact: same outputs on the holdout rows (within the
@@ -246,7 +253,7 @@ def endpoint_matches_artifact(
     if artifact is None:
         pytest.skip("no artifact in this run to compare the endpoint with")
 
-    def load() -> Any:
+    def load() -> Deployment:
         served = deploy_gate_factory(artifact.path)
         served.load_model()
         return served
@@ -260,9 +267,13 @@ def endpoint_matches_artifact(
     for name, value in _identity(deployment).items():
         deploy_gate_property(f"server_{name}", value)
 
-    from deploy_gate.capabilities import has_probabilities
+    from deploy_gate.checks.common import has_proba
 
-    use_proba = deployment.supports_proba and has_probabilities(approved)
+    # The artifact's probabilities, when both the server and the artifact's deployment give them.
+    prober: ProbabilisticDeployment | None = (
+        approved if deployment.supports_proba and has_proba(approved) else None
+    )
+    use_proba = prober is not None
     served_pred, served_proba = [], []
     for start in range(0, len(rows), CHUNK):
         chunk = rows.iloc[start : start + CHUNK]
@@ -279,12 +290,12 @@ def endpoint_matches_artifact(
     pairs: list[tuple[str, np.ndarray, np.ndarray]] = [
         ("prediction", np.concatenate(served_pred), v.as_array(approved.batch_predict(rows)))
     ]
-    if use_proba and len(served_proba) == len(served_pred):
+    if prober is not None and len(served_proba) == len(served_pred):
         pairs.append(
             (
                 "probability",
                 np.concatenate(served_proba),
-                v.as_array(approved.batch_predict_proba(rows)),
+                v.as_array(prober.batch_predict_proba(rows)),
             )
         )
     for what, served, expected in pairs:
@@ -350,7 +361,7 @@ def _identity_problems(
     return problems
 
 
-def _ledger_current(gate: Gate) -> Any:
+def _ledger_current(gate: Gate) -> LedgerEntry | None:
     from deploy_gate.errors import LedgerError
     from deploy_gate.ledger import Ledger
 
@@ -361,7 +372,7 @@ def _ledger_current(gate: Gate) -> Any:
         return None
 
 
-def _ledger_note(current: Any, sha: str | None, version: str | None = None) -> str:
+def _ledger_note(current: LedgerEntry | None, sha: str | None, version: str | None = None) -> str:
     if current is None:
         return ""
     if (sha and current.sha256 == sha) or (version and current.version == version):
@@ -370,7 +381,7 @@ def _ledger_note(current: Any, sha: str | None, version: str | None = None) -> s
 
 
 # -- bad requests ---------------------------------------------------------------------------
-def _refused(what: str, send: Callable[[], Any]) -> Any:
+def _refused(what: str, send: Callable[[], object]) -> EndpointRejected:
     """Send a request the server must refuse: return the refusal, or fail saying what came back
     instead (a prediction, a 5xx, a hang)."""
     from deploy_gate.endpoint.errors import EndpointError, EndpointRejected
@@ -424,7 +435,7 @@ def errors_wrong_dtype(
 def errors_nan_input(
     deployment: EndpointDeployment,
     deploy_gate_data: GateData,
-    model_artifact: Any,
+    model_artifact: EndpointModel,
 ) -> None:
     """A missing value (JSON null) in any feature gets a valid prediction or a 4xx with a
     message, never a 5xx, a hang or an invalid output."""
@@ -491,7 +502,7 @@ def errors_malformed_body(
 
     for what, request, raw in malformed_requests(deployment.protocol, deployment.url):
 
-        def send(request: Any = request, raw: bytes | None = raw) -> Any:
+        def send(request: wire.Request = request, raw: bytes | None = raw) -> str:
             exchange = deployment.send(request, raw)
             raise_for_status(request, exchange)
             return exchange.text[:200]
@@ -509,9 +520,11 @@ def _latency_check(label: str, concurrency: int) -> Callable[..., None]:
         deploy_gate: Gate,
         deploy_gate_property: Callable[[str, object], None],
     ) -> None:
-        from deploy_gate.checks.latency import _judge_latency
+        from deploy_gate.checks.latency import judge_latency
 
-        measurement = _measurement(deploy_gate, endpoint_target, deploy_gate_data, concurrency)
+        measurement = concurrent_measurement(
+            deploy_gate, endpoint_target, deploy_gate_data, concurrency
+        )
         verdict = measurement.verdict(label)
         rounds = [round(float(x), 6) for x in measurement.round_values_ms(label)]
         deploy_gate_property("round_values_ms", json.dumps(rounds))
@@ -519,7 +532,7 @@ def _latency_check(label: str, concurrency: int) -> Callable[..., None]:
         figures = measurement.figures()
         seconds = float(figures.get("seconds", 0.0)) or 1.0
         deploy_gate_property("requests_per_s", round(int(figures.get("calls", 0)) / seconds, 1))
-        overhead = _client_overhead_ms(deploy_gate, endpoint_target, deploy_gate_data)
+        overhead = client_overhead_ms(deploy_gate, endpoint_target, deploy_gate_data)
         deploy_gate_property("client_overhead_p50_ms", round(overhead, 4))
         note = (
             f"{concurrency} request(s) in flight, timed by the client, whose own overhead is "
@@ -528,7 +541,7 @@ def _latency_check(label: str, concurrency: int) -> Callable[..., None]:
         verdict = dataclasses.replace(
             verdict, message=verdict.message.replace("threads=auto", note)
         )
-        _judge_latency(verdict, deploy_gate.settings, deploy_gate_property)
+        judge_latency(verdict, deploy_gate.settings, deploy_gate_property)
 
     latency.__doc__ = (
         f"{label} latency of single-row requests with {concurrency} in flight is within its "
@@ -538,13 +551,34 @@ def _latency_check(label: str, concurrency: int) -> Callable[..., None]:
     return latency
 
 
-def _measurement(gate: Gate, target: EndpointTarget, data: GateData, concurrency: int) -> Any:
+def concurrent_latency_settings(max_seconds: float, concurrency: int) -> LatencySettings:
+    """How requests at ``concurrency`` are measured: no thread limits (the client's threads are
+    not the model's), and rounds of at least four waves of requests.
+
+    Concurrent requests queue at the server, so a round needs every level's calls, and never
+    fewer than four waves of them, even when a slow service makes the cap cut rounds short:
+    rounds smaller than the concurrency never had all requests in flight, and a slow service
+    under load measured fast (0.6x what locust saw at 32 in flight).
+    """
+    from deploy_gate.latency import FLOOR_CALLS_PER_ROUND, LatencySettings
+
+    return LatencySettings(
+        threads=None,
+        max_seconds=max_seconds,
+        min_calls_per_round=max(100, 4 * concurrency),
+        floor_calls_per_round=max(FLOOR_CALLS_PER_ROUND, 4 * concurrency),
+    )
+
+
+def concurrent_measurement(
+    gate: Gate, target: EndpointTarget, data: GateData, concurrency: int
+) -> LatencyMeasurement[Any]:
     from deploy_gate.checks.common import records
     from deploy_gate.checks.latency import LATENCY_INPUTS
     from deploy_gate.endpoint.load import ConcurrentTimer
-    from deploy_gate.latency import LatencyMeasurement, LatencySettings
+    from deploy_gate.latency import LatencyMeasurement
 
-    def compute() -> Any:
+    def compute() -> LatencyMeasurement[Any]:
         settings = gate.settings
         rows = records(data.features.iloc[:LATENCY_INPUTS])
         fn = target.deployment.predict_single
@@ -557,12 +591,7 @@ def _measurement(gate: Gate, target: EndpointTarget, data: GateData, concurrency
                 rows,
                 {label: budgets.get(label) for label in labels},
                 batch_size=1,
-                settings=LatencySettings(
-                    threads=None,
-                    max_seconds=float(settings.latency_max_seconds),
-                    # Concurrent requests queue at the server: a round needs every level's calls.
-                    min_calls_per_round=max(100, 4 * concurrency),
-                ),
+                settings=concurrent_latency_settings(settings.latency_max_seconds, concurrency),
                 timer=timer,
             )
             measurement.verdicts()
@@ -573,7 +602,7 @@ def _measurement(gate: Gate, target: EndpointTarget, data: GateData, concurrency
     return gate.cached(("endpoint-latency", target.name, concurrency), compute)
 
 
-def _client_overhead_ms(gate: Gate, target: EndpointTarget, data: GateData) -> float:
+def client_overhead_ms(gate: Gate, target: EndpointTarget, data: GateData) -> float:
     """Median ms of one request of this endpoint's protocol against a loopback server that
     answers a real answer of the endpoint at once (measured once per endpoint)."""
     import numpy as np
@@ -608,5 +637,4 @@ def _client_overhead_ms(gate: Gate, target: EndpointTarget, data: GateData) -> f
             for clone in clones.values():
                 clone.close()
 
-    value: float = gate.cached(("endpoint-overhead", target.name), compute)
-    return value
+    return gate.cached(("endpoint-overhead", target.name), compute)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -31,6 +31,7 @@ if TYPE_CHECKING:
 
     from deploy_gate.artifact import LoadedArtifact
     from deploy_gate.data import GateData
+    from deploy_gate.deployment import Deployment
 
 #: The string fed to a numeric feature by errors[wrong-dtype].
 NOT_A_NUMBER = "deploy-gate-not-a-number"
@@ -39,8 +40,8 @@ UNKNOWN_FEATURE = "deploy_gate_unknown_feature"
 
 
 def _factory_reaches(
-    deployment: Any, deploy_gate_factory: Callable[[Path], Any], path: Path
-) -> Any:
+    deployment: Deployment, deploy_gate_factory: Callable[[Path], Deployment], path: Path
+) -> Deployment:
     """A fresh, unloaded deployment from the factory, or a skip when the project overrides
     ``deployment`` but not ``deployment_factory`` (the check would judge the wrong class)."""
     fresh = deploy_gate_factory(path)
@@ -52,7 +53,7 @@ def _factory_reaches(
     return fresh
 
 
-def _kind(deployment: Any) -> str:
+def _kind(deployment: Deployment) -> str:
     """The class name of a deployment, or of the object a model worker proxy stands for."""
     from deploy_gate.worker import remote
 
@@ -64,7 +65,7 @@ def _kind(deployment: Any) -> str:
 
 @check("errors", "missing-artifact")
 def errors_missing_artifact(
-    deployment: Any, deploy_gate_factory: Callable[[Path], Any], tmp_path: Path
+    deployment: Deployment, deploy_gate_factory: Callable[[Path], Deployment], tmp_path: Path
 ) -> None:
     """Loading a missing file raises FileNotFoundError naming the path."""
     missing = tmp_path / "no-such-model.joblib"
@@ -83,7 +84,7 @@ def errors_missing_artifact(
     raise CheckFailure(f"loading a missing artifact ({missing}) raised nothing")
 
 
-def _expect_key_error(call: Callable[[], Any], name: str, what: str) -> None:
+def _expect_key_error(call: Callable[[], object], name: str, what: str) -> None:
     try:
         result = call()
     except KeyError as exc:
@@ -102,7 +103,7 @@ def _expect_key_error(call: Callable[[], Any], name: str, what: str) -> None:
 
 
 @check("errors", "unknown-feature")
-def errors_unknown_feature(deployment: Any, deploy_gate_data: GateData) -> None:
+def errors_unknown_feature(deployment: Deployment, deploy_gate_data: GateData) -> None:
     """A feature the model does not know gives a KeyError naming it."""
     row = {**first_row(deploy_gate_data), UNKNOWN_FEATURE: 1.0}
     _expect_key_error(
@@ -119,7 +120,7 @@ def errors_unknown_feature(deployment: Any, deploy_gate_data: GateData) -> None:
 
 
 @check("errors", "missing-feature")
-def errors_missing_feature(deployment: Any, deploy_gate_data: GateData) -> None:
+def errors_missing_feature(deployment: Deployment, deploy_gate_data: GateData) -> None:
     """A missing feature gives a KeyError naming it."""
     row = first_row(deploy_gate_data)
     name = list(row)[-1]
@@ -135,7 +136,7 @@ def errors_missing_feature(deployment: Any, deploy_gate_data: GateData) -> None:
 
 @check("errors", "nan-input")
 def errors_nan_input(
-    deployment: Any, deploy_gate_data: GateData, model_artifact: LoadedArtifact
+    deployment: Deployment, deploy_gate_data: GateData, model_artifact: LoadedArtifact
 ) -> None:
     """NaN in any feature gives a valid output or a clear ValueError, never NaN or a crash."""
     import numpy as np
@@ -177,7 +178,7 @@ def errors_nan_input(
 
 
 @check("errors", "wrong-dtype")
-def errors_wrong_dtype(deployment: Any, deploy_gate_data: GateData) -> None:
+def errors_wrong_dtype(deployment: Deployment, deploy_gate_data: GateData) -> None:
     """A string in a numeric feature gives a clear error, not a silent prediction."""
     column = numeric_feature(deploy_gate_data)
     row = deploy_gate_data.features.iloc[[0]].copy()
@@ -199,7 +200,7 @@ def errors_wrong_dtype(deployment: Any, deploy_gate_data: GateData) -> None:
 
 
 @check("errors", "empty-batch")
-def errors_empty_batch(deployment: Any, deploy_gate_data: GateData) -> None:
+def errors_empty_batch(deployment: Deployment, deploy_gate_data: GateData) -> None:
     """An empty batch gives an empty result or a clear error."""
     empty = deploy_gate_data.features.iloc[:0]
     try:
@@ -217,7 +218,7 @@ def errors_empty_batch(deployment: Any, deploy_gate_data: GateData) -> None:
 
 @check("errors", "reordered-columns")
 def errors_reordered_columns(
-    deployment: Any,
+    deployment: Deployment,
     deploy_gate_data: GateData,
     model_artifact: LoadedArtifact,
     deploy_gate_property: Callable[[str, object], None],
@@ -299,11 +300,12 @@ def _reorder(
     )
 
 
-def _claims_names(deployment: Any, model_names: tuple[str, ...] | None) -> str | None:
+def _claims_names(deployment: Deployment, model_names: tuple[str, ...] | None) -> str | None:
     """Who claims column names (so must honour them), or None when nobody does: a deployment
     with ``feature_names`` None over a model that names no features is positional."""
     try:
-        names = deployment.feature_names
+        # Optional, not part of Deployment: missing is an AttributeError like any other error.
+        names = getattr(deployment, "feature_names")  # noqa: B009
     except Exception:  # a proxy raises what the object in the worker raised
         # A wrapper of its own that takes DataFrames: it accepts named columns.
         return f"{_kind(deployment)} takes named columns and ignores their names"
@@ -317,7 +319,7 @@ def _claims_names(deployment: Any, model_names: tuple[str, ...] | None) -> str |
     return None
 
 
-def _is_gate_default(deployment: Any) -> bool:
+def _is_gate_default(deployment: Deployment) -> bool:
     """Whether ``deployment`` is the gate's own ModelDeployment (here or in a model worker),
     not a project's wrapper."""
     from deploy_gate.deployment import ModelDeployment
@@ -330,7 +332,7 @@ def _is_gate_default(deployment: Any) -> bool:
 
 
 @check("errors", "input-mutation")
-def errors_input_mutation(deployment: Any, deploy_gate_data: GateData) -> None:
+def errors_input_mutation(deployment: Deployment, deploy_gate_data: GateData) -> None:
     """Predicting leaves the caller's DataFrame unchanged."""
     from deploy_gate.gate import beside
     from deploy_gate.validation import frame_changes
@@ -349,8 +351,8 @@ def errors_input_mutation(deployment: Any, deploy_gate_data: GateData) -> None:
 
 @check("errors", "not-loaded")
 def errors_not_loaded(
-    deployment: Any,
-    deploy_gate_factory: Callable[[Path], Any],
+    deployment: Deployment,
+    deploy_gate_factory: Callable[[Path], Deployment],
     deploy_gate_artifact_path: Path,
     deploy_gate_data: GateData,
 ) -> None:

@@ -17,10 +17,17 @@ from deploy_gate.checks.common import (
 from deploy_gate.errors import CheckFailure
 
 if TYPE_CHECKING:
+    import numpy as np
+
     from deploy_gate.artifact import LoadedArtifact
     from deploy_gate.data import GateData
+    from deploy_gate.deployment import Deployment
     from deploy_gate.gate import Gate
+    from deploy_gate.latency import LatencyMeasurement, LatencySettings, LatencyVerdict, RoundTimer
     from deploy_gate.options import Settings
+
+    #: A timed call and the inputs it cycles through.
+    Arm = tuple[Callable[[Any], object], Sequence[Any]]
 
 
 PERCENTILES = ("p50", "p95", "p99")
@@ -86,7 +93,7 @@ def latency_checks(settings: Settings) -> list[Check]:
     return checks
 
 
-def _latency_settings(settings: Settings) -> Any:
+def _latency_settings(settings: Settings) -> LatencySettings:
     from deploy_gate.latency import LatencySettings
 
     cap = float(settings.latency_max_seconds)
@@ -101,7 +108,7 @@ def _latency_settings(settings: Settings) -> Any:
 
 
 def _latency_inputs(
-    deployment: Any, data: GateData, batch: int, names: Sequence[str] | None = None
+    deployment: Deployment, data: GateData, batch: int, names: Sequence[str] | None = None
 ) -> tuple[Callable[[Any], object], list[Any]]:
     """The call to time and the inputs it cycles through: real rows, one mapping per call for
     single rows, DataFrames of ``batch`` rows otherwise."""
@@ -117,7 +124,9 @@ def _latency_inputs(
     return deployment.batch_predict, frames
 
 
-def _worker_timer(fn: Any, inputs: Sequence[Any], settings: Settings) -> Any:
+def _worker_timer(
+    fn: Callable[[Any], object], inputs: Sequence[Any], settings: Settings
+) -> RoundTimer | None:
     """A ``RoundTimer`` that times ``fn`` in its model worker, next to the model, when ``fn`` is
     a method of a worker proxy (None otherwise: the calls are timed here). The inputs are sent
     once; each round is one request, and only the durations come back."""
@@ -131,22 +140,24 @@ def _worker_timer(fn: Any, inputs: Sequence[Any], settings: Settings) -> Any:
     worker.put_inputs(key, list(inputs))
     keep_gc = settings.latency_gc != "off"
 
-    def timer(calls: int, start: int) -> Any:
+    def timer(calls: int, start: int) -> tuple[np.ndarray, int]:
         timed = worker.time_calls(owner, method, key, calls, start=start, gc=keep_gc)
         return timed.durations_ns, timed.switches
 
     return timer
 
 
-def _worker_timers(settings: Settings, *arms: tuple[Any, Sequence[Any]]) -> Any:
-    """One worker timer per ``(fn, inputs)`` arm, or None unless every arm runs in a worker:
-    arms compared with each other are all timed the same way, never one here and one there."""
-    timers = tuple(_worker_timer(fn, inputs, settings) for fn, inputs in arms)
-    return None if any(t is None for t in timers) else timers
+def _worker_timers(
+    settings: Settings, first: Arm, second: Arm
+) -> tuple[RoundTimer, RoundTimer] | None:
+    """One worker timer per ``(fn, inputs)`` arm, or None unless both arms run in a worker:
+    arms compared with each other are timed the same way, never one here and one there."""
+    one, other = _worker_timer(*first, settings), _worker_timer(*second, settings)
+    return None if one is None or other is None else (one, other)
 
 
 @contextlib.contextmanager
-def _one_cpu(*objs: Any) -> Iterator[None]:
+def _one_cpu(*objs: object) -> Iterator[None]:
     """While two model workers are compared, run both on the same CPU.
 
     Interleaving their calls cancels load that changes over time, but not load that sits on
@@ -187,12 +198,12 @@ def _threads(pid: int) -> list[int]:
 
 
 def latency_measurement(
-    gate: Gate, artifact: LoadedArtifact, deployment: Any, data: GateData, batch: int
-) -> Any:
+    gate: Gate, artifact: LoadedArtifact, deployment: Deployment, data: GateData, batch: int
+) -> LatencyMeasurement[Any]:
     """One measurement per artifact and batch size; it feeds all percentile items of the size."""
     from deploy_gate.latency import LatencyMeasurement
 
-    def compute() -> Any:
+    def compute() -> LatencyMeasurement[Any]:
         budgets = latency_budgets(gate.settings)
         fn, inputs = _latency_inputs(deployment, data, batch)
         labels = dict.fromkeys([*PERCENTILES, *(p for p, b in budgets if b == batch)])
@@ -237,8 +248,8 @@ def _warn(message: str) -> None:
         warnings.warn(LatencyInconclusiveWarning(message), stacklevel=3)
 
 
-def _judge_latency(
-    verdict: Any,
+def judge_latency(
+    verdict: LatencyVerdict,
     settings: Settings,
     record: Callable[[str, object], None],
     *,
@@ -270,7 +281,7 @@ def _latency_check(label: str, batch: int) -> Callable[..., None]:
     def latency(
         deploy_gate: Gate,
         model_artifact: LoadedArtifact,
-        deployment: Any,
+        deployment: Deployment,
         deploy_gate_data: GateData,
         deploy_gate_property: Callable[[str, object], None],
     ) -> None:
@@ -286,7 +297,7 @@ def _latency_check(label: str, batch: int) -> Callable[..., None]:
         if derived:
             deploy_gate_property("budget_source", f"derived: {batch} x the p99@1 budget")
         # A derived budget was never chosen: undecided against it is a warning, not a block.
-        _judge_latency(
+        judge_latency(
             verdict, deploy_gate.settings, deploy_gate_property, undecided_blocks=not derived
         )
 
@@ -298,14 +309,14 @@ def _latency_vs_baseline_check(batch: int) -> Callable[..., None]:
     def latency_vs_baseline(
         deploy_gate: Gate,
         model_artifact: LoadedArtifact,
-        deployment: Any,
+        deployment: Deployment,
         deploy_gate_baseline: BaselineRun,
         deploy_gate_data: GateData,
         deploy_gate_property: Callable[[str, object], None],
     ) -> None:
         from deploy_gate.latency import LatencyComparison
 
-        def compute() -> Any:
+        def compute() -> LatencyVerdict:
             settings = deploy_gate.settings
             cand_fn, cand_inputs = _latency_inputs(deployment, deploy_gate_data, batch)
             base_fn, base_inputs = _latency_inputs(
@@ -334,7 +345,7 @@ def _latency_vs_baseline_check(batch: int) -> Callable[..., None]:
         )
         record_baseline(deploy_gate_baseline, deploy_gate_property)
         # Blocks only a confident regression; undecided is a warning.
-        _judge_latency(verdict, deploy_gate.settings, deploy_gate_property, undecided_blocks=False)
+        judge_latency(verdict, deploy_gate.settings, deploy_gate_property, undecided_blocks=False)
 
     latency_vs_baseline.__doc__ = (
         f"Batches of {batch} are not confidently more than deploy_gate_latency_max_ratio times "
@@ -347,13 +358,13 @@ def _batch_vs_single_check(batch: int) -> Callable[..., None]:
     def batch_vs_single(
         deploy_gate: Gate,
         model_artifact: LoadedArtifact,
-        deployment: Any,
+        deployment: Deployment,
         deploy_gate_data: GateData,
         deploy_gate_property: Callable[[str, object], None],
     ) -> None:
         from deploy_gate.latency import BatchVersusSingle
 
-        def compute() -> Any:
+        def compute() -> LatencyVerdict:
             settings = deploy_gate.settings
             batch_fn, frames = _latency_inputs(deployment, deploy_gate_data, batch)
             # At most 1,600 rows one by one (50 batches of 32), in the order of their batches.
@@ -377,7 +388,7 @@ def _batch_vs_single_check(batch: int) -> Callable[..., None]:
             ("latency-batch-vs-single", model_artifact.path.resolve(), batch), compute
         )
         deploy_gate_property("value_ms", verdict.figures["batch_ms"])
-        _judge_latency(verdict, deploy_gate.settings, deploy_gate_property, undecided_blocks=False)
+        judge_latency(verdict, deploy_gate.settings, deploy_gate_property, undecided_blocks=False)
 
     batch_vs_single.__doc__ = (
         f"A batch of {batch} rows is not confidently slower than deploy_gate_latency_batch_slack "

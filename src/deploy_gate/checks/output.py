@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 
     from deploy_gate.artifact import LoadedArtifact, ModelProfile
     from deploy_gate.data import GateData
+    from deploy_gate.deployment import Deployment, ProbabilisticDeployment
     from deploy_gate.options import Settings
 
 
@@ -51,8 +52,8 @@ def _regressor(profile: ModelProfile | None, settings: Settings) -> bool:
 @dataclass
 class EdgeOutcome:
     label: str
-    prediction: Any = None
-    proba: Any = None
+    prediction: object = None
+    proba: object = None
     error: BaseException | None = None
 
 
@@ -103,7 +104,9 @@ class RowLabels(Sequence[str]):
         return f"row {index}" if index < self.n_rows else self.edges[index - self.n_rows]
 
 
-_observations: weakref.WeakKeyDictionary[Any, tuple[int, Observation]] = weakref.WeakKeyDictionary()
+_observations: weakref.WeakKeyDictionary[Deployment, tuple[int, Observation]] = (
+    weakref.WeakKeyDictionary()
+)
 
 
 def edge_rows(data: GateData) -> tuple[pd.DataFrame, list[str]]:
@@ -136,7 +139,7 @@ def edge_rows(data: GateData) -> tuple[pd.DataFrame, list[str]]:
     return pd.concat(rows, ignore_index=True), labels
 
 
-def observe(deployment: Any, data: GateData) -> Observation:
+def observe(deployment: Deployment, data: GateData) -> Observation:
     """Outputs on the sample rows (one batch) and the edge rows (a batch, or row by row when
     the batch is rejected), cached per deployment object."""
     import numpy as np
@@ -148,18 +151,20 @@ def observe(deployment: Any, data: GateData) -> Observation:
     predictions = predict(deployment, rows)
     proba = None
     proba_error = None
-    if has_proba(deployment):
+    # The deployment as asked for probabilities: None when it serves none, or refused them on
+    # the sample rows (so exactly when ``proba`` is None).
+    prober: ProbabilisticDeployment | None = deployment if has_proba(deployment) else None
+    if prober is not None:
         try:
-            proba = v.as_array(deployment.batch_predict_proba(rows))
+            proba = v.as_array(prober.batch_predict_proba(rows))
         except AttributeError as exc:
             proba_error = describe_exc(exc)
+            prober = None
     edge_frame, edge_labels = edge_rows(data)
     edges = [EdgeOutcome(label) for label in edge_labels]
     try:
         preds = predict(deployment, edge_frame)
-        probs = (
-            v.as_array(deployment.batch_predict_proba(edge_frame)) if proba is not None else None
-        )
+        probs = v.as_array(prober.batch_predict_proba(edge_frame)) if prober is not None else None
         if len(preds) != len(edges):
             raise ValueError("edge batch length mismatch")
         for i, outcome in enumerate(edges):
@@ -170,8 +175,8 @@ def observe(deployment: Any, data: GateData) -> Observation:
             one = edge_frame.iloc[[i]]
             try:
                 outcome.prediction = predict(deployment, one)[0]
-                if proba is not None:
-                    outcome.proba = v.as_array(deployment.batch_predict_proba(one))[0]
+                if prober is not None:
+                    outcome.proba = v.as_array(prober.batch_predict_proba(one))[0]
             except Exception as exc:
                 outcome.error = exc
     ok = [e for e in edges if e.error is None]
@@ -219,7 +224,7 @@ def _record_edges(obs: Observation, deploy_gate_property: Callable[[str, object]
         )
 
 
-def _proba_or_skip(obs: Observation, deployment: Any) -> np.ndarray:
+def _proba_or_skip(obs: Observation, deployment: Deployment) -> np.ndarray:
     if obs.proba is None:
         reason = obs.proba_error or f"{type(deployment).__name__} has no batch_predict_proba"
         pytest.skip(f"no probabilities to check: {reason}")
@@ -228,7 +233,7 @@ def _proba_or_skip(obs: Observation, deployment: Any) -> np.ndarray:
 
 @check("output", "shape")
 def output_shape(
-    deployment: Any,
+    deployment: Deployment,
     deploy_gate_data: GateData,
     deploy_gate_property: Callable[[str, object], None],
 ) -> None:
@@ -246,7 +251,7 @@ def output_shape(
 
 @check("output", "numeric-dtype")
 def output_numeric_dtype(
-    deployment: Any, deploy_gate_data: GateData, model_artifact: LoadedArtifact
+    deployment: Deployment, deploy_gate_data: GateData, model_artifact: LoadedArtifact
 ) -> None:
     """Outputs are numbers (regressors' values; classifiers' probabilities)."""
     require_real_rows(deploy_gate_data)
@@ -279,14 +284,14 @@ def _fail_on(
 
 
 @check("output", "no-nan")
-def output_no_nan(deployment: Any, deploy_gate_data: GateData) -> None:
+def output_no_nan(deployment: Deployment, deploy_gate_data: GateData) -> None:
     """No NaN in outputs or probabilities, on sample rows and edge rows."""
     require_real_rows(deploy_gate_data)
     _fail_on("NaN", v.nan_rows, observe(deployment, deploy_gate_data))
 
 
 @check("output", "no-inf")
-def output_no_inf(deployment: Any, deploy_gate_data: GateData) -> None:
+def output_no_inf(deployment: Deployment, deploy_gate_data: GateData) -> None:
     """No +/-Inf in outputs or probabilities, on sample rows and edge rows."""
     require_real_rows(deploy_gate_data)
     _fail_on("Inf", v.inf_rows, observe(deployment, deploy_gate_data))
@@ -294,7 +299,7 @@ def output_no_inf(deployment: Any, deploy_gate_data: GateData) -> None:
 
 @check("output", "edge-rows")
 def output_edge_rows(
-    deployment: Any,
+    deployment: Deployment,
     deploy_gate_data: GateData,
     deploy_gate_property: Callable[[str, object], None],
 ) -> None:
@@ -312,7 +317,7 @@ def output_edge_rows(
 
 
 @check("output", "probabilities-range", applies=_with_proba)
-def output_probabilities_range(deployment: Any, deploy_gate_data: GateData) -> None:
+def output_probabilities_range(deployment: Deployment, deploy_gate_data: GateData) -> None:
     """Every probability is in [0, 1]."""
     require_real_rows(deploy_gate_data)
     obs = observe(deployment, deploy_gate_data)
@@ -323,7 +328,7 @@ def output_probabilities_range(deployment: Any, deploy_gate_data: GateData) -> N
 
 
 @check("output", "probabilities-sum", applies=_with_proba)
-def output_probabilities_sum(deployment: Any, deploy_gate_data: GateData) -> None:
+def output_probabilities_sum(deployment: Deployment, deploy_gate_data: GateData) -> None:
     """Each row's probabilities sum to 1 within 1e-6 (1e-5 for float32 probabilities)."""
     require_real_rows(deploy_gate_data)
     obs = observe(deployment, deploy_gate_data)
@@ -337,7 +342,7 @@ def output_probabilities_sum(deployment: Any, deploy_gate_data: GateData) -> Non
 
 @check("output", "known-labels", applies=_with_classes)
 def output_known_labels(
-    deployment: Any, deploy_gate_data: GateData, model_artifact: LoadedArtifact
+    deployment: Deployment, deploy_gate_data: GateData, model_artifact: LoadedArtifact
 ) -> None:
     """Predicted labels are among the model's classes_."""
     require_real_rows(deploy_gate_data)
@@ -350,7 +355,7 @@ def output_known_labels(
 
 @check("output", "regression-range", applies=_regressor)
 def output_regression_range(
-    deployment: Any,
+    deployment: Deployment,
     deploy_gate_data: GateData,
     deploy_gate_settings: Settings,
     deploy_gate_property: Callable[[str, object], None],

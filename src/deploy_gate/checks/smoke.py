@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from deploy_gate import validation as v
 from deploy_gate.checks import check
@@ -26,6 +26,7 @@ from deploy_gate.errors import CheckFailure
 if TYPE_CHECKING:
     from deploy_gate.artifact import LoadedArtifact
     from deploy_gate.data import GateData
+    from deploy_gate.deployment import Deployment
     from deploy_gate.gate import Gate
     from deploy_gate.options import Settings
 
@@ -68,7 +69,7 @@ def smoke_load(
 
 
 @check("smoke", "inference-single")
-def smoke_inference_single(deployment: Any, deploy_gate_data: GateData) -> None:
+def smoke_inference_single(deployment: Deployment, deploy_gate_data: GateData) -> None:
     """predict_single on one row returns an output."""
     output = deployment.predict_single(first_row(deploy_gate_data))
     if output is None:
@@ -77,7 +78,7 @@ def smoke_inference_single(deployment: Any, deploy_gate_data: GateData) -> None:
 
 @check("smoke", "output-valid")
 def smoke_output_valid(
-    deployment: Any, deploy_gate_data: GateData, model_artifact: LoadedArtifact
+    deployment: Deployment, deploy_gate_data: GateData, model_artifact: LoadedArtifact
 ) -> None:
     """The single-row output is a valid prediction (finite, known label, valid probabilities)."""
     rows = sample(deploy_gate_data, 1)
@@ -94,7 +95,7 @@ def smoke_output_valid(
 
 
 @check("smoke", "batch")
-def smoke_batch(deployment: Any, deploy_gate_data: GateData) -> None:
+def smoke_batch(deployment: Deployment, deploy_gate_data: GateData) -> None:
     """batch_predict returns one output per row."""
     rows = deploy_gate_data.features
     preds = predict(deployment, rows)
@@ -105,7 +106,7 @@ def smoke_batch(deployment: Any, deploy_gate_data: GateData) -> None:
 
 @check("smoke", "batch-consistency")
 def smoke_batch_consistency(
-    deployment: Any,
+    deployment: Deployment,
     deploy_gate_data: GateData,
     deploy_gate_property: Callable[[str, object], None],
 ) -> None:
@@ -135,7 +136,7 @@ def smoke_batch_consistency(
 
 
 @check("smoke", "deterministic")
-def smoke_deterministic(deployment: Any, deploy_gate_data: GateData) -> None:
+def smoke_deterministic(deployment: Deployment, deploy_gate_data: GateData) -> None:
     """The same rows twice give the same outputs (within the tolerance of their dtype)."""
     import numpy as np
 
@@ -158,7 +159,7 @@ def smoke_deterministic(deployment: Any, deploy_gate_data: GateData) -> None:
 
 @check("smoke", "latency-sanity")
 def smoke_latency_sanity(
-    deployment: Any,
+    deployment: Deployment,
     deploy_gate_data: GateData,
     deploy_gate_settings: Settings,
     deploy_gate_property: Callable[[str, object], None],

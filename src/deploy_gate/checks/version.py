@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -13,6 +13,7 @@ from deploy_gate.errors import CheckFailure
 
 if TYPE_CHECKING:
     from deploy_gate.artifact import LoadedArtifact, ModelProfile
+    from deploy_gate.deployment import Deployment
     from deploy_gate.gate import Gate
     from deploy_gate.options import Settings
 
@@ -20,7 +21,7 @@ if TYPE_CHECKING:
 @check("version", "version-id")
 def version_version_id(
     model_artifact: LoadedArtifact,
-    deployment: Any,
+    deployment: Deployment,
     deploy_gate_property: Callable[[str, object], None],
 ) -> None:
     """Records the version id, sha256, size, loader and library versions; the file on disk
@@ -29,6 +30,7 @@ def version_version_id(
 
     for key, value in model_artifact.metadata().items():
         deploy_gate_property(key, value)
+    # Read leniently: a project's wrapper without model_version still gets its record.
     served = getattr(deployment, "model_version", None)
     if served is not None and served != model_artifact.version_id:
         deploy_gate_property("deployment_model_version", served)
@@ -86,7 +88,7 @@ def version_pinned_hash(
     from deploy_gate.identity import sha256_file
     from deploy_gate.safeload import find_pin, read_pins
 
-    pin_file = Path(deploy_gate.settings.pin)
+    pin_file = deploy_gate.settings.path("pin")
     pinned = find_pin(deploy_gate_artifact_path, read_pins(pin_file), pin_file.parent)
     if pinned is None:
         pytest.skip(f"{deploy_gate_artifact_path.name} is not listed in {pin_file}")

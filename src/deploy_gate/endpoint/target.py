@@ -124,8 +124,7 @@ def endpoint_targets(gate: Gate) -> list[EndpointTarget]:
             targets.append(EndpointTarget(gate, spec, name))
         return targets
 
-    found: list[EndpointTarget] = gate.cached("endpoint-targets", build)
-    return found
+    return gate.cached("endpoint-targets", build)
 
 
 def describe(target: EndpointTarget) -> dict[str, Any]:
