@@ -457,3 +457,40 @@ def test_every_concurrent_round_has_all_its_requests_in_flight_when_the_cap_cuts
     timed = [(calls, peak) for calls, peak in rounds if calls > 1]  # not the warm-up's singles
     assert timed
     assert all(calls >= 4 * concurrency and peak == concurrency for calls, peak in timed), timed
+
+
+@pytest.mark.skipif(
+    not hasattr(os, "sched_getaffinity") or len(os.sched_getaffinity(0)) < 2,
+    reason="placement needs sched_setaffinity and two CPUs",
+)
+def test_an_endpoints_checks_run_on_every_cpu_while_the_artifacts_wait_on_one(
+    pytester: pytest.Pytester, models: Path, serve: object
+) -> None:
+    # The gate waits for its model workers on their one CPU; an endpoint's load generator must
+    # not be confined there, or a service under concurrency measures slower than it is.
+    url = serve("json")  # type: ignore[operator]
+    pytester.makeconftest(
+        """
+        import os
+        import pytest
+
+        @pytest.hookimpl(wrapper=True, trylast=True)
+        def pytest_runtest_call(item):
+            kind = "endpoint" if item.nodeid.startswith("endpoint:") else "artifact"
+            with open("cpus.txt", "a") as f:
+                f.write(f"{kind} {len(os.sched_getaffinity(0))}\\n")
+            return (yield)
+        """
+    )
+    (pytester.path / "model.joblib").write_bytes((models / "model.joblib").read_bytes())
+    (pytester.path / "holdout.csv").write_bytes((models / "holdout.csv").read_bytes())
+    pytester.runpytest(
+        "--deploy-gate", "model.joblib", "--deploy-gate-data", "holdout.csv",
+        "--deploy-gate-target", "y", f"--deploy-gate-endpoint=churn={url}",
+        "-k", "latency and not baseline and not batch", *QUICK,
+    )  # fmt: skip
+    seen = [line.split() for line in (pytester.path / "cpus.txt").read_text().splitlines()]
+    assert {n for kind, n in seen if kind == "artifact"} == {"1"}, seen
+    endpoint = {int(n) for kind, n in seen if kind == "endpoint"}
+    assert endpoint, seen
+    assert min(endpoint) > 1, seen
