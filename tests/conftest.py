@@ -5,9 +5,12 @@ import importlib
 import os
 import xml.etree.ElementTree as ET
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 TESTS = Path(__file__).parent
 
@@ -69,6 +72,19 @@ class GateRun:
 
     def junit(self, name: str = "deploy-gate.xml") -> ET.Element:
         return ET.parse(self.path / name).getroot()
+
+
+def write_frame(frame: pd.DataFrame, path: Path) -> None:
+    """``frame`` in the format that the name's ending says (compression inferred by pandas)."""
+    from deploy_gate.sources import format_of
+
+    fmt = format_of(path.name)
+    if fmt == "parquet":
+        frame.to_parquet(path, index=False)
+    elif fmt == "csv":
+        frame.to_csv(path, index=False)
+    else:
+        frame.to_json(path, orient="records", lines=True)
 
 
 def junit_outcomes(root: ET.Element, *, artifact: str | None = None) -> dict[str, str]:

@@ -8,13 +8,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import GateRun
+from conftest import GateRun, write_frame
 
 from deploy_gate import profiles
 from deploy_gate.data import load_data, read_columns, read_table
 from deploy_gate.drift import iter_chunks
 from deploy_gate.errors import DataError
-from deploy_gate.sources import SUFFIXES, format_of
+from deploy_gate.sources import SUFFIXES
 
 import faulty_models as fm  # isort: skip
 
@@ -137,23 +137,12 @@ def _rows() -> pd.DataFrame:
     )
 
 
-def _write(frame: pd.DataFrame, path: Path) -> None:
-    """``frame`` in the format that the name's ending says (compression inferred by pandas)."""
-    fmt = format_of(path.name)
-    if fmt == "parquet":
-        frame.to_parquet(path, index=False)
-    elif fmt == "csv":
-        frame.to_csv(path, index=False)
-    else:
-        frame.to_json(path, orient="records", lines=True)
-
-
 @pytest.mark.parametrize("name", ["holdout.csv.gz", "holdout.jsonl", "holdout.jsonl.gz"])
 def test_a_compressed_csv_or_json_lines_holdout_is_read_like_the_csv(
     tmp_path: Path, name: str
 ) -> None:
-    _write(_rows(), tmp_path / "holdout.csv")
-    _write(_rows(), tmp_path / name)
+    write_frame(_rows(), tmp_path / "holdout.csv")
+    write_frame(_rows(), tmp_path / name)
 
     expected = load_data(tmp_path / "holdout.csv", "label")
     data = load_data(tmp_path / name, "label")
@@ -203,7 +192,7 @@ def test_every_format_of_the_one_table_is_read_by_every_option_that_reads_data(
 ) -> None:
     frame = _rows()
     path = tmp_path / f"rows{suffix}"
-    _write(frame, path)
+    write_frame(frame, path)
 
     # --deploy-gate-data: the whole file, its column names, and the features and labels.
     data = load_data(path, "label")

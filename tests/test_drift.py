@@ -6,6 +6,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import write_frame
 from scipy import stats
 
 from deploy_gate.drift import (
@@ -333,12 +334,7 @@ def test_prediction_drift_against_a_profile_uses_its_reference_scores():
 def test_iter_chunks_reads_each_format_in_bounded_chunks(tmp_path, suffix):
     data = frame(2500, 1)
     path = tmp_path / f"data.{suffix}"
-    if suffix == "parquet":
-        data.to_parquet(path, index=False)
-    elif suffix == "csv":
-        data.to_csv(path, index=False)
-    else:
-        data.to_json(path, orient="records", lines=True)
+    write_frame(data, path)
 
     chunks = list(iter_chunks(path, chunk_rows=1000))
 

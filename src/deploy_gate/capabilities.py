@@ -125,6 +125,8 @@ def _declared_task(model: object) -> ModelTask | None:
     except Exception:  # recent scikit-learn raises on objects that are not estimators
         pass
     estimator_type = safe_getattr(model, "_estimator_type")
-    if isinstance(estimator_type, str) and estimator_type in ("classifier", "regressor"):
-        return "classifier" if estimator_type == "classifier" else "regressor"
+    if estimator_type == "classifier":
+        return "classifier"
+    if estimator_type == "regressor":
+        return "regressor"
     return None

@@ -16,6 +16,7 @@ from deploy_gate.errors import DataError, UnsafeArtifactError
 if TYPE_CHECKING:
     from deploy_gate.artifact import LoadedArtifact
     from deploy_gate.data import GateData
+    from deploy_gate.deployment import Deployment
     from deploy_gate.options import Settings
     from deploy_gate.worker import ModelWorker, RemoteObject, WorkerConfig
 
@@ -294,6 +295,18 @@ class Gate:
             self._cache[key] = compute()
         value: T = self._cache[key]
         return value
+
+    def loaded(self, factory: Callable[[Path], Deployment], path: Path) -> Deployment:
+        """``factory(path)``, loaded, once per factory and path in this process: the checks
+        (the candidate's, the baseline's, an endpoint's comparison with its artifact) share one
+        loaded deployment, as a serving process shares one model between requests."""
+
+        def load() -> Deployment:
+            deployment = factory(path)
+            deployment.load_model()
+            return deployment
+
+        return self.cached(("deployment", factory, path), load)
 
     def feature_names(self, artifact: LoadedArtifact) -> tuple[str, ...] | None:
         if artifact.profile.feature_names is not None:

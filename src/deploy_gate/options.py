@@ -532,7 +532,7 @@ class Settings:
         if not isinstance(value, Path):
             from deploy_gate.errors import ConfigError
 
-            raise ConfigError(f"--deploy-gate-{name.replace('_', '-')} is not set")
+            raise ConfigError(f"{Option(name, '').flag} is not set")
         return value
 
     def source(self, name: str) -> str:

@@ -169,15 +169,8 @@ def deployment(
     deploy_gate_factory: Callable[[Path], Deployment],
 ) -> Deployment:
     """The loaded deployment every check drives; override it to gate your serving wrapper."""
-
-    def load() -> Deployment:
-        deployed = deploy_gate_factory(model_artifact.path)
-        deployed.load_model()
-        return deployed
-
-    # One loaded deployment per artifact and factory, shared by the checks as a serving process
-    # shares one model between requests (a factory made anew per test is not cached).
-    return deploy_gate.cached(("deployment", deploy_gate_factory, model_artifact.path), load)
+    # One per artifact and factory (a factory made anew per test is not shared).
+    return deploy_gate.loaded(deploy_gate_factory, model_artifact.path)
 
 
 @pytest.fixture
@@ -195,10 +188,5 @@ def deploy_gate_baseline(
     if isinstance(loaded, BaseException):
         pytest.fail(f"baseline {path} did not load: {describe_exc(loaded)}", pytrace=False)
 
-    def load() -> Deployment:
-        served = deploy_gate_factory(loaded.path)
-        served.load_model()
-        return served
-
-    served = deploy_gate.cached(("deployment", deploy_gate_factory, loaded.path), load)
+    served = deploy_gate.loaded(deploy_gate_factory, loaded.path)
     return BaselineRun(loaded, served, deploy_gate.feature_names(loaded))

@@ -100,9 +100,10 @@ def drift_results(
             cramers_v_floor=settings.drift_effect_floor,
         )
         predict = _scores(deployment, names)
-        if is_profile_file(settings.path("current")):
+        current_path = settings.path("current")
+        if is_profile_file(current_path):
             return _profile_to_profile(settings, names, thresholds, predict, data)
-        current = iter_chunks(settings.path("current"), columns=names)
+        current = iter_chunks(current_path, columns=names)
         if settings.profile is not None:
             results = drift_against_profile(
                 Profile.load(settings.profile),

@@ -253,12 +253,7 @@ def endpoint_matches_artifact(
     if artifact is None:
         pytest.skip("no artifact in this run to compare the endpoint with")
 
-    def load() -> Deployment:
-        served = deploy_gate_factory(artifact.path)
-        served.load_model()
-        return served
-
-    approved = deploy_gate.cached(("deployment", deploy_gate_factory, artifact.path), load)
+    approved = deploy_gate.loaded(deploy_gate_factory, artifact.path)
     rows = deploy_gate_data.features.iloc[:MAX_MATCH_ROWS]
     deploy_gate_property("rows_compared", len(rows))
     deploy_gate_property("artifact_sha256", artifact.sha256)
