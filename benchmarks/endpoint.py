@@ -107,7 +107,11 @@ def serving(model: Path) -> Iterator[str]:
     import httpx
 
     port = _free_port()
-    env = {**os.environ, "DEPLOY_GATE_MODEL": str(model)}
+    # One thread for the model, as the gate measures in-process latency (threads=1): with an
+    # OpenMP team spread over both cores of a 2-core machine, the server's speed depended on
+    # how much CPU the client in front of it used, so the comparison measured the two clients'
+    # CPU use rather than their timing (c=1 moved 12.9-17.6 ms between runs of one client).
+    env = {**os.environ, "DEPLOY_GATE_MODEL": str(model), "OMP_NUM_THREADS": "1"}
     command = [sys.executable, "-m", "uvicorn", "serving_app:app", "--host", "127.0.0.1"]
     command += ["--port", str(port), "--log-level", "warning", "--no-access-log"]
     process = subprocess.Popen(command, cwd=EXAMPLE, env=env)

@@ -575,8 +575,13 @@ def concurrent_measurement(
 
     def compute() -> LatencyMeasurement[Any]:
         settings = gate.settings
-        rows = records(data.features.iloc[:LATENCY_INPUTS])
-        fn = target.deployment.predict_single
+        # Requests are encoded before the clock starts, as a load tool sends prepared bodies:
+        # the figures are the service's and the wire's, plus only httpx and reading answers.
+        deployment = target.deployment
+        rows = [
+            deployment.prepared_single(row) for row in records(data.features.iloc[:LATENCY_INPUTS])
+        ]
+        fn = _send
         timer = ConcurrentTimer(fn, rows, concurrency)
         try:
             budgets = endpoint_budgets(settings, concurrency)
@@ -597,6 +602,10 @@ def concurrent_measurement(
     return gate.cached(("endpoint-latency", target.name, concurrency), compute)
 
 
+def _send(prepared: Callable[[], object]) -> object:
+    return prepared()
+
+
 def client_overhead_ms(gate: Gate, target: EndpointTarget, data: GateData) -> float:
     """Median ms of one request of this endpoint's protocol against a loopback server that
     answers a real answer of the endpoint at once (measured once per endpoint)."""
@@ -613,10 +622,12 @@ def client_overhead_ms(gate: Gate, target: EndpointTarget, data: GateData) -> fl
         request = real.request_for(real._frame([row]))
         answer = real.send(request).text.encode()
         clones: dict[str, EndpointDeployment] = {}
+        prepared: dict[str, Callable[[], object]] = {}
 
         def call(base: str) -> object:
-            clone = clones.get(base)
-            if clone is None:
+            # What the latency items time: a request encoded beforehand, sent, its answer read.
+            send = prepared.get(base)
+            if send is None:
                 parts = urlsplit(real.url)
                 new = urlsplit(base)
                 url = urlunsplit((new.scheme, new.netloc, parts.path, "", ""))
@@ -624,7 +635,8 @@ def client_overhead_ms(gate: Gate, target: EndpointTarget, data: GateData) -> fl
                     url, protocol=real.protocol, timeout=real.timeout, max_connections=1
                 )
                 clone.metadata = real.metadata
-            return clone.predict_single(row)
+                send = prepared[base] = clone.prepared_single(row)
+            return send()
 
         try:
             return float(np.median(client_overhead_ns(call, answer))) / 1e6

