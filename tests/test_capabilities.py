@@ -38,7 +38,7 @@ from deploy_gate.deployment import ModelDeployment
 from deploy_gate.endpoint.client import EndpointDeployment
 from deploy_gate.endpoint.target import EndpointTarget
 from deploy_gate.errors import ConfigError
-from deploy_gate.rollout import Rollout
+from deploy_gate.rollout import Rollout, simulate_rollout
 
 COLUMNS = ["a", "b", "c"]
 
@@ -136,6 +136,26 @@ def test_rollout_still_refuses_a_task_outside_the_comparison_vocabulary() -> Non
     with pytest.raises(ConfigError, match="task must be 'classification' or 'regression'"):
         Rollout(model, model, task="classifier")  # type: ignore[arg-type]
     assert Rollout(model, model, task="regression").task == "regression"
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda model, rows, y: compare.compare_models(model, model, rows, y, task="clasification"),
+        lambda model, rows, y: compare.predict_outputs(model, rows, task="clasification"),
+        lambda model, rows, y: compare.error_rate(model, rows, task="clasification"),
+        lambda model, rows, y: simulate_rollout(model, model, rows, y, task="clasification"),
+    ],
+    ids=["compare_models", "predict_outputs", "error_rate", "simulate_rollout"],
+)
+def test_a_misspelt_task_is_a_config_error_naming_the_accepted_values(call: Any) -> None:
+    # It used to be a bare KeyError from the metric table, or went unnoticed.
+    rows, y = _classification()
+    model = LogisticRegression().fit(rows, y)
+    with pytest.raises(
+        ConfigError, match="task must be 'classification' or 'regression', got 'clasification'"
+    ):
+        call(model, rows, y)
 
 
 # --------------------------------------------------------------------------------------------

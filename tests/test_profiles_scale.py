@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import json
+import re
 import threading
 from pathlib import Path
 
@@ -194,6 +195,22 @@ def test_bad_data_sources_are_data_errors_naming_them(reference, tmp_path, sourc
 
     with pytest.raises(DataError, match=expected):
         profiles.build([str(tmp_path / source)], reference=reference)
+
+
+@pytest.mark.parametrize("with_reference", [True, False])
+def test_an_unreadable_file_is_named_once_with_or_without_a_reference(
+    reference, tmp_path, with_reference
+):
+    (tmp_path / "broken.csv").write_text('a,b\n1,2\n"unterminated,4\n')
+
+    with pytest.raises(DataError) as info:
+        profiles.build(
+            [str(tmp_path / "broken.csv")], reference=reference if with_reference else None
+        )
+
+    message = str(info.value)
+    assert re.match(r"DATA: cannot read '[^']*broken\.csv' as CSV: ", message), message
+    assert message.count("broken.csv") == 1, message  # no "DATA: broken.csv: DATA: ..." twice
 
 
 def test_a_profile_of_another_reference_is_refused_naming_both(reference):

@@ -20,6 +20,8 @@ from __future__ import annotations
 
 from typing import Any, Final, Literal
 
+from deploy_gate.errors import ConfigError
+
 #: What a model profile says the model is.
 ModelTask = Literal["classifier", "regressor", "unknown"]
 #: What the comparison and the rollout router judge: the metrics and tests differ.
@@ -41,6 +43,18 @@ def comparison_task(task: ModelTask) -> Task | None:
     """The comparison's name for a profile's task: ``"classification"`` for ``"classifier"``,
     ``"regression"`` for ``"regressor"``, None for ``"unknown"`` (and anything else)."""
     return _COMPARISON_TASKS.get(task)
+
+
+def check_task(task: object, where: str = "task") -> Task | None:
+    """``task`` as given to a public function (None: infer it), or a ``ConfigError`` naming
+    the accepted values: a misspelt task used to surface as a bare ``KeyError`` from a metric
+    table, or not at all."""
+    if task is None:
+        return None
+    for known in TASKS:
+        if task == known:
+            return known
+    raise ConfigError(f"{where} must be {' or '.join(map(repr, TASKS))}, got {task!r}")
 
 
 def safe_getattr(obj: object, name: str) -> Any:

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from deploy_gate.capabilities import Task as Task  # re-exported: compare.Task is public
 from deploy_gate.capabilities import (
+    check_task,
     comparison_task,
     has_probabilities,
     model_classes,
@@ -245,7 +246,7 @@ def predict_outputs(
     if batch_size < 1:
         raise ConfigError(f"batch_size must be at least 1, got {batch_size}")
     adapter = adapt_model(model)
-    task = task or infer_task(adapter)
+    task = check_task(task) or infer_task(adapter)
     want_proba = task == "classification" and (adapter.has_proba if proba is None else proba)
     if want_proba and not adapter.has_proba:
         raise ConfigError(f"{adapter.name} has no probabilities (no predict_proba)")
@@ -1004,6 +1005,7 @@ def compare_models(
     import numpy as np
     import pandas as pd
 
+    task = check_task(task)
     cand_a, base_a = adapt_model(candidate), adapt_model(baseline)
     labelled: np.ndarray | None = None
     y: np.ndarray | None = None

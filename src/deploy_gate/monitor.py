@@ -42,6 +42,8 @@ from deploy_gate.validation import as_array, numeric_view
 if TYPE_CHECKING:
     from numpy.typing import ArrayLike
 
+    from deploy_gate.deployment import Deployment
+
 logger = logging.getLogger("deploy_gate.monitor")
 
 Rule: TypeAlias = Literal["latency", "error_rate", "drift"]
@@ -129,7 +131,7 @@ class Monitor:
 
     def __init__(
         self,
-        deployment: Any,
+        deployment: Deployment,
         profile: Profile | None = None,
         *,
         latency_budget_ms: float | Mapping[str, float] | None = None,

@@ -23,7 +23,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import reduce
 from typing import TYPE_CHECKING, Any, Literal
@@ -607,9 +607,18 @@ def profile_unit(unit: DataUnit, options: BuildOptions, what: str = "DATA") -> P
         return load(unit.location, what=what)
     chunks = read_unit(unit, chunk_rows=options.chunk_rows, columns=options.columns, what=what)
     if options.reference is None:
+        unreadable: list[DataError] = []
+
+        def reading() -> Iterator[pd.DataFrame]:
+            try:
+                yield from chunks
+            except DataError as exc:  # already names the flag and the file
+                unreadable.append(exc)
+                raise
+
         try:
             return build_profile(
-                chunks,
+                reading(),
                 features=options.features,
                 bins=options.bins,
                 quantiles=options.quantiles,
@@ -617,6 +626,8 @@ def profile_unit(unit: DataUnit, options: BuildOptions, what: str = "DATA") -> P
                 max_categories=options.max_categories,
             )
         except DataError as exc:
+            if exc in unreadable:
+                raise
             raise DataError(f"{what}: {unit}: {exc}") from exc
     builder = CurrentProfileBuilder(
         options.reference,

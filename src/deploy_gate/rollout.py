@@ -29,7 +29,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Concatenate, Literal, ParamSpec, TypeVar
 
-from deploy_gate.capabilities import TASKS, Task
+from deploy_gate.capabilities import Task, check_task
 from deploy_gate.compare import (
     DEFAULT_BATCH_SIZE,
     DEFAULT_ERROR_FLOOR,
@@ -434,9 +434,7 @@ class Rollout:
         self.confidence = float(confidence)
         self.min_samples = min_samples
         self.criteria: tuple[Criterion, ...] = tuple(dict.fromkeys(criteria))
-        if task is not None and task not in TASKS:
-            raise ConfigError(f"task must be 'classification' or 'regression', got {task!r}")
-        self.task: Task = task or _infer_pair(self._baseline, self._candidate)
+        self.task: Task = check_task(task) or _infer_pair(self._baseline, self._candidate)
         self.min_relative = float(min_relative)
         self.max_error_ratio = float(max_error_ratio)
         self.error_floor = float(error_floor)
@@ -1107,6 +1105,7 @@ def simulate_rollout(
         except TypeError as exc:
             raise DataError(f"order_by column {order_by!r} cannot be sorted: {exc}") from None
         rows, y = rows.iloc[order], y[order]
+    task = check_task(task)
     if task is None:
         task = _infer_pair(adapt_model(baseline), adapt_model(candidate), y)
     rollout = Rollout(
