@@ -412,6 +412,143 @@ def test_mlserver_serving_the_example_model_is_gated_over_v2(
     assert result.ret == 1
 
 
+def _properties(pytester: pytest.Pytester) -> dict[str, str]:
+    """The JUnit properties of the run, ``{"errors[wrong-dtype]::status": "400", ...}``: the
+    gate records them on the suite, named ``endpoint:NAME::ITEM::KEY``."""
+    root = ET.parse(pytester.path / "deploy-gate.xml").getroot()
+    found = {}
+    for prop in root.iter("property"):
+        name = prop.get("name", "")
+        if name.startswith("endpoint:"):
+            found[name.split("::", 1)[1]] = prop.get("value", "")
+    return found
+
+
+def _mlflow_python() -> str:
+    found = os.environ.get("DEPLOY_GATE_MLFLOW")
+    if not found:
+        pytest.skip(
+            "MLflow is not installed: install it in a virtualenv of its own (python3 -m venv V "
+            "&& V/bin/pip install mlflow-skinny scikit-learn pandas pyarrow skops) and set "
+            "DEPLOY_GATE_MLFLOW to V/bin/python"
+        )
+    return found
+
+
+#: Run by the MLflow virtualenv's python: the example model as an MLflow model.
+_SAVE_MLFLOW_MODEL = """
+import sys
+
+import joblib
+import mlflow.sklearn
+import pandas as pd
+import skops.io
+from mlflow.models import infer_signature
+
+artifact, holdout, target, out = sys.argv[1:]
+model = joblib.load(artifact)
+features = pd.read_parquet(holdout).drop(columns=[target])
+mlflow.sklearn.save_model(
+    model,
+    out,
+    signature=infer_signature(features, model.predict(features)),
+    # MLflow 3 saves with skops and refuses types it does not trust until they are named
+    # (HistGradientBoosting's TreePredictor, numpy.dtype); this model is our own.
+    skops_trusted_types=skops.io.get_untrusted_types(data=skops.io.dumps(model)),
+)
+"""
+
+
+def test_mlflow_scoring_server_serving_the_example_model_is_gated(
+    pytester: pytest.Pytester, tmp_path: Path, example: Path
+) -> None:
+    """MLflow's scoring server (``mlflow models serve``) serves the model it was given
+    (matches-artifact passes, predictions only) and refuses every bad request with a 400 and a
+    message: the gate approves it."""
+    python = _mlflow_python()
+    model = example / "models/candidate.joblib"
+    holdout = example / "data/holdout.parquet"
+    saved = tmp_path / "churn"
+    # With a signature inferred from the holdout features, as input_example= or autologging
+    # infer one: what a logged model typically has (MLflow warns when logging without one).
+    # MLflow then checks each request against it: a missing feature gets a 400 naming it, and
+    # a null in an integer feature a 400 (integer columns hold no missing value). Without one,
+    # every bad request also gets a 400, but a missing feature, a string in a numeric one and
+    # an empty batch get one message that names nothing, and nulls reach the model.
+    saving = subprocess.run(
+        [python, "-c", _SAVE_MLFLOW_MODEL, str(model), str(holdout), "churned", str(saved)],
+        capture_output=True,
+        text=True,
+    )
+    assert saving.returncode == 0, saving.stderr
+    port = _free_port()
+    server = Server(
+        [
+            python,
+            "-m",
+            "mlflow",
+            "models",
+            "serve",
+            "-m",
+            str(saved),
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(port),
+            "--env-manager",
+            "local",
+        ],
+        f"http://127.0.0.1:{port}/ping",
+        tmp_path,
+        # `mlflow models serve` execs `uvicorn` found on PATH, not its own interpreter's.
+        {"PATH": f"{Path(python).parent}{os.pathsep}{os.environ.get('PATH', '')}"},
+    )
+    try:
+        result = pytester.runpytest(
+            "--deploy-gate",
+            str(model),
+            "--deploy-gate-data",
+            str(holdout),
+            "--deploy-gate-target",
+            "churned",
+            f"--deploy-gate-endpoint=http://127.0.0.1:{port}/invocations",
+            "-k",
+            "endpoint",
+            *QUICK,
+        )
+    finally:
+        server.stop()
+    result.stdout.fnmatch_lines([f"endpoint:127.0.0.1:{port}", "*APPROVED FOR DEPLOYMENT*"])
+    assert result.ret == 0, result.stdout.str()
+    outcomes = _outcomes(pytester)
+    # Everything passes (smoke[ready], smoke[batch], version[matches-artifact], every errors
+    # item, latency ...) but what needs probabilities, skipped: MLflow serves none.
+    assert {name: status for name, status in outcomes.items() if status != "passed"} == {
+        "output[numeric-dtype]": "skipped",
+        "output[probabilities-range]": "skipped",
+        "output[probabilities-sum]": "skipped",
+    }, outcomes
+    props = _properties(pytester)
+    assert props["smoke[ready]::protocol"] == "mlflow"
+    assert props["version[matches-artifact]::rows_compared"] == "6000"
+    # Each bad request was refused with a 400 and a message; the missing feature is named.
+    for key in (
+        "errors[missing-feature]::status",
+        "errors[wrong-dtype]::status",
+        "errors[malformed-body]::status (a body that is not JSON)",
+        "errors[malformed-body]::status (JSON of the wrong shape)",
+    ):
+        assert props[key] == "400", key
+    assert props["errors[missing-feature]::names_feature"] == "True"
+    # A null in each integer feature is refused by the signature (a 400 that errors[nan-input]
+    # and output[edge-rows] accept); nulls in the other features get a prediction.
+    rejected = props["output[edge-rows]::edge_rows_rejected"]
+    for feature in ("tenure_months", "support_calls", "age"):
+        expected = f"edge row {feature}=missing: EndpointRejected: HTTP 400 from POST"
+        assert expected in rejected, rejected
+    assert rejected.count("EndpointRejected") == 3, rejected
+
+
 def test_every_concurrent_round_has_all_its_requests_in_flight_when_the_cap_cuts_rounds() -> None:
     # A service taking 50 ms a request, 8 in flight, a 1 s cap: sized by the cap alone, rounds
     # had 5 calls, never 8 in flight, and a slow service under load measured fast.
