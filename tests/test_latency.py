@@ -859,6 +859,43 @@ def test_a_model_fast_on_one_row_but_slow_on_every_batch_fails_without_any_budge
     assert check.seconds <= settings.max_seconds
 
 
+def test_a_slow_batch_path_fails_on_all_its_calls_when_disturbed_rounds_leave_it_undecided() -> (
+    None
+):
+    # Batches of 8 take 24 ms against 8 ms for their rows one by one (3x), except in two of
+    # nine rounds where the machine made the batches look fast (ratio 1.0). The interval of the
+    # nine rounds' medians is then 1.0-3.0x, straddling the 1.5x slack: undecided, a warning, and
+    # a broken batch path approved. Over all 45 batches the median is confidently 3x.
+    clock = FakeClock()
+    batches = itertools.count()
+
+    def batch(frame: object) -> None:
+        n = next(batches)  # the first call is the warm-up; then 5 per round
+        disturbed = n > 0 and ((n - 1) // 5) % 4 == 1
+        clock.spend(8.0 if disturbed else 24.0)
+
+    def single(row: object) -> None:
+        clock.spend(1.0)
+
+    settings = LatencySettings(
+        threads=None,
+        calls_per_round=5,
+        warmup_calls=1,
+        warmup_seconds=1e-9,
+        max_seconds=600.0,
+        max_rounds=9,
+    )
+    check = BatchVersusSingle(
+        batch, single, [0], list(range(8)), batch_size=8, settings=settings, clock=clock
+    )
+    verdict = check.verdict()
+    assert verdict.rounds >= settings.min_rounds
+    assert verdict.ci[0] <= 1.5 < verdict.ci[1]  # the rounds alone do not decide it
+    assert verdict.status is LatencyStatus.FAILED
+    assert verdict.figures["decided_on"] == "all calls"
+    assert f"over all {5 * verdict.rounds} batches, the median batch is 3.00x" in verdict.message
+
+
 def test_a_batch_faster_than_as_many_single_rows_passes() -> None:
     clock = FakeClock()
     batch, single = batch_and_single(clock, batch_ms=2.0, single_ms=0.2)
