@@ -241,6 +241,16 @@ class CrashesOnZero(ThresholdClassifier):
         return values
 
 
+class HugeAtZeroRegressor(LinearRegressor):
+    """Answers 1e6 where feature a is exactly 0.0, a value inside a's observed range (make_frame
+    draws it from a standard normal) that no data row holds: only the a=zero edge row shows it."""
+
+    def predict(self, X: Any) -> np.ndarray:
+        out = super().predict(X)
+        out[self._matrix(X)[:, 0] == 0.0] = 1e6
+        return out
+
+
 class NotAModel:
     """Has no predict() at all."""
 

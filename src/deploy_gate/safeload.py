@@ -19,6 +19,7 @@ import bz2
 import codecs
 import collections
 import copyreg
+import dataclasses
 import functools
 import importlib
 import io
@@ -320,6 +321,65 @@ class _CallRefusedError(Exception):
     """A substitute for an admitted helper refused its arguments."""
 
 
+# Functions that scikit-learn's fitted models hold inside a ``functools.partial`` with plain
+# keyword arguments: HistGradientBoosting with native categorical features keeps
+# ``FunctionTransformer(partial(check_array, dtype=[float64], ensure_all_finite=False))`` for its
+# numeric columns. They validate data and nothing else; an artifact may name them only to hold
+# them (never call them while it loads), and a partial may wrap nothing else.
+_PARTIAL_TARGETS: Final = frozenset({"sklearn.utils.validation:check_array"})
+
+
+@functools.cache
+def _partial_target_objects() -> Mapping[int, object]:
+    found: dict[int, object] = {}
+    for label in _PARTIAL_TARGETS:
+        module, _, name = label.partition(":")
+        try:
+            obj = getattr(importlib.import_module(module), name)
+        except (ImportError, AttributeError):  # another scikit-learn version
+            continue
+        found[id(obj)] = obj
+    return found
+
+
+def _partial_problem(func: object, args: object, keywords: object) -> str | None:
+    """Why ``functools.partial(func, *args, **keywords)`` may not be held, or None."""
+    if id(func) not in _partial_target_objects():
+        return (
+            f"functools:partial of {_describe(func)} (a partial may wrap only "
+            + ", ".join(sorted(_PARTIAL_TARGETS))
+            + ")"
+        )
+    if not isinstance(args, tuple) or not _plain_data(args):
+        return "functools:partial with positional arguments that are not plain data"
+    if not isinstance(keywords, dict) or not _plain_data(keywords):
+        return "functools:partial with keyword arguments that are not plain data"
+    if keywords.keys() & _WRITING_KWARGS:
+        return "functools:partial with a keyword argument that writes into an array"
+    return None
+
+
+def _partial_state_problem(state: object) -> str | None:
+    """Why a pickled partial's state ``(func, args, keywords, dict)`` may not be set, or None:
+    BUILD would otherwise swap the function that :func:`_restricted_partial` checked."""
+    if not isinstance(state, tuple) or len(state) != 4:
+        return "functools:partial with a malformed state"
+    func, args, keywords, attributes = state
+    if attributes:
+        return "functools:partial with instance attributes"
+    return _partial_problem(func, args, {} if keywords is None else keywords)
+
+
+def _restricted_partial(
+    func: Callable[..., object], /, *args: object, **keywords: object
+) -> functools.partial[object]:
+    """``functools.partial`` limited to :data:`_PARTIAL_TARGETS` with plain-data arguments."""
+    problem = _partial_problem(func, args, keywords)
+    if problem is not None:
+        raise _CallRefusedError(problem)
+    return functools.partial(func, *args, **keywords)
+
+
 # Exact ``module:name`` entries.
 _EXACT: Final = frozenset(
     """
@@ -343,11 +403,17 @@ _EXACT: Final = frozenset(
 )
 # pandas' default string dtype is backed by pyarrow, hence the three pyarrow helpers.
 
-# Admitted helpers replaced by restricted versions.
+# Admitted helpers replaced by restricted versions. They are decided before the never-admitted
+# names: ``functools:partial`` itself stays never admitted (a trusted module's re-export of it
+# is refused), only its restricted version is.
 _SUBSTITUTES: Final[Mapping[str, Callable[..., object]]] = {
     "copyreg:_reconstructor": _safe_reconstructor,
     "_codecs:encode": _latin1_encode,
+    "functools:partial": _restricted_partial,
 }
+# Substitutes that are gadgets in their own right: when a call to one is skipped because its
+# arguments hold a refused object, the substitute is named among the refusals too.
+_NAMED_WHEN_TAINTED: Final = frozenset({"functools:partial"})
 
 # sklearn functions that fitted models hold by reference (score functions, metrics, kernels).
 _SKLEARN_FUNCTION_MODULES: Final = frozenset(
@@ -472,6 +538,9 @@ class ImportPolicy:
 
     def _decide(self, module: str, name: str) -> ImportDecision:
         label = f"{module}:{name}"
+        substitute = _SUBSTITUTES.get(label)
+        if substitute is not None:
+            return ImportDecision(label, substitute)
         if label in _NEVER_NAMES or _under(module, _NEVER_MODULES):
             return _refuse(label, "never admitted")
         if not _MODULE_NAME.match(module):
@@ -482,9 +551,9 @@ class ImportPolicy:
             return _refuse(label, "not an identifier")
         if _is_dunder(name) or any(_is_dunder(part) for part in module.split(".")):
             return _refuse(label, "dunder name")
-        substitute = _SUBSTITUTES.get(label)
-        if substitute is not None:
-            return ImportDecision(label, substitute)
+        if label in _PARTIAL_TARGETS:
+            decision = self._resolve(label, module, name, admit=_admit_listed)
+            return dataclasses.replace(decision, hold_only=decision.obj is not None)
         if label in _EXACT:
             return self._resolve(label, module, name, admit=_admit_listed)
         if label == _JOBLIB_ARRAY_WRAPPER:
@@ -566,6 +635,8 @@ class ImportDecision:
     # Classes that may be created (NEWOBJ, copyreg) but not called with arguments: their
     # constructors read files (lightgbm/xgboost Booster(model_file=...)).
     construct_only: bool = False
+    # Functions an artifact may hold (in a ``functools.partial``) but not call while it loads.
+    hold_only: bool = False
     # The top-level package of a module that is merely not allowlisted (a trust candidate).
     untrusted_root: str | None = None
 
@@ -805,6 +876,9 @@ class _GuardedUnpickler(NumpyUnpickler):  # type: ignore[misc]
     def _callable(self, func: object, args: object, opcode: str, need_type: bool) -> bool:
         """Whether ``func`` may be called with ``args``; records a refusal when not."""
         if self._findings.poisoned and (type(func) is _Refused or _tainted(args)):
+            named = self._admitted.get(id(func))
+            if named is not None and named.obj is func and named.label in _NAMED_WHEN_TAINTED:
+                self._findings.refuse(f"{named.label} (of a refused object)")
             return False
         decision = self._admitted.get(id(func))
         if decision is None or decision.obj is not func:
@@ -812,6 +886,11 @@ class _GuardedUnpickler(NumpyUnpickler):  # type: ignore[misc]
             return False
         if need_type and not isinstance(func, type):
             self._findings.refuse(f"{opcode} on {decision.label}, which is not a class")
+            return False
+        if decision.hold_only:
+            self._findings.refuse(
+                f"{opcode} on {decision.label}, which a model may hold but not call while loading"
+            )
             return False
         if decision.construct_only and opcode != "NEWOBJ" and args:
             self._findings.refuse(
@@ -862,6 +941,13 @@ class _GuardedUnpickler(NumpyUnpickler):  # type: ignore[misc]
             stack.pop()
             stack[-1] = _REFUSED
             return
+        if type(inst) is functools.partial:
+            problem = _partial_state_problem(stack[-1])
+            if problem is not None:
+                self._findings.refuse(problem)
+                stack.pop()
+                stack[-1] = _REFUSED
+                return
         _PICKLE_LOAD_BUILD(self)
         if type(stack[-1]) is NumpyArrayWrapper:
             stack[-1] = self._read_array(stack[-1])
@@ -1326,6 +1412,10 @@ class _StateAuditor:
         self._find(path, f"{_qualified(method.__func__)} is a method bound to {_describe(owner)}")
 
     def _callable_object_allowed(self, obj: object) -> bool:
+        if type(obj) is functools.partial:
+            # Its function, arguments and attributes are judged here; nothing else of it is
+            # walked (a partial keeps them in C slots).
+            return not vars(obj) and _partial_problem(obj.func, obj.args, obj.keywords) is None
         return isinstance(obj, self._callable_objects) or _is_trusted(type(obj), self.trust)
 
     def _check_class(self, cls: type, path: str, slot: str | None) -> None:

@@ -33,7 +33,7 @@ def require_real_rows(data: GateData) -> None:
 
 
 def first_row(data: GateData) -> dict[str, Any]:
-    return {str(k): plain(val) for k, val in data.features.iloc[0].items()}
+    return records(data.features.iloc[:1])[0]
 
 
 def sample(data: GateData, n: int = SAMPLE_ROWS) -> pd.DataFrame:
@@ -160,4 +160,27 @@ def require_one_per_row(outputs: np.ndarray, n_rows: int) -> None:
 
 
 def records(rows: pd.DataFrame) -> list[dict[str, Any]]:
-    return [{str(k): plain(val) for k, val in row.items()} for _, row in rows.iterrows()]
+    """The rows as the mappings a client sends to ``predict_single``, of Python values.
+
+    A missing value of a nullable column (``Int64``, ``boolean``, ``string``: pandas' ``NA``)
+    becomes what a missing value is elsewhere in the gate: NaN in a column of numbers or flags
+    (what pandas and scikit-learn turn ``NA`` into when they read the column as a batch), None
+    in any other column. ``NA`` itself is pandas' own marker, which no client sends and
+    scikit-learn cannot read: a healthy model fitted on an ``Int64`` column with gaps failed
+    every single-row check with ``TypeError: float() argument must be ... not 'NAType'``.
+    """
+    import math
+
+    import pandas as pd
+
+    na = pd.NA
+    missing = {
+        column: math.nan
+        if pd.api.types.is_numeric_dtype(dtype) or pd.api.types.is_bool_dtype(dtype)
+        else None
+        for column, dtype in rows.dtypes.items()
+    }
+    return [
+        {str(k): missing[k] if val is na else plain(val) for k, val in row.items()}
+        for _, row in rows.iterrows()
+    ]

@@ -55,6 +55,9 @@ class EdgeOutcome:
     prediction: object = None
     proba: object = None
     error: BaseException | None = None
+    #: The edited value lies outside the feature's observed range (a zero where the data
+    #: never reaches 0): an extrapolation, which a derived output range says nothing about.
+    extrapolated: bool = False
 
 
 @dataclass
@@ -109,8 +112,10 @@ _observations: weakref.WeakKeyDictionary[Deployment, tuple[int, Observation]] = 
 )
 
 
-def edge_rows(data: GateData) -> tuple[pd.DataFrame, list[str]]:
-    """Copies of the first row with one feature at its observed min, max, 0, or missing."""
+def edge_rows(data: GateData) -> tuple[pd.DataFrame, list[str], list[bool]]:
+    """Copies of the first row with one feature at its observed min, max, 0, or missing; their
+    labels; and whether each one's value lies outside the feature's observed range (a zero
+    where every observed value is positive, or every one negative)."""
     import numpy as np
     import pandas as pd
 
@@ -118,17 +123,24 @@ def edge_rows(data: GateData) -> tuple[pd.DataFrame, list[str]]:
     base = features.iloc[[0]]
     rows: list[pd.DataFrame] = []
     labels: list[str] = []
+    extrapolated: list[bool] = []
     for column in features.columns:
         values = features[column]
         cases: list[tuple[str, Any]] = []
         numeric = pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values)
+        low = high = None
         if numeric:
-            cases += [("min", values.min()), ("max", values.max()), ("zero", 0)]
-        # A missing flag or category is None in an object column; a missing number is NaN.
+            low, high = values.min(), values.max()
+            cases += [("min", low), ("max", high), ("zero", 0)]
+        # A missing flag or category is None in an object column; a missing number is NaN. A
+        # column of a dtype whose missing value is pandas' NA (nullable boolean, string[python],
+        # Arrow) keeps its dtype: as an object column it would carry the NA of the other edge
+        # rows' values (row 0's gaps) to the model as objects scikit-learn cannot read.
         cases.append(("missing", np.nan if numeric else None))
+        keeps_dtype = getattr(values.dtype, "na_value", None) is pd.NA
         for case, value in cases:
             row = base.copy()
-            if value is None:
+            if value is None and not keeps_dtype:
                 row[column] = row[column].astype(object)
             elif isinstance(value, float) and pd.api.types.is_integer_dtype(row[column]):
                 row[column] = row[column].astype(float)
@@ -136,7 +148,17 @@ def edge_rows(data: GateData) -> tuple[pd.DataFrame, list[str]]:
             rows.append(row)
             shown = "" if case in ("zero", "missing") else f"({fmt(plain(value))})"
             labels.append(f"edge row {column}={case}{shown}")
-    return pd.concat(rows, ignore_index=True), labels
+            extrapolated.append(case == "zero" and _excludes_zero(low, high))
+    return pd.concat(rows, ignore_index=True), labels, extrapolated
+
+
+def _excludes_zero(low: Any, high: Any) -> bool:
+    """Whether an observed range [low, high] leaves 0 out; unknown bounds (NaN, NA: a column
+    with no value) claim nothing."""
+    try:
+        return bool(low > 0 or high < 0)
+    except TypeError:  # pandas' NA has no truth value
+        return False
 
 
 def observe(deployment: Deployment, data: GateData) -> Observation:
@@ -160,8 +182,11 @@ def observe(deployment: Deployment, data: GateData) -> Observation:
         except AttributeError as exc:
             proba_error = describe_exc(exc)
             prober = None
-    edge_frame, edge_labels = edge_rows(data)
-    edges = [EdgeOutcome(label) for label in edge_labels]
+    edge_frame, edge_labels, outside = edge_rows(data)
+    edges = [
+        EdgeOutcome(label, extrapolated=far)
+        for label, far in zip(edge_labels, outside, strict=True)
+    ]
     try:
         preds = predict(deployment, edge_frame)
         probs = v.as_array(prober.batch_predict_proba(edge_frame)) if prober is not None else None
@@ -366,14 +391,36 @@ def output_regression_range(
     """
     require_real_rows(deploy_gate_data)
     low, high, source = _output_range(deploy_gate_data, deploy_gate_settings)
+    derived = deploy_gate_settings.output_range is None
     deploy_gate_property("range_low", low)
     deploy_gate_property("range_high", high)
     obs = observe(deployment, deploy_gate_data)
     # A value that is not a number lies in no range (strings would otherwise be skipped).
     _fail_non_numeric("output", obs.predictions, obs)
     rows = v.out_of_range_rows(obs.predictions, low, high)
+    if derived:
+        # The target's range describes outputs on the inputs the data holds. An edge row whose
+        # input lies outside them (year=0 where years run 2015-2024) asks the model to
+        # extrapolate, and a healthy linear model answers far outside that range: reported,
+        # not failed. An explicit deploy_gate_output_range is a contract for every input.
+        far = _extrapolated_rows(obs)
+        passed_over = [r for r in rows if r in far]
+        if passed_over:
+            deploy_gate_property(
+                "edge_rows_extrapolated",
+                "; ".join(f"{obs.labels[r]}: {show(obs.predictions[r])}" for r in passed_over),
+            )
+            rows = tuple(r for r in rows if r not in far)
     if rows:
         _fail_rows(f"output outside [{low:.6g}, {high:.6g}] ({source})", rows, obs, obs.predictions)
+
+
+def _extrapolated_rows(obs: Observation) -> set[int]:
+    """Positions, among ``obs.predictions``, of the edge rows whose input is an extrapolation."""
+    ok = [e for e in obs.edges if e.error is None]
+    if len(obs.predictions) != obs.n_data_rows + len(ok):
+        return set()  # the edge outputs could not be joined to the data rows'
+    return {obs.n_data_rows + i for i, e in enumerate(ok) if e.extrapolated}
 
 
 def _output_range(data: GateData, settings: Settings) -> tuple[float, float, str]:
