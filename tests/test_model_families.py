@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import pickle
+import re
 from pathlib import Path
 
 import joblib
@@ -102,7 +103,8 @@ def _wrapped_in_a_pipeline(func: object) -> object:
         (functools.partial(np.add, 1), "functools:partial of a numpy:ufunc object"),
         (
             _Reduces(functools.partial, (pd.eval,)),
-            "pandas:eval (never admitted)",
+            # pandas < 2.2 names it by its defining module
+            r"pandas(\.core\.computation\.eval)?:eval \(never admitted\)",
         ),
         # the form a fitted model holds: loads (the control)
         (functools.partial(_check_array(), dtype=[np.float64], ensure_all_finite=False), None),
@@ -119,7 +121,7 @@ def test_a_partial_of_anything_but_the_validation_helpers_is_still_refused(
         return
     with pytest.raises(UnsafeArtifactError) as caught:
         load_model_file(path)
-    assert refused in str(caught.value)
+    assert re.search(refused, str(caught.value)), str(caught.value)
     assert "functools:partial" in str(caught.value)
 
 
