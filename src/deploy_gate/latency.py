@@ -979,6 +979,14 @@ def _ratio_ci_note(confidence: float, ci: tuple[float, float]) -> str:
     return f", {confidence:.0%} CI {_fmt_ratio(ci[0])}-{_fmt_ratio(ci[1])}x"
 
 
+#: The typical call (p50) fails a comparison on its own only this far past the limit: it is a
+#: fast path for clear regressions, not a second judge at the limit. With a CPU hog sharing the
+#: machine, a healthy candidate doing 1.15x the baseline's work measured 1.37x on its median
+#: (95% CI 1.34-1.39x) in 1 of 10 runs against a 1.3x limit, and was blocked; its p99 (1.29x)
+#: was undecided. A candidate 2.5x the baseline is far past 1.25 x the limit.
+TYPICAL_CALL_MARGIN = 1.25
+
+
 class LatencyComparison(Generic[T]):
     """Candidate against baseline, timed interleaved call by call on the same inputs.
 
@@ -1103,7 +1111,8 @@ class LatencyComparison(Generic[T]):
         limit fails at once: the median needs far fewer calls than a p99 to be sure, and a
         busy machine stretches tails much more than medians, so a candidate slower on every
         call is not let through because its p99 could not be pinned down."""
-        if typical.status(self.max_ratio, self.noise_floor_ms) is LatencyStatus.FAILED:
+        typical_limit = self.max_ratio * TYPICAL_CALL_MARGIN
+        if typical.status(typical_limit, self.noise_floor_ms) is LatencyStatus.FAILED:
             return LatencyStatus.FAILED
         return look.status(self.max_ratio, self.noise_floor_ms)
 
@@ -1143,7 +1152,9 @@ class LatencyComparison(Generic[T]):
         if on_median:
             message = (
                 f"p50 latency {_fmt_ms(typical.first_ms)} ms is {_fmt_ratio(typical.ratio)}x the "
-                f"baseline's {_fmt_ms(typical.second_ms)} ms, above {limit} on the typical call "
+                f"baseline's {_fmt_ms(typical.second_ms)} ms, above "
+                f"{_fmt_ratio(self.max_ratio * TYPICAL_CALL_MARGIN)}x ({TYPICAL_CALL_MARGIN:g} x "
+                f"{limit}) on the typical call "
                 f"(batch={self.batch_size}, p50 of {typical.calls} calls per model in {rounds} "
                 f"paired rounds{_ratio_ci_note(settings.confidence, typical.ratio_ci)}; {label} "
                 f"{_fmt_ratio(look.ratio)}x, not decided on its own, {threads})"
