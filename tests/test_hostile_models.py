@@ -380,7 +380,9 @@ def test_the_healthy_control_is_approved_through_the_hostile_harness(
     pytester: pytest.Pytester, workers: str
 ) -> None:
     artifact = write_artifact(pytester.path, fitted(hm.Healthy()))
-    run = run_gate(pytester, artifact, workers=workers)
+    # This test is about the harness, not latency: at the harness's 1 s latency cap a busy
+    # runner left the healthy control's p99 undecided (4 rounds, 54 calls preempted) in CI.
+    run = run_gate(pytester, artifact, "--deploy-gate-latency-inconclusive=warn", workers=workers)
     assert run.ret == 0, run.describe()
     assert run.junit is not None, run.junit_problem
     assert _count(run.junit, "tests") > 0
