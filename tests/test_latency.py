@@ -5,6 +5,7 @@ Timing logic is driven by injected clocks and injected per-call timings, never t
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 import itertools
 import json
@@ -891,14 +892,7 @@ def test_a_slow_batch_path_fails_on_all_its_calls_when_disturbed_rounds_leave_it
     def single(row: object) -> None:
         clock.spend(1.0)
 
-    settings = LatencySettings(
-        threads=None,
-        calls_per_round=5,
-        warmup_calls=1,
-        warmup_seconds=1e-9,
-        max_seconds=600.0,
-        max_rounds=9,
-    )
+    settings = dataclasses.replace(FIXED, calls_per_round=5, max_seconds=600.0, max_rounds=9)
     check = BatchVersusSingle(
         batch, single, [0], list(range(8)), batch_size=8, settings=settings, clock=clock
     )
