@@ -102,12 +102,14 @@ def test_whole_streamed_and_dask_profiles_have_identical_counts_and_verdicts(ref
 
     whole = profiles.profile_current(current, reference)
     streamed = profiles.build([tmp_path / "window"], reference=reference, chunk_rows=1500)
-    from deploy_gate.cluster import build_on_dask
+    from deploy_gate.cluster import map_reduce_on_dask
     from deploy_gate.sources import expand
 
-    on_dask = build_on_dask(
+    on_dask = map_reduce_on_dask(
         expand([str(tmp_path / "window" / "*.parquet")]),
-        profiles.BuildOptions(reference=reference),
+        profiles.profile_unit,
+        profiles.merge,
+        broadcast={"options": profiles.BuildOptions(reference=reference)},
         workers=2,
         processes=False,
     )

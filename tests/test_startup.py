@@ -6,6 +6,7 @@ through its entry point, so what it imports there is paid by every project that 
 
 from __future__ import annotations
 
+import importlib
 import json
 
 import pytest
@@ -92,7 +93,8 @@ def test_a_run_with_the_gate_off_still_skips_the_fixtures_with_how_to_enable_it(
 
 def test_every_option_names_a_parser_that_exists() -> None:
     for option in options.OPTIONS:
-        assert callable(getattr(parsers, option.parse.__name__)), option.name
+        module = importlib.import_module(option.parse.__module__)
+        assert callable(getattr(module, option.parse.__name__)), option.name
 
 
 def test_option_values_are_parsed_by_the_parsers_module_on_first_use() -> None:

@@ -1,7 +1,9 @@
-"""Profiles built as map-reduce on a Dask cluster (the ``dask`` extra).
+"""Map-reduce over units of data on a Dask cluster (the ``dask`` extra): profiles at scale.
 
 Each task reads one unit of data (a Parquet row group, or a file) where the cluster runs and
-returns its profile; profiles merge pairwise on the workers until one is left. Only profiles
+returns its part (``profiles.build`` passes ``profile_unit``); parts merge pairwise on the
+workers until one is left. This module knows nothing of profiles, so it imports none of
+``profiles``: that module imports this one, and the layering stays one-way. Only profiles
 travel: the rows stay on the workers, and memory per task is bounded by one chunk of the unit.
 No model is ever sent to the cluster (prediction drift is judged later, by the gate's model
 worker, on the profile's sample).
@@ -14,15 +16,13 @@ The workers need pytest-deploy-gate installed, and the fsspec backend of any URL
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, TypeVar
 
 from deploy_gate.errors import ConfigError, DataError
-from deploy_gate.profiles import BuildOptions, merge, profile_unit
 from deploy_gate.sources import DataUnit, split_row_groups
 
-if TYPE_CHECKING:
-    from deploy_gate.drift import Profile
+T = TypeVar("T")
 
 #: Local cluster size when none is given.
 DEFAULT_WORKERS = 2
@@ -38,16 +38,20 @@ def _distributed() -> Any:
     return distributed
 
 
-def build_on_dask(
+def map_reduce_on_dask(
     units: Sequence[DataUnit],
-    options: BuildOptions,
+    task: Callable[..., T],
+    combine: Callable[[T, T], T],
     *,
+    broadcast: Mapping[str, object] | None = None,
     scheduler: str | None = None,
     workers: int | None = None,
     processes: bool = True,
     what: str = "DATA",
-) -> Profile:
-    """The merged profile of ``units``, computed on a Dask cluster (see the module docstring)."""
+) -> T:
+    """``combine`` over ``task(unit, what=what, **broadcast)`` of every Parquet row group or
+    file of ``units``, computed on a Dask cluster (see the module docstring). ``broadcast``
+    values are sent to each worker once, not with every task."""
     distributed = _distributed()
     if workers is not None and (isinstance(workers, bool) or workers < 1):
         raise ConfigError(f"workers must be a positive integer, got {workers!r}")
@@ -69,23 +73,30 @@ def build_on_dask(
             except (OSError, TimeoutError) as exc:
                 raise DataError(f"cannot reach the Dask scheduler at {scheduler}: {exc}") from exc
         with client:
-            profile: Profile = _map_reduce(client, parts, options, what)
-            return profile
+            result: T = _map_reduce(client, parts, task, combine, broadcast or {}, what)
+            return result
     finally:
         if cluster is not None:
             cluster.close()
 
 
-def _map_reduce(client: Any, parts: Sequence[DataUnit], options: BuildOptions, what: str) -> Any:
-    shared = client.scatter(options, broadcast=True)
-    futures = client.map(profile_unit, list(parts), options=shared, what=what, pure=False)
+def _map_reduce(
+    client: Any,
+    parts: Sequence[DataUnit],
+    task: Callable[..., Any],
+    combine: Callable[[Any, Any], Any],
+    broadcast: Mapping[str, object],
+    what: str,
+) -> Any:
+    shared = {name: client.scatter(value, broadcast=True) for name, value in broadcast.items()}
+    futures = client.map(task, list(parts), what=what, pure=False, **shared)
     while len(futures) > 1:
         pairs = [
-            client.submit(merge, futures[i], futures[i + 1], pure=False)
+            client.submit(combine, futures[i], futures[i + 1], pure=False)
             for i in range(0, len(futures) - 1, 2)
         ]
         futures = pairs + ([futures[-1]] if len(futures) % 2 else [])
     return futures[0].result()
 
 
-__all__ = ["DEFAULT_WORKERS", "build_on_dask"]
+__all__ = ["DEFAULT_WORKERS", "map_reduce_on_dask"]

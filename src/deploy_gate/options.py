@@ -50,16 +50,19 @@ def __getattr__(name: str) -> Any:
 
 
 def _parser(name: str, *args: str) -> Callable[[str], Any]:
-    """The parser ``name`` of :mod:`deploy_gate.parsers` (``choice`` takes ``args``), imported
-    when a value is first parsed."""
+    """The parser ``name`` of :mod:`deploy_gate.parsers`, or ``module:name`` of another module
+    (``choice`` takes ``args``), imported when a value is first parsed."""
+    module, _, attribute = name.rpartition(":")
+    module = module or "deploy_gate.parsers"
 
     def parse(text: str) -> Any:
-        from deploy_gate import parsers
+        import importlib
 
-        found = getattr(parsers, name)
+        found = getattr(importlib.import_module(module), attribute)
         return (found(*args) if args else found)(text)
 
-    parse.__name__ = name
+    parse.__name__ = attribute
+    parse.__module__ = module  # where the parser lives (a test checks that it exists)
     return parse
 
 
@@ -415,7 +418,7 @@ OPTIONS: tuple[Option, ...] = (
         "a serving endpoint to gate, [NAME=]URL: a V2 model URL (.../v2/models/NAME), an "
         "MLflow scoring server (.../invocations) or a JSON service of your own; its checks "
         "collect as endpoint:NAME::... (repeatable, a line list in ini)",
-        parse=_parser("parse_endpoint"),
+        parse=_parser("deploy_gate.endpoint.settings:parse_endpoint"),
         kind="lines",
         metavar="[NAME=]URL",
     ),
@@ -447,7 +450,7 @@ OPTIONS: tuple[Option, ...] = (
         "endpoint_latency_budget",
         "endpoint latency budget, percentile[@concurrency]=duration: p99=200ms (every level), "
         "p99@32=1s, p95=none; repeatable, a line list in ini (default p99=500ms)",
-        parse=_parser("parse_endpoint_budget"),
+        parse=_parser("deploy_gate.endpoint.settings:parse_endpoint_budget"),
         kind="lines",
         metavar="BUDGET",
     ),

@@ -11,12 +11,8 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 
 from deploy_gate.errors import ConfigError
-
-if TYPE_CHECKING:
-    from deploy_gate.endpoint.settings import EndpointSpec
 
 _DURATION = re.compile(
     r"^\s*(?P<number>(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?)\s*(?P<unit>ms|s|us|µs|μs|ns)?\s*$"
@@ -231,17 +227,3 @@ def parse_text(text: str) -> str:
     if not str(text).strip():
         raise ConfigError("expected a non-empty value")
     return str(text).strip()
-
-
-def parse_endpoint(text: str) -> EndpointSpec:
-    """``[NAME=]URL`` of a serving endpoint to gate (``--deploy-gate-endpoint``)."""
-    from deploy_gate.endpoint.settings import parse_endpoint as parse
-
-    return parse(text)
-
-
-def parse_endpoint_budget(text: str) -> tuple[str, int | None, float | None]:
-    """``p99=200ms`` or ``p99@32=1s``: an endpoint latency budget per concurrency level."""
-    from deploy_gate.endpoint.settings import parse_endpoint_budget as parse
-
-    return parse(text)

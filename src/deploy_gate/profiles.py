@@ -674,9 +674,17 @@ def build(
     )
     units = expand(sources, storage_options=storage_options, what=what)
     if engine == "dask":
-        from deploy_gate.cluster import build_on_dask
+        from deploy_gate.cluster import map_reduce_on_dask
 
-        profile = build_on_dask(units, options, scheduler=scheduler, workers=workers, what=what)
+        profile = map_reduce_on_dask(
+            units,
+            profile_unit,
+            merge,
+            broadcast={"options": options},
+            scheduler=scheduler,
+            workers=workers,
+            what=what,
+        )
     else:
         profile = merge_all(
             _checked(profile_unit(u, options, what), u, options, what) for u in units

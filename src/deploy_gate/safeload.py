@@ -1543,9 +1543,7 @@ def load_model_file(
         protocol = fmt.pickle_protocol
         loader = f"pickle(protocol {protocol})" if fmt.name == "pickle" else str(fmt)
     elif fmt.name == "skops":
-        from deploy_gate.adapters import load_skops
-
-        model = load_skops(path, ImportPolicy(trusted))
+        model = _load_skops(path, ImportPolicy(trusted))
         loader = "skops"
     else:
         from deploy_gate.adapters import load_onnx
@@ -1598,6 +1596,71 @@ def _load_pickle(path: Path, fmt: ArtifactFormat, trust: tuple[str, ...]) -> obj
     if failure is not None:
         raise ArtifactLoadError(f"{path}: {_explain(fmt, failure)}") from failure
     return obj
+
+
+def _load_skops(path: Path, policy: ImportPolicy) -> object:
+    """Load a ``.skops`` file, trusting only the types the gate's ``policy`` admits.
+
+    skops lists the types it does not trust by default; each one is judged by the same
+    allowlist as pickles (never trusted because the file names it), and bound methods
+    (``numpy.ndarray.tofile`` of an array in the file) are refused. Any refused type raises
+    ``UnsafeArtifactError`` listing all of them before skops builds a single object. skops'
+    defaults admit every scikit-learn estimator, so what they are wired into is judged after
+    loading, like a pickle's (``safeload.audit_fitted_state``).
+    """
+    try:
+        import skops.io as sio
+    except ImportError:
+        raise ArtifactLoadError(
+            f"{path}: a skops artifact; install the 'skops' extra "
+            "(pip install pytest-deploy-gate[skops]) to load it"
+        ) from None
+    try:
+        listed: list[str] = sio.get_untrusted_types(file=path)
+    except Exception as exc:  # whatever a corrupt archive makes skops raise
+        raise ArtifactLoadError(
+            f"{path}: corrupt skops file ({type(exc).__name__}: {exc})"
+        ) from exc
+    admitted: list[str] = []
+    refused: list[str] = []
+    missing: list[str] = []
+    roots: list[str] = []
+    for qualified in listed:
+        module, _, name = qualified.rpartition(".")
+        decision = policy.decide(module, name)
+        if decision.obj is not None:
+            admitted.append(qualified)
+        elif decision.missing is not None and (method := _bound_method(qualified, policy)):
+            refused.append(method)
+        elif decision.missing is not None:
+            missing.append(f"{qualified}: {decision.missing}")
+        else:
+            refused.append(f"{decision.label} ({decision.reason})")
+            if decision.untrusted_root and decision.untrusted_root not in roots:
+                roots.append(decision.untrusted_root)
+    if refused:
+        raise UnsafeArtifactError(unsafe_message(path, refused, roots))
+    if missing:
+        raise ArtifactLoadError(f"{path}: cannot load: " + "; ".join(missing))
+    try:
+        return sio.load(path, trusted=admitted)
+    except Exception as exc:  # whatever a corrupt archive makes skops raise
+        raise ArtifactLoadError(
+            f"{path}: the skops file failed to load: {type(exc).__name__}: {exc}"
+        ) from exc
+
+
+def _bound_method(qualified: str, policy: ImportPolicy) -> str | None:
+    """The refusal of ``module.Class.method``: a bound method (skops' MethodNode), which skops
+    builds by looking the method up by name on an object of the file's making."""
+    owner, _, method = qualified.rpartition(".")
+    module, _, cls = owner.rpartition(".")
+    if not module or not isinstance(policy.decide(module, cls).obj, type):
+        return None
+    return (
+        f"{module}:{cls}.{method} (a bound method of {cls} objects, looked up by name: "
+        "never admitted)"
+    )
 
 
 def _check_stream_end(handle: IO[bytes]) -> None:

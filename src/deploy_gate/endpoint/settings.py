@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from deploy_gate.errors import ConfigError
+from deploy_gate.parsers import parse_duration_ms, parse_percentile
 
 _BUDGET = re.compile(r"^\s*(p\d+(?:\.\d+)?|max)(?:@(\d+))?\s*=\s*(\S+)\s*$", re.IGNORECASE)
 
@@ -45,8 +46,6 @@ def parse_endpoint(text: str) -> EndpointSpec:
 
 def parse_endpoint_budget(text: str) -> tuple[str, int | None, float | None]:
     """``p99=200ms`` (every concurrency), ``p99@32=1s`` (32 requests in flight), ``p95=none``."""
-    from deploy_gate.parsers import parse_duration_ms, parse_percentile
-
     match = _BUDGET.match(str(text))
     if not match:
         raise ConfigError(
