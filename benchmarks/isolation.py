@@ -17,7 +17,6 @@ affects both alike; medians and ratios are printed, with the goals:
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import statistics
 import subprocess
@@ -77,7 +76,7 @@ def _deployments(small: bool = False) -> tuple[object, object, object, list[dict
     import pandas as pd
 
     from deploy_gate.deployment import ModelDeployment
-    from deploy_gate.worker import ModelWorker, WorkerConfig, one_cpu
+    from deploy_gate.worker import ModelWorker, WorkerConfig
 
     frame = pd.read_parquet(EXAMPLE / "data" / "holdout.parquet").drop(columns=["churned"])
     path = EXAMPLE / "models" / "candidate.joblib"
@@ -93,7 +92,7 @@ def _deployments(small: bool = False) -> tuple[object, object, object, list[dict
     rows = frame.iloc[:200].to_dict("records")
     local = ModelDeployment(path, on_invalid_output="record")
     local.load_model()
-    worker = ModelWorker(WorkerConfig(cpus=one_cpu(0)))  # placed as the gate places it
+    worker = ModelWorker(WorkerConfig())  # placed by the OS, as the gate leaves it
     remote = worker.construct(
         "deploy_gate.deployment:ModelDeployment", [str(path)], {"on_invalid_output": "record"}
     )
@@ -116,18 +115,11 @@ def round_trip(calls: int) -> float:
         for block in range(calls // 100):
             arms = [(local, local_ns), (remote, remote_ns)]
             for deployment, out in arms if block % 2 == 0 else arms[::-1]:
-                # The gate waits for its worker on the worker's CPU (Gate.cpus).
-                placed = (
-                    worker.colocated()  # type: ignore[attr-defined]
-                    if deployment is remote
-                    else contextlib.nullcontext()
-                )
-                with placed:
-                    for i in range(100):
-                        row = rows[i % len(rows)]
-                        t0 = time.perf_counter_ns()
-                        deployment.predict_single(row)  # type: ignore[attr-defined]
-                        out.append(time.perf_counter_ns() - t0)
+                for i in range(100):
+                    row = rows[i % len(rows)]
+                    t0 = time.perf_counter_ns()
+                    deployment.predict_single(row)  # type: ignore[attr-defined]
+                    out.append(time.perf_counter_ns() - t0)
     worker.close()  # type: ignore[attr-defined]
     in_us = statistics.median(local_ns) / 1e3
     out_us = statistics.median(remote_ns) / 1e3

@@ -2,12 +2,13 @@
 
 Run by hand: ``python benchmarks/isolation_roundtrip.py [--calls 1000] [--rounds 8]
 [--isolation sandbox|process]``. A small scikit-learn pipeline is saved with joblib and served
-by ``ModelDeployment`` three times: in this process, in a model worker the OS places freely, and
-in a worker on one CPU with this process waiting on that CPU during the calls (what the gate
-does, ``Gate.cpus``). Rounds of single calls alternate between the three, so a machine whose
-speed drifts affects all alike. Printed per placement, medians per call: the wall time, what the
-worker adds over in-process, the round trip (wall time minus the method's own time in the
-worker: the goal is at most 50 us), and the round trip of a trivial method (``dict.get``).
+by ``ModelDeployment`` three times: in this process, in a model worker the OS places freely
+(what the gate does), and in a worker on one CPU with this process waiting on that CPU during
+the calls (``WorkerConfig(cpus=...)`` and ``ModelWorker.colocated()``). Rounds of single
+calls alternate between the three, so a machine whose speed drifts affects all alike. Printed
+per placement, medians per call: the wall time, what the worker adds over in-process, the
+round trip (wall time minus the method's own time in the worker: the goal is at most 50 us),
+and the round trip of a trivial method (``dict.get``).
 
 Two floors set by the OS, in the same placements: a raw ping-pong of 100 bytes through a pipe,
 and the same to a process that runs the same model for each message, with the least protocol

@@ -245,30 +245,40 @@ def _placements(
 
 
 @needs_two_cpus
-def test_the_gate_waits_for_its_model_worker_on_the_workers_one_cpu(
-    gate: GateRun, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize(
+    "args",
+    [(), ("-n", "2"), ("--deploy-gate-latency-threads=auto",)],
+    ids=["one process", "two xdist workers", "thread pools left alone"],
+)
+def test_the_os_places_the_gate_and_its_model_workers(
+    gate: GateRun, monkeypatch: pytest.MonkeyPatch, args: tuple[str, ...]
 ) -> None:
-    # A single-row call's round trip then never wakes a second core (Gate.cpus).
-    ((here, there),) = _placements(gate, monkeypatch)
-    assert len(here) == 1
-    assert here == there
-    assert sorted(os.sched_getaffinity(0)) != here  # given back after the check
-
-
-@needs_two_cpus
-def test_parallel_gate_processes_take_different_cpus(
-    gate: GateRun, monkeypatch: pytest.MonkeyPatch
-) -> None:
+    # Pinned to one CPU, every gate on a machine took the first: two gates side by side (two CI
+    # jobs on one runner) shared one core while the other idled, 2-3x slower.
     gate.artifact(fm.ThresholdClassifier(), "second.joblib")
-    placements = _placements(gate, monkeypatch, "second.joblib", "-n", "2")
-    assert len(placements) == 2, placements
-    assert len({here[0] for here, _ in placements}) == 2, placements
+    placements = _placements(gate, monkeypatch, "second.joblib", *args)
+    assert len(placements) == (2 if "-n" in args else 1), placements
+    everywhere = sorted(os.sched_getaffinity(0))
+    assert all(here == there == everywhere for here, there in placements), placements
 
 
 @needs_two_cpus
-def test_thread_pools_left_alone_leave_placement_to_the_os(
-    gate: GateRun, monkeypatch: pytest.MonkeyPatch
+def test_a_latency_comparison_shares_one_cpu_chosen_per_gate(
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    ((here, there),) = _placements(gate, monkeypatch, "--deploy-gate-latency-threads=auto")
-    assert len(here) > 1
-    assert len(there) > 1
+    from deploy_gate.checks.latency import _comparison_cpu
+
+    cpus = sorted(os.sched_getaffinity(0))
+    for number in range(4):
+        monkeypatch.setenv("PYTEST_XDIST_WORKER", f"gw{number}")
+        assert _comparison_cpu() == cpus[number % len(cpus)]
+    monkeypatch.delenv("PYTEST_XDIST_WORKER")
+    seen = set()
+    for cpu in cpus[:2]:  # a lone gate: the CPU it runs on, not always the first
+        monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(cpus))
+        os.sched_setaffinity(0, {cpu})
+        try:
+            seen.add(_comparison_cpu())
+        finally:
+            os.sched_setaffinity(0, set(cpus))
+    assert seen == set(cpus[:2])

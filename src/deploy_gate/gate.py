@@ -85,37 +85,7 @@ class Gate:
             call_timeout=float(settings.artifact_timeout),
             budget_seconds=float(settings.artifact_timeout),
             label="baseline model process" if baseline else "model process",
-            cpus=self.cpus,
         )
-
-    @property
-    def cpus(self) -> tuple[int, ...] | None:
-        """The one CPU this process's model workers run on, and the gate waits on during a
-        check, or None (the OS places them).
-
-        A single-row call is a request and an answer between the gate and a worker that wait
-        for each other; on two cores each one wakes an idle core, which costs 45-70 us on a
-        virtual machine against 7-10 us for a switch on one core (``benchmarks/
-        isolation_roundtrip.py``). One core loses nothing while the model's thread pools are
-        limited to one thread (``deploy_gate_latency_threads = 1``, the default): the gate and
-        its workers never run at the same time. Parallel pytest workers take different CPUs.
-        With pools left alone (``auto``) or larger, the model may need several: no pinning.
-        """
-
-        def compute() -> tuple[int, ...] | None:
-            from deploy_gate.worker import one_cpu
-
-            xdist = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
-            index = int(xdist[2:]) if xdist[2:].isdigit() else 0
-            return one_cpu(index) if self.isolated and self.settings.latency_threads == 1 else None
-
-        return self.cached("cpus", compute)
-
-    def colocated(self) -> contextlib.AbstractContextManager[None]:
-        """The calling thread waits for the model workers on their CPU inside the block."""
-        from deploy_gate.worker import on_cpus
-
-        return on_cpus(self.cpus)
 
     @contextlib.contextmanager
     def deadline(self, seconds: float, what: str) -> Iterator[None]:

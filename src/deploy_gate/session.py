@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from deploy_gate.collect import GATE_KEY, EndpointNode, GateFile, GateItem
+from deploy_gate.collect import GATE_KEY, GateFile, GateItem
 from deploy_gate.reporter import GateReporter, WorkerCatalogue, artifact_key
 
 if TYPE_CHECKING:
@@ -210,17 +210,9 @@ def _time_limit(item: pytest.Item, phase: str) -> Iterator[None]:
         seconds += float(gate.settings.latency_max_seconds)
     if gate.isolated:
         # Enforced from here by killing the model worker, so neither a C loop nor Python code
-        # that swallows exceptions outlives it; the worker limits its own thread pools.
-        # And the gate waits for its workers on their CPU (Gate.cpus): a call's round trip
-        # does not wake a second core. Not for an endpoint's checks: their load generator's
-        # threads would share that one core, and a service under load would measure slower.
-        placed = (
-            contextlib.nullcontext() if isinstance(item.parent, EndpointNode) else gate.colocated()
-        )
-        with (
-            placed,
-            gate.deadline(seconds, f"{item.name} ({phase}, deploy_gate_check_timeout)"),
-        ):
+        # that swallows exceptions outlives it; the worker limits its own thread pools. Where
+        # the gate and its workers run is the OS's choice (see checks/latency.py, _one_cpu).
+        with gate.deadline(seconds, f"{item.name} ({phase}, deploy_gate_check_timeout)"):
             yield
         return
     from deploy_gate.timeouts import deadline

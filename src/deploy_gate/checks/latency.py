@@ -174,7 +174,7 @@ def _one_cpu(*objs: object) -> Iterator[None]:
         yield
         return
     before: dict[int, set[int]] = {}
-    cpu = min(os.sched_getaffinity(0))  # any one: what matters is that both arms share it
+    cpu = _comparison_cpu()
     for tid in tids:
         try:
             before[tid] = os.sched_getaffinity(tid)
@@ -187,6 +187,24 @@ def _one_cpu(*objs: object) -> Iterator[None]:
         for tid, cpus in before.items():
             with contextlib.suppress(OSError):
                 os.sched_setaffinity(tid, cpus)
+
+
+def _comparison_cpu() -> int:
+    """The CPU a comparison's two workers share: any one would be fair to both arms, but not
+    the same one for every gate on the machine. A pytest-xdist worker takes the CPU of its
+    number (gw0, gw1, ... spread over the CPUs this process may use); a lone gate takes the one
+    the OS is running it on now, so two gates started side by side, as two CI jobs on one runner
+    are, are not both sent to the first CPU."""
+    cpus = sorted(os.sched_getaffinity(0))
+    number = os.environ.get("PYTEST_XDIST_WORKER", "")[2:]
+    if number.isdigit():
+        return cpus[int(number) % len(cpus)]
+    try:  # field 39 of /proc/self/stat: the CPU this process last ran on (proc(5))
+        with open("/proc/self/stat", "rb") as stat:
+            here = int(stat.read().rpartition(b")")[2].split()[36])
+    except (OSError, ValueError, IndexError):
+        return cpus[0]
+    return here if here in cpus else cpus[0]
 
 
 def _threads(pid: int) -> list[int]:
