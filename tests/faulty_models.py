@@ -451,8 +451,60 @@ class TimidClassifier(ThresholdClassifier):
 
 # -- the faults and the checks made to catch them -------------------------------------------
 
+
 #: (model, target column, the checks that must fail (the one the fault is made for first),
 #:  a phrase that check's message holds)
+class PredictsAgainstProbabilities(ThresholdClassifier):
+    """predict() is the opposite of what predict_proba() says."""
+
+    def predict(self, X: Any) -> np.ndarray:
+        return 1 - super().predict(X)
+
+
+class SwappedProbabilityColumns(ThresholdClassifier):
+    """Right labels, probability columns in the other order than classes_."""
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        return super().predict_proba(X)[:, ::-1]
+
+
+class ProbabilitiesScaledOverBatch(ThresholdClassifier):
+    """Standardises the score over the batch before the logistic: a row's probability depends
+    on the other rows of its batch (a single row gets 0.5)."""
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        s = self._score(X)
+        z = (s - s.mean()) / (s.std() or 1.0)
+        p = 1.0 / (1.0 + np.exp(-z))
+        return np.column_stack([1.0 - p, p])
+
+
+class NoisyProbabilities(ThresholdClassifier):
+    """Adds up to +-0.05 of random noise to the probabilities of every call (labels stable)."""
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        p = super().predict_proba(X)[:, 1]
+        noise = np.random.default_rng().uniform(-0.05, 0.05, len(p))
+        q = np.clip(p + noise, 0.0, 1.0)
+        return np.column_stack([1.0 - q, q])
+
+
+class ReversesLargeBatches(ThresholdClassifier):
+    """Batches of more than 64 rows come back in chunks of 64, the chunks in reverse order."""
+
+    def _chunked(self, out: np.ndarray) -> np.ndarray:
+        if len(out) <= 64:
+            return out
+        chunks = [out[i : i + 64] for i in range(0, len(out), 64)]
+        return np.concatenate(chunks[::-1])
+
+    def predict(self, X: Any) -> np.ndarray:
+        return self._chunked(super().predict(X))
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        return self._chunked(super().predict_proba(X))
+
+
 FAULTS: list[tuple[Any, str, list[str], str]] = [
     (NaNProbabilities(), "label", ["output[no-nan]"], "NaN probability in row 3"),
     (NaNRegressor(), "y", ["output[no-nan]"], "NaN output in row"),
@@ -495,8 +547,14 @@ FAULTS: list[tuple[Any, str, list[str], str]] = [
     (
         Nondeterministic(),
         "label",
-        # Batch vs single rows and reordered columns compare two calls, which also disagree.
-        ["smoke[deterministic]", "smoke[batch-consistency]", "errors[reordered-columns]"],
+        # Batch vs single rows and reordered columns compare two calls, which also disagree,
+        # and the flipped labels contradict the (stable) probabilities.
+        [
+            "smoke[deterministic]",
+            "smoke[batch-consistency]",
+            "errors[reordered-columns]",
+            "output[labels-match-probabilities]",
+        ],
         "outputs changed between two identical calls",
     ),
     (
@@ -505,6 +563,41 @@ FAULTS: list[tuple[Any, str, list[str], str]] = [
         # A missing value is also an edge row, where the crash is not a clear ValueError.
         ["errors[nan-input]", "output[edge-rows]"],
         "a=NaN: ZeroDivisionError: float division by zero (not a clear ValueError)",
+    ),
+    (
+        PredictsAgainstProbabilities(),
+        "label",
+        ["output[labels-match-probabilities]"],
+        "labels contradict the probabilities (rows predicted 1 are less likely to be 1",
+    ),
+    (
+        SwappedProbabilityColumns(),
+        "label",
+        ["output[labels-match-probabilities]"],
+        "labels or probability columns swapped",
+    ),
+    (
+        ProbabilitiesScaledOverBatch(),
+        "label",
+        ["smoke[batch-consistency]"],
+        "probabilities in the batch and alone differ on",
+    ),
+    (
+        NoisyProbabilities(),
+        "label",
+        # Each call's noise differs (batch vs alone too), and near 0.5 it contradicts the label.
+        [
+            "smoke[deterministic]",
+            "smoke[batch-consistency]",
+            "output[labels-match-probabilities]",
+        ],
+        "probabilities changed between two identical calls",
+    ),
+    (
+        ReversesLargeBatches(),
+        "label",
+        ["smoke[batch-consistency]"],
+        "batch and row-by-row outputs differ on",
     ),
     (IgnoresColumnNames(), "label", ["errors[reordered-columns]"], "reads columns by position"),
     (

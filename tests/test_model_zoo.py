@@ -21,12 +21,14 @@ from model_families import single_tensor_onnx as _single_tensor_onnx
 
 
 def _sklearn_zoo() -> dict[str, Callable[[], tuple[Any, str]]]:
+    from sklearn.calibration import CalibratedClassifierCV
     from sklearn.ensemble import (
         HistGradientBoostingClassifier,
         HistGradientBoostingRegressor,
         RandomForestClassifier,
     )
     from sklearn.linear_model import LogisticRegression, Ridge
+    from sklearn.model_selection import FixedThresholdClassifier
     from sklearn.neighbors import KNeighborsClassifier
     from sklearn.svm import SVC
 
@@ -34,6 +36,15 @@ def _sklearn_zoo() -> dict[str, Callable[[], tuple[Any, str]]]:
         "logistic-pipeline": lambda: (_pipeline(LogisticRegression(max_iter=500)), "label"),
         "forest-pipeline": lambda: (_pipeline(RandomForestClassifier(20, random_state=0)), "label"),
         "svc-no-proba": lambda: (_pipeline(SVC()), "label"),
+        "svc-calibrated": lambda: (
+            _pipeline(CalibratedClassifierCV(SVC(), ensemble=False)),
+            "label",
+        ),
+        # Labels from a threshold of 0.3 on the probabilities, not 0.5.
+        "fixed-threshold": lambda: (
+            _pipeline(FixedThresholdClassifier(LogisticRegression(max_iter=500), threshold=0.3)),
+            "label",
+        ),
         "knn-pipeline": lambda: (_pipeline(KNeighborsClassifier()), "label"),
         "ridge-pipeline": lambda: (_pipeline(Ridge()), "amount"),
         "hgb-native-nan": lambda: (HistGradientBoostingClassifier(max_iter=30), "label"),

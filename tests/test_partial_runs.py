@@ -126,7 +126,7 @@ def test_collect_only_gives_no_verdict_and_keeps_pytests_exit_status(gate: GateR
     out = result.stdout.str()
     assert "DEPLOYMENT BLOCKED" not in out
     assert "APPROVED" not in out
-    result.stdout.fnmatch_lines(["deploy gate: collected 29 checks; no verdict (--collect-only)"])
+    result.stdout.fnmatch_lines(["deploy gate: collected 30 checks; no verdict (--collect-only)"])
     assert result.ret == 0
     assert not (gate.path / "deployments.jsonl").exists()
 

@@ -215,6 +215,91 @@ def unknown_label_rows(predictions: np.ndarray, classes: Sequence[Any]) -> tuple
     return rows_where(~_known_mask(values, known))
 
 
+def label_probability_mismatch(
+    predictions: np.ndarray, proba: np.ndarray, classes: Sequence[Any]
+) -> tuple[tuple[int, ...], str] | None:
+    """Rows whose predicted label the probabilities contradict, and the rule they break; None
+    when labels and probabilities agree (or cannot be paired: 2-D labels, other shapes).
+
+    Two classes: a model may predict with any threshold on ``P(classes[1])`` (a tuned
+    threshold, an SVM's decision function under its Platt-scaled probabilities), so what must
+    hold is that some threshold separates the rows predicted ``classes[1]`` from the others:
+    the rows on the wrong side of the best one fail when they are more than 1% of the rows, and
+    all rows contradicting the probabilities fail when the rows predicted ``classes[1]`` are
+    *less* likely to be it (median) than the others: labels or columns swapped. More classes:
+    the predicted label must be the most probable one (ties allowed) in at least 3 of 4 rows;
+    scikit-learn documents that an SVC's one-vs-one votes and its probabilities may disagree on
+    a few rows, never on most. Rows with unknown labels or non-finite probabilities are left to
+    the checks made for them.
+    """
+    import numpy as np
+
+    n = len(predictions)
+    k = len(classes)
+    if predictions.ndim != 1 or proba.ndim != 2 or proba.shape != (n, k) or k < 2 or n == 0:
+        return None
+    index = np.full(n, -1)
+    for position, label in enumerate(classes):
+        index[_known_mask(predictions, {label})] = position
+    try:
+        values = proba.astype(np.float64)
+    except (TypeError, ValueError):
+        return None
+    kept = np.flatnonzero((index >= 0) & np.isfinite(values).all(axis=1))
+    if len(kept) < 2:
+        return None
+    index, values = index[kept], values[kept]
+    if k == 2:
+        return _binary_mismatch(kept, index == 1, values[:, 1], classes)
+    top = values.max(axis=1)
+    chosen = values[np.arange(len(kept)), index]
+    wrong = np.flatnonzero(chosen < top - 1e-6 * np.maximum(1.0, np.abs(top)))
+    if len(wrong) <= max(1, len(kept) // 4):
+        return None
+    return (
+        tuple(kept[wrong].tolist()),
+        "the predicted label is not the most probable class",
+    )
+
+
+def _binary_mismatch(
+    kept: np.ndarray, positive: np.ndarray, p: np.ndarray, classes: Sequence[Any]
+) -> tuple[tuple[int, ...], str] | None:
+    import numpy as np
+
+    if positive.all() or not positive.any():
+        return None  # one label for every row: any threshold outside the probabilities
+    low, high = float(np.median(p[positive])), float(np.median(p[~positive]))
+    if low < high:
+        wrong = np.flatnonzero((positive & (p < 0.5)) | (~positive & (p > 0.5)))
+        return (
+            tuple(kept[wrong].tolist()),
+            f"rows predicted {classes[1]!r} are less likely to be {classes[1]!r} (median "
+            f"probability {low:.3g}) than rows predicted {classes[0]!r} ({high:.3g}): labels or "
+            "probability columns swapped",
+        )
+    # The best threshold: rows below it predicted classes[0], at or above it classes[1]; equal
+    # probabilities fall on the same side. Violations at cut i: positives below i plus
+    # negatives from i on.
+    order = np.argsort(p, kind="stable")
+    ps, pos = p[order], positive[order]
+    below_pos = np.concatenate([[0], np.cumsum(pos)])
+    below_neg = np.concatenate([[0], np.cumsum(~pos)])
+    violations = below_pos + (below_neg[-1] - below_neg)
+    cuts = np.concatenate([[True], ps[1:] > ps[:-1], [True]])
+    violations = np.where(cuts, violations, len(p) + 1)
+    best = int(np.argmin(violations))
+    if violations[best] <= max(1, len(p) // 100):
+        return None
+    wrong_sorted = np.concatenate([np.flatnonzero(pos[:best]), best + np.flatnonzero(~pos[best:])])
+    wrong = np.sort(order[wrong_sorted])
+    return (
+        tuple(kept[wrong].tolist()),
+        f"no threshold on the probability of {classes[1]!r} gives the predicted labels: the best "
+        f"one leaves {len(wrong)} rows on the wrong side",
+    )
+
+
 #: Label types whose equality with a number follows from their value alone.
 _PLAIN_NUMBERS = (bool, int, float)
 _PLAIN_OTHERS = (str, bytes, type(None))

@@ -91,6 +91,19 @@ def output_tolerance(a: np.ndarray, b: np.ndarray) -> Tolerance:
     return Tolerance(v.RELATIVE_TOLERANCE[lowest], f"{lowest} outputs")
 
 
+def proba_tolerance(a: np.ndarray, b: np.ndarray) -> Tolerance:
+    """The tolerance of comparing probabilities: their dtype's, but never finer than float32's.
+    Runtimes that compute in float32 often hand probabilities back as float64 (ONNX's
+    zipmap), and a batch rounds them differently from one row at the 7th digit; the faults
+    compared for (probabilities that depend on the batch or change from call to call) move
+    them by hundredths."""
+    tolerance = output_tolerance(a, b)
+    floor = v.RELATIVE_TOLERANCE["float32"]
+    if tolerance.rtol >= floor:
+        return tolerance
+    return Tolerance(floor, "probabilities (as float32 at best: runtimes compute them so)")
+
+
 def same_outputs(a: np.ndarray, b: np.ndarray, tolerance: Tolerance | None = None) -> np.ndarray:
     """Row mask of outputs that agree: numbers within ``tolerance`` (by default the one of
     their dtype, :func:`output_tolerance`) relative to the larger of the two or to the typical

@@ -45,6 +45,10 @@ def _with_classes(profile: ModelProfile | None, settings: Settings) -> bool:
     return _classifier(profile, settings) and profile is not None and profile.classes is not None
 
 
+def _with_classes_and_proba(profile: ModelProfile | None, settings: Settings) -> bool:
+    return _with_classes(profile, settings) and _with_proba(profile, settings)
+
+
 def _regressor(profile: ModelProfile | None, settings: Settings) -> bool:
     return profile is not None and profile.task == "regressor"
 
@@ -376,6 +380,35 @@ def output_known_labels(
     rows = v.unknown_label_rows(obs.predictions, classes)
     if rows:
         _fail_rows(f"label not among classes {list(classes)!r}", rows, obs, obs.predictions)
+
+
+@check("output", "labels-match-probabilities", applies=_with_classes_and_proba)
+def output_labels_match_probabilities(
+    deployment: Deployment, deploy_gate_data: GateData, model_artifact: LoadedArtifact
+) -> None:
+    """Predicted labels follow the probabilities (any threshold, for two classes).
+
+    A service that answers with the label and a client that reads the probability must not be
+    told two different things: predict() inverted against predict_proba(), or probability
+    columns in another order than classes_, fail here.
+    """
+    require_real_rows(deploy_gate_data)
+    obs = observe(deployment, deploy_gate_data)
+    proba = _proba_or_skip(obs, deployment)
+    classes = getattr(deployment, "classes", None) or model_artifact.profile.classes or ()
+    n = obs.n_data_rows
+    found = v.label_probability_mismatch(obs.predictions[:n], proba[:n], list(classes))
+    if found is not None:
+        rows, rule = found
+        detail = "\n".join(
+            f"  {obs.labels[i]}: predicted {show(obs.predictions[i])}, probabilities "
+            f"{show(proba[i])}"
+            for i in rows[:10]
+        )
+        raise CheckFailure(
+            f"labels contradict the probabilities ({rule}) in "
+            f"{v.describe_rows(rows, n, obs.labels)}; classes {list(classes)!r}\n{detail}"
+        )
 
 
 @check("output", "regression-range", applies=_regressor)

@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from deploy_gate import validation as v
 from deploy_gate.checks import check
 from deploy_gate.checks.common import (
+    SAMPLE_ROWS,
     describe_exc,
     first_row,
     has_proba,
     output_tolerance,
     predict,
+    proba_tolerance,
     records,
     require_one_per_row,
     same_outputs,
@@ -104,57 +106,113 @@ def smoke_batch(deployment: Deployment, deploy_gate_data: GateData) -> None:
         raise CheckFailure(f"batch_predict on {len(rows)} rows: {problem}")
 
 
+def spread_rows(n: int, k: int = SAMPLE_ROWS) -> list[int]:
+    """``k`` row positions of ``n``: the first five and the rest spread evenly to the last row,
+    so a fault that shows only past a batch's first rows (or in its tail) is among them."""
+    import numpy as np
+
+    head = range(min(n, 5))
+    rest = np.linspace(0, n - 1, max(0, min(n, k) - len(head))).round().astype(int).tolist()
+    return sorted(set(head) | set(rest))
+
+
+def _differ_message(what: str, differ: Sequence[int], positions: Sequence[int], n: int) -> str:
+    rows = ", ".join(str(positions[i]) for i in differ[:5]) + (", ..." if len(differ) > 5 else "")
+    compared = len(positions)
+    return f"{what} differ on {len(differ)} of the {compared} rows compared (of {n}): rows {rows}"
+
+
 @check("smoke", "batch-consistency")
 def smoke_batch_consistency(
     deployment: Deployment,
     deploy_gate_data: GateData,
     deploy_gate_property: Callable[[str, object], None],
 ) -> None:
-    """Batch outputs equal row-by-row outputs, within the tolerance of their dtype.
+    """Outputs of the whole data as one batch equal those of its rows one at a time, within
+    the tolerance of their dtype; probabilities too, each row asked alone as a batch of one.
 
     Relative 1e-9 for float64 outputs, 1e-5 for float32 ones (labels exactly): a float32 model
-    sums in another order for a batch than for one row, and rounds at the 7th digit.
+    sums in another order for a batch than for one row, and rounds at the 7th digit. The rows
+    compared are the first five and fifteen spread to the last: a model whose answer depends on
+    what else is in the batch (scaled over the batch, rows reordered in large batches) differs.
     """
     import numpy as np
 
-    rows = sample(deploy_gate_data)
-    batch = predict(deployment, rows)
-    require_one_per_row(batch, len(rows))
+    from deploy_gate.checks.output import observe
+
+    obs = observe(deployment, deploy_gate_data)
+    n = obs.n_data_rows
+    batch_all = obs.predictions[:n]
+    require_one_per_row(batch_all, n)
+    positions = spread_rows(n)
+    rows = deploy_gate_data.features.iloc[positions]
+    batch = batch_all[positions]
     single = v.as_array([deployment.predict_single(r) for r in records(rows)])
     single = single.reshape(batch.shape) if single.size == batch.size else single
     tolerance = output_tolerance(batch, single)
     deploy_gate_property("tolerance", str(tolerance))
+    deploy_gate_property("rows_compared", len(positions))
     differ = [int(i) for i in np.flatnonzero(~same_outputs(batch, single, tolerance))]
     if differ:
         lines = "\n".join(
-            f"  row {i}: batch {show(batch[i])} vs single {show(single[i])}" for i in differ[:10]
+            f"  row {positions[i]}: batch {show(batch[i])} vs single {show(single[i])}"
+            for i in differ[:10]
         )
+        message = _differ_message("batch and row-by-row outputs", differ, positions, n)
+        raise CheckFailure(f"{message} ({tolerance})\n{lines}")
+    proba_all = obs.proba[:n] if obs.proba is not None else None
+    if proba_all is None or len(proba_all) != n or not has_proba(deployment):
+        return
+    alone = [v.as_array(deployment.batch_predict_proba(rows.iloc[[i]])) for i in range(len(rows))]
+    proba = proba_all[positions]
+    try:
+        single_proba = np.concatenate(alone).reshape(proba.shape)
+    except ValueError:
+        shapes = sorted({str(a.shape) for a in alone})
         raise CheckFailure(
-            f"batch and row-by-row outputs differ on {v.describe_rows(differ, len(rows))} "
-            f"({tolerance})\n{lines}"
+            f"probabilities of one row come back shaped {', '.join(shapes)}; a batch of "
+            f"{n} rows gives {proba_all.shape}"
+        ) from None
+    tolerance = proba_tolerance(proba, single_proba)
+    differ = [int(i) for i in np.flatnonzero(~same_outputs(proba, single_proba, tolerance))]
+    if differ:
+        lines = "\n".join(
+            f"  row {positions[i]}: batch {show(proba[i])} vs alone {show(single_proba[i])}"
+            for i in differ[:10]
         )
+        message = _differ_message("probabilities in the batch and alone", differ, positions, n)
+        raise CheckFailure(f"{message} ({tolerance})\n{lines}")
 
 
 @check("smoke", "deterministic")
 def smoke_deterministic(deployment: Deployment, deploy_gate_data: GateData) -> None:
-    """The same rows twice give the same outputs (within the tolerance of their dtype)."""
+    """The same rows twice give the same outputs and probabilities (within the tolerance of
+    their dtype)."""
     import numpy as np
+
+    from deploy_gate.checks.output import observe
 
     rows = deploy_gate_data.features
     first = predict(deployment, rows)
     second = predict(deployment, rows)
     require_one_per_row(first, len(rows))
     require_one_per_row(second, len(rows))
-    tolerance = output_tolerance(first, second)
-    differ = [int(i) for i in np.flatnonzero(~same_outputs(first, second, tolerance))]
-    if differ:
-        lines = "\n".join(
-            f"  row {i}: {show(first[i])} then {show(second[i])}" for i in differ[:10]
-        )
-        raise CheckFailure(
-            f"outputs changed between two identical calls on "
-            f"{v.describe_rows(differ, len(rows))} ({tolerance})\n{lines}"
-        )
+    compared = [("outputs", first, second, output_tolerance(first, second))]
+    obs = observe(deployment, deploy_gate_data)
+    if obs.proba is not None and len(obs.proba) >= len(rows) and has_proba(deployment):
+        again = v.as_array(deployment.batch_predict_proba(rows))
+        one = obs.proba[: len(rows)]
+        compared.append(("probabilities", one, again, proba_tolerance(one, again)))
+    for what, one, other, tolerance in compared:
+        differ = [int(i) for i in np.flatnonzero(~same_outputs(one, other, tolerance))]
+        if differ:
+            lines = "\n".join(
+                f"  row {i}: {show(one[i])} then {show(other[i])}" for i in differ[:10]
+            )
+            raise CheckFailure(
+                f"{what} changed between two identical calls on "
+                f"{v.describe_rows(differ, len(rows))} ({tolerance})\n{lines}"
+            )
 
 
 @check("smoke", "latency-sanity")
