@@ -81,13 +81,25 @@ def test_labels_that_no_threshold_explains_fail_and_a_few_ties_do_not() -> None:
     assert label_probability_mismatch(nearly, proba, [0, 1]) is None
 
 
-def test_more_classes_fail_when_the_label_is_not_the_most_probable_on_most_rows() -> None:
+def test_more_classes_fail_when_a_class_is_predicted_where_it_is_less_likely() -> None:
     X, y = _data(4)
     model = LogisticRegression(max_iter=500).fit(X, y)
     shuffled = model.predict_proba(X)[:, [1, 2, 3, 0]]
     found = label_probability_mismatch(model.predict(X), shuffled, model.classes_)
     assert found is not None
-    assert "most probable" in found[1]
+    assert "swapped" in found[1]
+
+
+@pytest.mark.filterwarnings("ignore:The `probability` parameter was deprecated:FutureWarning")
+def test_a_weighted_svc_whose_votes_differ_from_its_probabilities_passes() -> None:
+    # One-vs-one votes with balanced class weights pick rare classes that the (unweighted)
+    # Platt-scaled probabilities rank lower: a healthy model, not a contradiction.
+    X, y = make_classification(
+        3000, 8, n_informative=5, n_classes=5, weights=[0.6, 0.2, 0.1, 0.06, 0.04],
+        n_clusters_per_class=1, random_state=0,
+    )  # fmt: skip
+    model = SVC(probability=True, class_weight="balanced", random_state=0).fit(X, y)
+    assert _judge(model, X) is None
 
 
 def test_string_labels_unknown_labels_and_other_shapes_are_left_to_their_own_checks() -> None:

@@ -30,6 +30,8 @@ def _sklearn_zoo() -> dict[str, Callable[[], tuple[Any, str]]]:
     from sklearn.linear_model import LogisticRegression, Ridge
     from sklearn.model_selection import FixedThresholdClassifier
     from sklearn.neighbors import KNeighborsClassifier
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import SplineTransformer
     from sklearn.svm import SVC
 
     return {
@@ -46,6 +48,8 @@ def _sklearn_zoo() -> dict[str, Callable[[], tuple[Any, str]]]:
             "label",
         ),
         "knn-pipeline": lambda: (_pipeline(KNeighborsClassifier()), "label"),
+        # scipy BSplines in its fitted state (each holding an array namespace's asarray).
+        "spline-ridge": lambda: (_pipeline(make_pipeline(SplineTransformer(), Ridge())), "amount"),
         "ridge-pipeline": lambda: (_pipeline(Ridge()), "amount"),
         "hgb-native-nan": lambda: (HistGradientBoostingClassifier(max_iter=30), "label"),
         "hgb-regressor": lambda: (HistGradientBoostingRegressor(max_iter=30), "amount"),
@@ -137,6 +141,43 @@ def test_a_single_tensor_onnx_classifier_passes_and_records_its_column_order(
     _gate_all_pass(gate, model, "label", frame, "model.onnx")
     props = properties(gate.junit(), "errors[reordered-columns]", artifact="model.onnx")
     assert props["column_order"] == "age, income, visits"
+
+
+def test_a_one_feature_onnx_model_reads_its_tensor_by_position(gate: GateRun) -> None:
+    # skl2onnx exports one feature as a [None, 1] tensor named "input": not a column name.
+    pytest.importorskip("onnxruntime")
+    from sklearn.impute import SimpleImputer
+    from sklearn.linear_model import Ridge
+    from sklearn.pipeline import make_pipeline
+
+    frame = _frame()[["age", "amount"]]
+    X = frame[["age"]].astype(np.float32)
+    model = make_pipeline(SimpleImputer(), Ridge()).fit(X, frame["amount"])
+    (gate.path / "model.onnx").write_bytes(_single_tensor_onnx(model, 1, False))
+    _gate_all_pass(gate, model, "amount", frame, "model.onnx")
+
+
+# skl2onnx reads SVC.probA_ and probB_, deprecated from scikit-learn 1.9 on.
+@pytest.mark.filterwarnings("ignore:Attribute `prob:FutureWarning")
+def test_an_onnx_svc_without_probabilities_is_judged_on_its_labels(gate: GateRun) -> None:
+    # skl2onnx names the SVMClassifier's decision scores "output_probability" when it has no
+    # Platt scaling: they are not probabilities, as the scikit-learn model has none.
+    pytest.importorskip("onnxruntime")
+    from sklearn.impute import SimpleImputer
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+    from sklearn.svm import SVC
+
+    frame = _frame().drop(columns=["plan", "amount"])
+    X = frame[NUMERIC].astype(np.float32)
+    model = make_pipeline(SimpleImputer(), StandardScaler(), SVC()).fit(X, frame["label"])
+    (gate.path / "model.onnx").write_bytes(_single_tensor_onnx(model, len(NUMERIC), True))
+    _gate_all_pass(gate, model, "label", frame, "model.onnx")
+    outcomes = junit_outcomes(gate.junit())
+    assert (
+        "output[probabilities-range]" not in outcomes
+        or outcomes["output[probabilities-range]"] == "skipped"
+    )
 
 
 def test_a_single_tensor_onnx_regressor_with_float32_outputs_passes(gate: GateRun) -> None:

@@ -187,6 +187,28 @@ def _class_labels(graph: memoryview) -> np.ndarray[Any, Any] | None:
     return next(iter(found.values()), None)
 
 
+def _scores_not_probabilities(graph: memoryview) -> bool:
+    """Whether the graph's classifier node outputs raw decision scores, not probabilities:
+    an ``SVMClassifier`` without Platt scaling (``prob_a``; skl2onnx's export of
+    ``SVC(probability=False)``) or a ``LinearClassifier`` without a post transform (LinearSVC,
+    RidgeClassifier). skl2onnx still names that output ``probabilities``."""
+    for node in _sub(list(_fields(graph)), 1):
+        node_fields = list(_fields(node))
+        op_type = _text(node_fields, 4)
+        if op_type not in ("SVMClassifier", "LinearClassifier"):
+            continue
+        attributes = {}
+        for attribute in _sub(node_fields, 5):
+            attribute_fields = list(_fields(attribute))
+            attributes[_text(attribute_fields, 1)] = attribute_fields
+        post = _text(attributes["post_transform"], 4) if "post_transform" in attributes else "NONE"
+        if op_type == "SVMClassifier" and "prob_a" not in attributes and post == "NONE":
+            return True
+        if op_type == "LinearClassifier" and post == "NONE":
+            return True
+    return False
+
+
 def _int64s(fields: list[_Field]) -> list[int]:
     values: list[int] = []
     for number, wire, value in fields:
@@ -231,6 +253,7 @@ def load_onnx(path: Path) -> OnnxModel:
         graphs = list(_sub(top, 7))
         external = list(_external_tensors(memoryview(data)))
         classes = _class_labels(graphs[0]) if graphs else None
+        scores_only = _scores_not_probabilities(graphs[0]) if graphs else False
     except ValueError as exc:
         raise ArtifactLoadError(f"{path}: truncated or corrupt ONNX file ({exc})") from None
     if external:
@@ -248,7 +271,20 @@ def load_onnx(path: Path) -> OnnxModel:
         raise ArtifactLoadError(
             f"{path}: onnxruntime cannot load the model: {type(exc).__name__}: {exc}"
         ) from exc
-    return OnnxModel(session, classes)
+    return OnnxModel(session, classes, probabilities=not scores_only)
+
+
+def _cast(values: Any, dtype: Any, name: str) -> Any:
+    """``values`` as ``dtype``; a missing value for an integer or boolean input is a clear
+    ValueError (numpy would turn NaN into -9223372036854775808 without a word)."""
+    if np.dtype(dtype).kind in "iub" and values.dtype.kind in "fO":
+        missing = pd.isna(values)
+        if np.any(missing):
+            raise ValueError(
+                f"Input {name!r} contains NaN: the ONNX model takes {np.dtype(dtype)} there, "
+                "which has no missing value"
+            )
+    return values.astype(dtype)
 
 
 class OnnxModel:
@@ -260,19 +296,28 @@ class OnnxModel:
     dictionaries or a tensor) feeds ``predict_proba``.
     """
 
-    def __init__(self, session: Any, classes: np.ndarray[Any, Any] | None = None) -> None:
+    def __init__(
+        self,
+        session: Any,
+        classes: np.ndarray[Any, Any] | None = None,
+        *,
+        probabilities: bool = True,
+    ) -> None:
         self.session = session
         self._inputs = list(session.get_inputs())
         outputs = list(session.get_outputs())
-        self._per_column = len(self._inputs) > 1 or (
-            len(self._inputs) == 1 and list(self._inputs[0].shape)[1:] == [1]
-        )
+        # One input per column when there are several inputs; a single input, even of width
+        # 1 (a one-feature model exported as FloatTensorType([None, 1])), is a 2-D tensor read
+        # by position: its name is the tensor's ("input"), not a column of the data.
+        self._per_column = len(self._inputs) > 1
         self._probability = next(
             (o.name for o in outputs if o.type.startswith("seq(map(") or "prob" in o.name),
             None,
         )
         tensors = [o.name for o in outputs if o.type.startswith("tensor(")]
         labels = [name for name in tensors if name != self._probability]
+        if not probabilities:  # decision scores under a probability's name
+            self._probability = None
         self._label = next((name for name in labels if "label" in name), None) or (
             labels[0] if labels else None
         )
@@ -321,8 +366,11 @@ class OnnxModel:
         (result,) = self.session.run([self._probability], self._feed(X))
         if isinstance(result, list):  # ZipMap: one {class: probability} dict per row
             classes = list(self._classes) if self._classes is not None else list(result[0])
-            return np.array([[row[c] for c in classes] for row in result], dtype=np.float64)
-        return np.asarray(result, dtype=np.float64)
+            # ZipMap holds float32 values: keep their precision, so that outputs which should
+            # be equal are compared at float32's tolerance, not float64's.
+            return np.array([[row[c] for c in classes] for row in result], dtype=np.float32)
+        values = np.asarray(result)
+        return values if np.issubdtype(values.dtype, np.floating) else values.astype(np.float64)
 
     def _feed(self, X: Any) -> dict[str, Any]:
         if self._per_column:
@@ -339,7 +387,7 @@ class OnnxModel:
             raise ValueError(
                 f"X has {values.shape[1]} features, but the ONNX model expects {width[0]}"
             )
-        return {single.name: values.astype(dtype)}
+        return {single.name: _cast(values, dtype, single.name)}
 
     def _feed_columns(self, X: Any) -> dict[str, Any]:
         names = [i.name for i in self._inputs]
@@ -367,5 +415,5 @@ class OnnxModel:
                 raise TypeError(f"unsupported ONNX input type {spec.type} for {spec.name!r}")
             if dtype is object:
                 column = np.array(["" if pd.isna(v) else str(v) for v in column], dtype=object)
-            feed[spec.name] = np.asarray(column).astype(dtype).reshape(-1, 1)
+            feed[spec.name] = _cast(np.asarray(column), dtype, spec.name).reshape(-1, 1)
         return feed

@@ -399,6 +399,7 @@ _EXACT: Final = frozenset(
     pandas._libs.tslibs.timedeltas:_timedelta_unpickle pandas._libs.tslibs.nattype:_nat_unpickle
     pandas._libs.tslibs.nattype:__nat_unpickle pandas:NA pandas:NaT pandas._libs.missing:NA
     pyarrow.lib:_restore_array pyarrow.lib:py_buffer pyarrow.lib:type_for_alias
+    scipy.interpolate._bsplines:BSpline scipy._lib.array_api_compat.numpy._aliases:asarray
     """.split()  # noqa: SIM905 (a table reads better as words)
 )
 # pandas' default string dtype is backed by pyarrow, hence the three pyarrow helpers.
@@ -1115,6 +1116,13 @@ def _safe_functions() -> Mapping[int, object]:
                 and name not in _NOT_DATA_FUNCTIONS
             ):
                 found[id(obj)] = obj
+    # SplineTransformer's scipy BSplines hold the array namespace's asarray (scipy >= 1.15).
+    try:
+        from scipy._lib.array_api_compat.numpy import _aliases
+    except ImportError:
+        pass
+    else:
+        found[id(_aliases.asarray)] = _aliases.asarray
     return found
 
 
@@ -1123,7 +1131,7 @@ def _callable_objects() -> tuple[type, ...]:
     """Classes whose instances may be held although they are callable (their state is
     walked like any other): column selectors, scorers, Gaussian-process kernels and the loss
     objects of gradient boosting."""
-    from scipy.interpolate import interp1d
+    from scipy.interpolate import BSpline, interp1d
     from sklearn._loss.loss import BaseLoss
     from sklearn.compose import make_column_selector
     from sklearn.gaussian_process.kernels import Kernel
@@ -1137,6 +1145,7 @@ def _callable_objects() -> tuple[type, ...]:
         Kernel,
         BaseLoss,
         interp1d,  # built by IsotonicRegression.__setstate__ (the import rules refuse it)
+        BSpline,  # SplineTransformer.bsplines_
     )
 
 

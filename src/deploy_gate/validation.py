@@ -227,10 +227,10 @@ def label_probability_mismatch(
     the rows on the wrong side of the best one fail when they are more than 1% of the rows, and
     all rows contradicting the probabilities fail when the rows predicted ``classes[1]`` are
     *less* likely to be it (median) than the others: labels or columns swapped. More classes:
-    the predicted label must be the most probable one (ties allowed) in at least 3 of 4 rows;
-    scikit-learn documents that an SVC's one-vs-one votes and its probabilities may disagree on
-    a few rows, never on most. Rows with unknown labels or non-finite probabilities are left to
-    the checks made for them.
+    the same direction for each class, one against the rest; the label need not be the most
+    probable class (an SVC with class weights votes one-vs-one and may disagree with its
+    probabilities on most rows of a rare class, healthily). Rows with unknown labels or
+    non-finite probabilities are left to the checks made for them.
     """
     import numpy as np
 
@@ -251,15 +251,19 @@ def label_probability_mismatch(
     index, values = index[kept], values[kept]
     if k == 2:
         return _binary_mismatch(kept, index == 1, values[:, 1], classes)
-    top = values.max(axis=1)
-    chosen = values[np.arange(len(kept)), index]
-    wrong = np.flatnonzero(chosen < top - 1e-6 * np.maximum(1.0, np.abs(top)))
-    if len(wrong) <= max(1, len(kept) // 4):
-        return None
-    return (
-        tuple(kept[wrong].tolist()),
-        "the predicted label is not the most probable class",
-    )
+    for position, label in enumerate(classes):
+        chosen = index == position
+        if chosen.all() or not chosen.any():
+            continue
+        mine, others = np.median(values[chosen, position]), np.median(values[~chosen, position])
+        if mine < others:
+            return (
+                tuple(kept[np.flatnonzero(chosen)].tolist()),
+                f"rows predicted {label!r} are less likely to be {label!r} (median probability "
+                f"{mine:.3g}) than the other rows ({others:.3g}): labels or probability columns "
+                "swapped",
+            )
+    return None
 
 
 def _binary_mismatch(

@@ -93,6 +93,7 @@ def comparison(
     data: GateData,
 ) -> BaselineComparison:
     """compare_models() for this candidate against the baseline, computed once per artifact."""
+    from deploy_gate.capabilities import comparison_task
     from deploy_gate.compare import compare_models
 
     def compute() -> BaselineComparison:
@@ -101,6 +102,10 @@ def comparison(
             *_pair(deployment, baseline, data),
             data.table,
             data.target,
+            # The task the items were collected for (the artifact's profile): inferred again
+            # from a deployment proxy it is unknown, and an integer-valued target (counts)
+            # would then make a regressor's comparison a classification.
+            task=comparison_task(artifact.profile.task),
             metrics=settings.metrics,
             min_relative=settings.min_relative,
             max_error_ratio=settings.max_error_ratio,
@@ -235,6 +240,7 @@ def rollout_results(
     data: GateData,
 ) -> list[StageResult]:
     """The simulated rollout of this candidate, replayed once per artifact."""
+    from deploy_gate.capabilities import comparison_task
     from deploy_gate.rollout import simulate_rollout
 
     def compute() -> list[StageResult]:
@@ -246,6 +252,7 @@ def rollout_results(
             *_pair(deployment, baseline, labelled),
             labelled.table,
             labelled.target,
+            task=comparison_task(artifact.profile.task),
             stages=settings.rollout_stages,
             key=settings.rollout_key,
             order_by=settings.rollout_order_by,
