@@ -531,6 +531,13 @@ class SingleRowAsArray(ThresholdClassifier):
         return out.reshape(1, 1) if len(out) == 1 else out
 
 
+class OffsetRegressor(LinearRegressor):
+    """Healthy: 2a + b + 0.05, close to LinearRegressor and never equal to it."""
+
+    def predict(self, X: Any) -> np.ndarray:
+        return super().predict(X) + 0.05
+
+
 FAULTS: list[tuple[Any, str, list[str], str]] = [
     (NaNProbabilities(), "label", ["output[no-nan]"], "NaN probability in row 3"),
     (NaNRegressor(), "y", ["output[no-nan]"], "NaN output in row"),

@@ -89,3 +89,18 @@ def test_a_failing_metric_says_how_many_rows_had_no_label(gate: GateRun) -> None
     text = messages(root)["baseline[accuracy]"]
     assert "(n=3600)" in text.splitlines()[0]
     assert "400 row(s) without a label left out" in text
+
+
+def test_a_regressor_on_integer_targets_is_compared_as_a_regressor(gate: GateRun) -> None:
+    # Counts are whole numbers; told apart from labels only by the artifact's task, which the
+    # comparison must use (through the model worker the task cannot be inferred again).
+    _pair(gate, fm.LinearRegressor(), fm.OffsetRegressor())
+    frame = fm.make_frame(4000)
+    frame["count"] = np.round(frame["y"] * 2 + 10).astype(int)
+    gate.data(frame.drop(columns=["label", "y"]))
+    gate.run("candidate.joblib", BASELINE, "-m", "baseline", target="count")
+    root = gate.junit()
+    outcomes = junit_outcomes(root)
+    assert outcomes["baseline[mae]"] == "passed", messages(root)
+    assert outcomes[SHIFT] == "passed", messages(root)
+    assert "label_flips" not in properties(root, SHIFT, artifact="candidate.joblib")

@@ -301,3 +301,14 @@ def test_a_better_model_of_another_family_is_approved_and_its_shift_shown(gate: 
     assert float(shift["label_flips"]) > 0.1
     assert "not judged" in shift["shift"]
     assert "4 metrics judged quality on 6000 labelled rows" in shift["shift"]
+
+
+def test_a_missing_value_for_an_onnx_integer_input_is_a_clear_error_naming_it() -> None:
+    # numpy would turn NaN into -9223372036854775808 and the model would answer garbage.
+    from deploy_gate.adapters import _cast
+
+    with pytest.raises(ValueError, match="Input 'age' contains NaN"):
+        _cast(np.array([31.0, np.nan]), np.int64, "age")
+    with pytest.raises(ValueError, match="Input 'member' contains NaN"):
+        _cast(np.array([True, None], dtype=object), np.bool_, "member")
+    assert _cast(np.array([31.0, 40.0]), np.int64, "age").tolist() == [31, 40]
