@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import faulty_models as fm
 import pytest
@@ -164,7 +165,8 @@ def test_an_approved_run_records_the_ml_test_score_details_in_the_ledger(gate: G
     score = _lines(gate)[0]["ml_test_score"]
     assert isinstance(score, dict)
     monitor5 = score["items"]["Monitor 5"]
-    assert "output[no-nan]" in monitor5["evidence"]
+    # The output checks that passed, the first few by name and the rest counted.
+    assert re.search(r": (output\[[a-z-]+\], )+.* more passed$", monitor5["evidence"]), monitor5
     result.stdout.fnmatch_lines(
         ["  ML Test Score 0 = min(Data 0, Model 0, Infrastructure 0, Monitoring *)*Monitor 5*"]
     )
