@@ -11,10 +11,12 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from pathlib import Path
+from typing import IO
 
 import joblib
 import numpy as np
@@ -51,13 +53,16 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _wait_until_up(url: str, proc: subprocess.Popen[bytes], seconds: float = 60.0) -> None:
+def _wait_until_up(
+    url: str, proc: subprocess.Popen[bytes], log: IO[bytes], seconds: float = 60.0
+) -> None:
     import httpx
 
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise RuntimeError(f"the server exited with {proc.returncode}: {proc.stderr.read()!r}")  # type: ignore[union-attr]
+            log.seek(0)
+            raise RuntimeError(f"the server exited with {proc.returncode}: {log.read()!r}")
         try:
             if httpx.get(url, timeout=1.0).status_code == 200:
                 return
@@ -69,15 +74,18 @@ def _wait_until_up(url: str, proc: subprocess.Popen[bytes], seconds: float = 60.
 
 class Server:
     def __init__(self, args: list[str], health: str, cwd: Path, env: dict[str, str]) -> None:
+        # The server's log goes to a file: a pipe nobody reads fills up with the tracebacks of
+        # its 500s, and the server then blocks on its next log line, answering nothing.
+        self.log = tempfile.TemporaryFile()  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(
             args,
             cwd=cwd,
             env={**os.environ, "OMP_NUM_THREADS": "1", **env},
             stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
+            stderr=self.log,
         )
         try:
-            _wait_until_up(health, self.proc)
+            _wait_until_up(health, self.proc, self.log)
         except BaseException:
             self.stop()
             raise
@@ -89,8 +97,7 @@ class Server:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
-        if self.proc.stderr is not None:
-            self.proc.stderr.close()
+        self.log.close()
 
 
 def _model(path: Path, seed: int) -> None:
