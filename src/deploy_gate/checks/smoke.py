@@ -26,7 +26,10 @@ from deploy_gate.checks.common import (
 from deploy_gate.errors import CheckFailure
 
 if TYPE_CHECKING:
+    import numpy as np
+
     from deploy_gate.artifact import LoadedArtifact
+    from deploy_gate.checks.common import Tolerance
     from deploy_gate.data import GateData
     from deploy_gate.deployment import Deployment
     from deploy_gate.gate import Gate
@@ -121,10 +124,31 @@ def spread_rows(n: int, k: int = SAMPLE_ROWS) -> list[int]:
     return sorted(set(head) | set(rest))
 
 
-def _differ_message(what: str, differ: Sequence[int], positions: Sequence[int], n: int) -> str:
+def _fail_if_differ(
+    what: str,
+    got: np.ndarray,
+    ref: np.ndarray,
+    tolerance: Tolerance,
+    positions: Sequence[int],
+    n: int,
+    names: tuple[str, str] = ("batch", "single"),
+    where: str = "",
+) -> None:
+    """Fail naming the rows (data positions) where ``got`` and ``ref`` differ."""
+    import numpy as np
+
+    differ = [int(i) for i in np.flatnonzero(~same_outputs(got, ref, tolerance))]
+    if not differ:
+        return
     rows = ", ".join(str(positions[i]) for i in differ[:5]) + (", ..." if len(differ) > 5 else "")
-    compared = len(positions)
-    return f"{what} differ on {len(differ)} of the {compared} rows compared (of {n}): rows {rows}"
+    lines = "\n".join(
+        f"  row {positions[i]}: {names[0]} {show(got[i])} vs {names[1]} {show(ref[i])}"
+        for i in differ[:10]
+    )
+    raise CheckFailure(
+        f"{what} differ on {len(differ)} of the {len(positions)} rows compared (of {n}): "
+        f"rows {rows} ({tolerance}){where}\n{lines}"
+    )
 
 
 @check("smoke", "batch-consistency")
@@ -169,25 +193,19 @@ def smoke_batch_consistency(
     small = predict(deployment, rows.iloc[few])
     require_one_per_row(small, len(few))
     deploy_gate_property("rows_compared", len(positions))
+    tolerance = output_tolerance(batch, single)
+    deploy_gate_property("tolerance", str(tolerance))
+    asked = [positions[i] for i in few]
     for what, got, ref, where in (
-        (f"the rows as one batch of {len(few)}", small, single[few], [positions[i] for i in few]),
+        (f"the rows as one batch of {len(few)}", small, single[few], asked),
         (f"the whole data as one batch of {n}", batch, single, positions),
     ):
-        tolerance = output_tolerance(got, ref)
-        deploy_gate_property("tolerance", str(tolerance))
-        differ = [int(i) for i in np.flatnonzero(~same_outputs(got, ref, tolerance))]
-        if differ:
-            lines = "\n".join(
-                f"  row {where[i]}: batch {show(got[i])} vs single {show(ref[i])}"
-                for i in differ[:10]
-            )
-            message = _differ_message("batch and row-by-row outputs", differ, where, n)
-            raise CheckFailure(f"{message} ({tolerance}) in {what}\n{lines}")
+        outputs = "batch and row-by-row outputs"
+        _fail_if_differ(outputs, got, ref, tolerance, where, n, where=f" in {what}")
     proba_all = obs.proba[:n] if obs.proba is not None else None
     if proba_all is None or len(proba_all) != n or not has_proba(deployment):
         return
     # Probabilities one row at a time on the small batch's rows (each is a request of its own).
-    asked = [positions[i] for i in few]
     alone = [v.as_array(deployment.batch_predict_proba(rows.iloc[[i]])) for i in few]
     proba = proba_all[asked]
     try:
@@ -199,14 +217,8 @@ def smoke_batch_consistency(
             f"{n} rows gives {proba_all.shape}"
         ) from None
     tolerance = proba_tolerance(proba, single_proba)
-    differ = [int(i) for i in np.flatnonzero(~same_outputs(proba, single_proba, tolerance))]
-    if differ:
-        lines = "\n".join(
-            f"  row {asked[i]}: batch {show(proba[i])} vs alone {show(single_proba[i])}"
-            for i in differ[:10]
-        )
-        message = _differ_message("probabilities in the batch and alone", differ, asked, n)
-        raise CheckFailure(f"{message} ({tolerance})\n{lines}")
+    what = "probabilities in the batch and alone"
+    _fail_if_differ(what, proba, single_proba, tolerance, asked, n, ("batch", "alone"))
 
 
 @check("smoke", "deterministic")
