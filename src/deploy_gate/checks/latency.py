@@ -195,10 +195,13 @@ def _comparison_cpu() -> int:
     number (gw0, gw1, ... spread over the CPUs this process may use); a lone gate takes the one
     the OS is running it on now, so two gates started side by side, as two CI jobs on one runner
     are, are not both sent to the first CPU."""
+    from deploy_gate.worker import one_cpu
+
     cpus = sorted(os.sched_getaffinity(0))
     number = os.environ.get("PYTEST_XDIST_WORKER", "")[2:]
-    if number.isdigit():
-        return cpus[int(number) % len(cpus)]
+    placed = one_cpu(int(number)) if number.isdigit() else None
+    if placed is not None:
+        return placed[0]
     try:  # field 39 of /proc/self/stat: the CPU this process last ran on (proc(5))
         with open("/proc/self/stat", "rb") as stat:
             here = int(stat.read().rpartition(b")")[2].split()[36])
