@@ -10,6 +10,12 @@ per placement, medians per call: the wall time, what the worker adds over in-pro
 round trip (wall time minus the method's own time in the worker: the goal is at most 50 us),
 and the round trip of a trivial method (``dict.get``).
 
+Placements: the OS's choice with the two sides polling for each other's next message a moment
+before they sleep (``WorkerConfig.spin_seconds``, what the gate does), the same with both
+sleeping at once, and one CPU shared by both. For the first, also the round trip of two
+methods that take as long as the model: one computing in registers, one sweeping 32 MB of
+memory, so that what a call leaves in the caches shows apart from the protocol.
+
 Two floors set by the OS, in the same placements: a raw ping-pong of 100 bytes through a pipe,
 and the same to a process that runs the same model for each message, with the least protocol
 possible (its round trip is what any pipe-based worker pays on this machine).
@@ -39,6 +45,25 @@ from deploy_gate.deployment import ModelDeployment
 from deploy_gate.worker import ModelWorker, WorkerConfig, on_cpus, one_cpu
 
 GOAL_US = 50.0
+
+
+class Busy:  # pragma: no cover - constructed in the worker
+    """Methods that take ``us`` microseconds: in registers only, or sweeping 32 MB of memory."""
+
+    def __init__(self) -> None:
+        self.block = np.ones(4_000_000)
+
+    def compute(self, us: float) -> int:
+        end = time.perf_counter() + us / 1e6
+        while time.perf_counter() < end:
+            pass
+        return 1
+
+    def sweep(self, us: float) -> int:
+        end = time.perf_counter() + us / 1e6
+        while time.perf_counter() < end:
+            self.block.sum()
+        return 1
 
 
 def per_call_us(fn: Callable[[Any], object], arg: Any, calls: int) -> list[float]:
@@ -137,7 +162,12 @@ def main() -> None:
     model.fit(frame, (frame.a + frame.b > 0).astype(int))
     row = {str(name): float(value) for name, value in frame.iloc[0].items()}
 
-    placements = {"free": None, "one CPU": one_cpu(0)}
+    # name: (CPUs of the worker, seconds each side polls before it sleeps: the gate, the worker)
+    placements = {
+        "free": (None, None),
+        "free, sleeping": (None, (0.0, 0.0)),
+        "one CPU": (one_cpu(0), None),
+    }
     wall: dict[str, list[float]] = {"in-process": []}
     trips: dict[str, list[float]] = {}
     bare: dict[str, list[float]] = {}
@@ -147,9 +177,14 @@ def main() -> None:
         local = ModelDeployment(path)
         local.load_model()
         served = {}
-        for name, cpus in placements.items():
+        for name, (cpus, spins) in placements.items():
+            polls = (
+                {}
+                if spins is None
+                else dict(zip(("spin_seconds", "worker_spin_seconds"), spins, strict=True))
+            )
             worker = stack.enter_context(
-                ModelWorker(WorkerConfig(isolation=args.isolation, cpus=cpus))
+                ModelWorker(WorkerConfig(isolation=args.isolation, cpus=cpus, **polls))
             )
             info = worker.start()
             remote = worker.construct("deploy_gate.deployment:ModelDeployment", [str(path)])
@@ -170,6 +205,18 @@ def main() -> None:
                         t - own for t, own in round_trips_us(worker, table.get, "a", args.calls)
                     )
         floor = floors(str(path), row, args.calls, max(2, args.rounds // 2))
+        worker = stack.enter_context(
+            ModelWorker(
+                WorkerConfig(isolation=args.isolation, sys_path=(str(Path(__file__).parent),))
+            )
+        )
+        busy = worker.construct("isolation_roundtrip:Busy")
+        model_us = statistics.median(wall["in-process"])
+        kinds: dict[str, list[float]] = {}
+        for _ in range(args.rounds):
+            for kind in ("compute", "sweep"):
+                times = round_trips_us(worker, getattr(busy, kind), model_us, args.calls // 4)
+                kinds.setdefault(kind, []).extend(t - own for t, own in times)
 
     print(
         f"python {sys.version.split()[0]}, load average {os.getloadavg()[0]:.2f}, "
@@ -179,14 +226,19 @@ def main() -> None:
     print(f"{args.rounds} rounds x {args.calls} calls per arm, medians per call in us:")
     here = statistics.median(wall["in-process"])
     print(f"  predict_single in-process: {here:.1f}")
-    print(f"  {'worker placed':14} {'wall':>8} {'added':>8} {'round trip':>11} {'dict.get':>9}")
+    print(f"  {'worker placed':16} {'wall':>8} {'added':>8} {'round trip':>11} {'dict.get':>9}")
     for name in placements:
         w, t, b = (statistics.median(x[name]) for x in (wall, trips, bare))
         verdict = "within" if t <= GOAL_US else "above"
-        print(f"  {name:14} {w:8.1f} {w - here:8.1f} {t:11.1f} {b:9.1f}   ({verdict} {GOAL_US:g})")
+        print(f"  {name:16} {w:8.1f} {w - here:8.1f} {t:11.1f} {b:9.1f}   ({verdict} {GOAL_US:g})")
     print("  round trip = the call's wall time minus the method's own time in the worker")
+    print(
+        f"  a method as long as the model, free and polling: round trip "
+        f"{statistics.median(kinds['compute']):.1f} computing in registers, "
+        f"{statistics.median(kinds['sweep']):.1f} sweeping 32 MB"
+    )
     print("floors, the least protocol possible over the same pipes (wall minus the child's time):")
-    for name in placements:
+    for name in ("free", "one CPU"):
         print(
             f"  {name:14} raw ping-pong {floor['pipe ' + name]:6.1f}   "
             f"to a process running the model {floor['model ' + name]:6.1f}, "

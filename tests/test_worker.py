@@ -15,6 +15,7 @@ import signal
 import socket
 import struct
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -812,3 +813,50 @@ def test_cpus_must_be_cpu_numbers() -> None:
         WorkerConfig(cpus=())
     with pytest.raises(ValueError, match="cpus"):
         WorkerConfig(cpus=(-1,))
+
+
+def test_spin_seconds_must_be_zero_to_one_second() -> None:
+    for name in ("spin_seconds", "worker_spin_seconds"):
+        for bad in (-0.001, 2.0, float("nan"), "0.1"):
+            with pytest.raises(ValueError, match=name):
+                WorkerConfig(**{name: bad})
+
+
+@pytest.mark.parametrize("delay", [0.0, 0.0005, 0.05], ids=["at-once", "while-polling", "later"])
+def test_a_frame_is_read_whether_it_comes_while_the_reader_polls_or_after(delay: float) -> None:
+    read, write = os.pipe()
+    os.set_blocking(read, False)
+    chunks = codec.pack_frame({"v": [1, "two"]})
+    writer = threading.Timer(delay, lambda: os.write(write, bytes(chunks[0])))
+    try:
+        reader = codec.FrameReader(read)
+        writer.start()
+        header, buffers = reader.read(time.monotonic() + 30, spin_seconds=0.002)
+        assert header == {"v": [1, "two"]}
+        assert buffers == []
+    finally:
+        writer.join()
+        os.close(read)
+        os.close(write)
+
+
+def test_a_peer_that_closes_while_the_reader_polls_is_end_of_file_not_a_timeout() -> None:
+    read, write = os.pipe()
+    os.set_blocking(read, False)
+    closer = threading.Timer(0.0005, os.close, (write,))
+    try:
+        reader = codec.FrameReader(read)
+        closer.start()
+        with pytest.raises(EOFError):
+            reader.read(time.monotonic() + 30, spin_seconds=0.002)
+    finally:
+        closer.join()
+        os.close(read)
+
+
+@pytest.mark.parametrize("spin", [0.0, 0.002], ids=["sleeping", "polling"])
+def test_answers_are_the_same_whether_the_two_sides_poll_or_sleep(spin: float) -> None:
+    with ModelWorker(config(spin_seconds=spin, worker_spin_seconds=spin / 2)) as worker:
+        table = worker.construct("builtins:dict", [{"a": 1}])
+        assert [table.get("a") for _ in range(50)] == [1] * 50
+        assert worker.echo({"x": [1.5, None]}) == {"x": [1.5, None]}

@@ -112,9 +112,14 @@ class _Server:
 
     def run(self) -> int:
         codec = self.codec
+        spin = float(self.config.get("spin_seconds", 0.0))
+        cpus = os.sched_getaffinity if hasattr(os, "sched_getaffinity") else None
         while True:
             try:
-                header, buffers = self.reader.read()
+                # A check sends its next request soon after an answer: poll for it a moment
+                # before sleeping, unless this process has a single CPU (see WorkerConfig).
+                waiting = spin if cpus is None or len(cpus(0)) > 1 else 0.0
+                header, buffers = self.reader.read(spin_seconds=waiting)
             except EOFError:
                 return 0
             except codec.FrameError as exc:
