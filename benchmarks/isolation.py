@@ -8,8 +8,10 @@ affects both alike; medians and ratios are printed, with the goals:
 
 1. the example project's whole gate, wall time with the worker (``sandbox``) over ``none``:
    at most 1.15x;
-2. one single-row ``predict_single`` round trip through the worker minus the same call in
-   process: at most 50 us;
+2. one single-row ``predict_single`` round trip: the call's wall time through the worker minus
+   the method's own time measured in the worker, at most 50 us (also printed: the call through
+   the worker minus the same call in process, where the model's own time differs as well: it
+   runs on another CPU, with other things in the caches);
 3. an A/A comparison: the same model's p50 and p99 measured by the gate's latency measurement
    inside the worker and in this process agree within 5% (median over repeats of the ratio).
 """
@@ -108,6 +110,7 @@ def round_trip(calls: int) -> float:
     print(f"2. predict_single round trip, {calls} calls of each, interleaved in blocks of 100")
     local_ns: list[int] = []
     remote_ns: list[int] = []
+    trip_ns: list[int] = []
     with threadpool_limits(1):
         for _ in range(100):  # warm both
             local.predict_single(rows[0])  # type: ignore[attr-defined]
@@ -120,14 +123,20 @@ def round_trip(calls: int) -> float:
                     t0 = time.perf_counter_ns()
                     deployment.predict_single(row)  # type: ignore[attr-defined]
                     out.append(time.perf_counter_ns() - t0)
+                    if deployment is remote:  # the call's wall time minus the model's own time
+                        trip_ns.append(out[-1] - (worker.last_call_ns or 0))  # type: ignore[attr-defined]
     worker.close()  # type: ignore[attr-defined]
     in_us = statistics.median(local_ns) / 1e3
     out_us = statistics.median(remote_ns) / 1e3
     print(f"   in process  median {in_us:8.1f} us")
     print(f"   worker      median {out_us:8.1f} us")
     added = out_us - in_us
-    print(f"   added per round trip {added:.1f} us   goal <= 50 us")
-    return added
+    trip = statistics.median(trip_ns) / 1e3
+    print(f"   worker minus in process {added:.1f} us (the model's own time differs too)")
+    print(
+        f"   round trip (wall minus the method's time in the worker) {trip:.1f} us   goal <= 50 us"
+    )
+    return trip
 
 
 def a_a(repeats: int) -> tuple[float, float]:

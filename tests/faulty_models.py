@@ -454,6 +454,24 @@ class TimidClassifier(ThresholdClassifier):
 
 #: (model, target column, the checks that must fail (the one the fault is made for first),
 #:  a phrase that check's message holds)
+class InvertedClassifier(ThresholdClassifier):
+    """Labels and probabilities both inverted, consistently: each output agrees with the other
+    and every output check passes, but the model predicts the opposite of the truth."""
+
+    def predict(self, X: Any) -> np.ndarray:
+        return 1 - super().predict(X)
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        return super().predict_proba(X)[:, ::-1]
+
+
+class NegatedRegressor(LinearRegressor):
+    """-(2a + b): within the target's range, finite, deterministic, and wrong in sign."""
+
+    def predict(self, X: Any) -> np.ndarray:
+        return -super().predict(X)
+
+
 class PredictsAgainstProbabilities(ThresholdClassifier):
     """predict() is the opposite of what predict_proba() says."""
 
@@ -598,15 +616,29 @@ FAULTS: list[tuple[Any, str, list[str], str]] = [
         "a=NaN: ZeroDivisionError: float division by zero (not a clear ValueError)",
     ),
     (
+        InvertedClassifier(),
+        "label",
+        ["output[not-worse-than-chance]"],
+        "outputs are significantly worse than chance against the labels: balanced accuracy 0.000",
+    ),
+    (
+        NegatedRegressor(),
+        "y",
+        ["output[not-worse-than-chance]"],
+        "predictions rank the rows against their labels: Spearman correlation -1.000",
+    ),
+    (
         PredictsAgainstProbabilities(),
         "label",
-        ["output[labels-match-probabilities]"],
+        # Against the labels too: the labels (or probabilities) are the inverted ones.
+        ["output[labels-match-probabilities]", "output[not-worse-than-chance]"],
         "labels contradict the probabilities (rows predicted 1 are less likely to be 1",
     ),
     (
         SwappedProbabilityColumns(),
         "label",
-        ["output[labels-match-probabilities]"],
+        # Against the labels too: the labels (or probabilities) are the inverted ones.
+        ["output[labels-match-probabilities]", "output[not-worse-than-chance]"],
         "labels or probability columns swapped",
     ),
     (

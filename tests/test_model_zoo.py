@@ -73,6 +73,10 @@ def _gate_all_pass(gate: GateRun, model: Any, target: str, frame: pd.DataFrame, 
     bad = {k: v for k, v in outcomes.items() if v not in ("passed", "skipped")}
     assert not bad, {k: messages(gate.junit()).get(k) for k in bad}
     assert "output[no-nan]" in outcomes
+    # Every family is compared with its labels, not skipped: the check must run to pass.
+    assert outcomes.get("output[not-worse-than-chance]", "passed") == "passed", messages(
+        gate.junit()
+    ).get("output[not-worse-than-chance]")
     assert result.ret == 0
 
 

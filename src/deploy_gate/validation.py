@@ -266,6 +266,107 @@ def label_probability_mismatch(
     return None
 
 
+#: One-sided p-value below which outputs count as worse than chance: a gate that blocks on
+#: this must not cry wolf, and faulty outputs (inverted, permuted) are far beyond it.
+CHANCE_P_VALUE = 1e-3
+#: Fewest labelled rows on which the comparison with chance is judged at all.
+CHANCE_MIN_ROWS = 20
+
+
+def worse_than_chance(
+    task: str,
+    predictions: np.ndarray,
+    target: np.ndarray,
+    proba: np.ndarray | None = None,
+    classes: Sequence[Any] | None = None,
+) -> str | None:
+    """Why the outputs do significantly worse than chance against the labels, or None.
+
+    A healthy model, however weak, does not do significantly *worse* than guessing: outputs
+    that do are inverted, permuted or detached from their rows. Rows whose label is missing
+    must be left out by the caller. Raises ``ValueError`` naming the reason when the outputs
+    cannot be judged (too few rows, labels that are not values of the target).
+
+    - Classifier: the balanced accuracy is below what predictions independent of the labels
+      score (each class's recall would be the share of rows predicted that class), by a
+      one-sided normal test and by at least a tenth of it. With two classes and probabilities,
+      also: ROC AUC below 0.45 and below 0.5 by a one-sided Mann-Whitney U test.
+    - Regressor: Spearman's rank correlation with the target below -0.1 and negative by a
+      one-sided test.
+    """
+    import numpy as np
+    from scipy import stats
+
+    n = len(predictions)
+    if predictions.ndim != 1 or len(target) != n:
+        raise ValueError("only one output per row is compared with the labels")
+    if n < CHANCE_MIN_ROWS:
+        raise ValueError(f"{n} labelled rows, fewer than the {CHANCE_MIN_ROWS} it needs")
+    if task == "regressor":
+        x, y = numeric_view(predictions), numeric_view(np.asarray(target))
+        if x is None or y is None:
+            raise ValueError("outputs or labels are not numbers")
+        finite = np.isfinite(x) & np.isfinite(y)
+        if finite.sum() < CHANCE_MIN_ROWS or np.ptp(x[finite]) == 0 or np.ptp(y[finite]) == 0:
+            return None  # a constant is no worse than chance; other checks judge NaN outputs
+        rho, p_value = stats.spearmanr(x[finite], y[finite], alternative="less")
+        if p_value < CHANCE_P_VALUE and rho < -0.1:
+            return (
+                f"predictions rank the rows against their labels: Spearman correlation "
+                f"{rho:.3f} with the target (one-sided p = {p_value:.1e}, {int(finite.sum())} "
+                "rows); inverted outputs?"
+            )
+        return None
+    labels = np.asarray(target, dtype=object)
+    values = list(dict.fromkeys(plain(v) for v in labels))
+    recalls, shares, sizes = [], [], []
+    for value in values:
+        truth = _known_mask(labels, {value})
+        guessed = _known_mask(predictions, {value})
+        sizes.append(int(truth.sum()))
+        recalls.append(float((guessed & truth).sum()) / max(sizes[-1], 1))
+        shares.append(float(guessed.mean()))
+    if sum(shares) < 0.5:
+        raise ValueError(
+            f"most predicted labels are not values of the target column (target holds "
+            f"{values[:5]!r}{'...' if len(values) > 5 else ''})"
+        )
+    k = len(values)
+    q, m = np.asarray(shares), np.asarray(sizes, dtype=float)
+    balanced, chance = float(np.mean(recalls)), float(q.sum() / k)
+    spread = float(np.sqrt(np.sum(q * (1 - q) / np.maximum(m, 1))) / k)
+    problems = []
+    if spread > 0:
+        p_value = float(stats.norm.cdf((balanced - chance) / spread))
+        if p_value < CHANCE_P_VALUE and balanced < 0.9 * chance:
+            problems.append(
+                f"balanced accuracy {balanced:.3f} where labels guessed at the same rates "
+                f"score {chance:.3f} (one-sided p = {p_value:.1e}, {n} rows)"
+            )
+    if proba is not None and classes is not None and len(classes) == 2 and proba.ndim == 2:
+        positive = _known_mask(labels, {plain(classes[1])})
+        scores = numeric_view(proba[:, 1]) if proba.shape == (n, 2) else None
+        if scores is not None and 0 < positive.sum() < n and np.isfinite(scores).all():
+            from sklearn.metrics import roc_auc_score
+
+            auc = float(roc_auc_score(positive, scores))
+            p_value = float(
+                stats.mannwhitneyu(scores[positive], scores[~positive], alternative="less").pvalue
+            )
+            if p_value < CHANCE_P_VALUE and auc < 0.45:
+                problems.append(
+                    f"ROC AUC {auc:.3f} of P({classes[1]!r}) (one-sided Mann-Whitney p = "
+                    f"{p_value:.1e})"
+                )
+    if not problems:
+        return None
+    return (
+        "outputs are significantly worse than chance against the labels: "
+        + "; ".join(problems)
+        + "; labels inverted or permuted, or outputs detached from their rows?"
+    )
+
+
 def _binary_mismatch(
     kept: np.ndarray, positive: np.ndarray, p: np.ndarray, classes: Sequence[Any]
 ) -> tuple[tuple[int, ...], str] | None:

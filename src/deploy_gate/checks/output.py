@@ -411,6 +411,56 @@ def output_labels_match_probabilities(
         )
 
 
+def _with_labels(profile: ModelProfile | None, settings: Settings) -> bool:
+    return (
+        profile is not None
+        and profile.task in ("classifier", "regressor")
+        and settings.target is not None
+    )
+
+
+@check("output", "not-worse-than-chance", applies=_with_labels)
+def output_not_worse_than_chance(
+    deployment: Deployment,
+    deploy_gate_data: GateData,
+    model_artifact: LoadedArtifact,
+    deploy_gate_property: Callable[[str, object], None],
+) -> None:
+    """With labels (deploy_gate_target): outputs are not significantly worse than chance.
+
+    Without a baseline nothing else looks at the labels, and a model whose labels are inverted
+    or permuted, or whose outputs are shuffled against its rows, passed every other check.
+    A weak but honest model passes: it must do significantly *worse* than guessing to fail.
+    """
+    import numpy as np
+
+    require_real_rows(deploy_gate_data)
+    if deploy_gate_data.target is None:
+        pytest.skip("no labels: the data has no target column")
+    obs = observe(deployment, deploy_gate_data)
+    n = obs.n_data_rows
+    # The observation holds the data rows' outputs, then the edge rows' when both fit.
+    if len(obs.predictions) < n or (obs.proba is not None and len(obs.proba) < n):
+        pytest.skip("not one output per row: output[shape] judges that")
+    labelled = deploy_gate_data.target.notna().to_numpy()
+    proba = obs.proba[:n][labelled] if obs.proba is not None else None
+    classes = getattr(deployment, "classes", None) or model_artifact.profile.classes
+    task = model_artifact.profile.task or ""
+    deploy_gate_property("labelled_rows", int(labelled.sum()))
+    try:
+        problem = v.worse_than_chance(
+            task,
+            obs.predictions[:n][labelled],
+            np.asarray(deploy_gate_data.target.to_numpy()[labelled]),
+            proba,
+            list(classes) if classes is not None else None,
+        )
+    except ValueError as exc:
+        pytest.skip(f"outputs not compared with the labels: {exc}")
+    if problem is not None:
+        raise CheckFailure(problem)
+
+
 @check("output", "regression-range", applies=_regressor)
 def output_regression_range(
     deployment: Deployment,

@@ -856,6 +856,14 @@ def write_frame(
             poller.poll(math.ceil(remaining * 1000))
 
 
+#: A reader stops polling when other processes took more than this share of its polling time,
+#: and 200 us at least (a quiet machine's timer ticks and kernel threads take about 3% in bursts
+#: of up to 190 us; a CPU hog, or the awaited process on the same CPU, more than half).
+SPIN_CONTENDED = 0.25
+#: How long a reader that found its CPU wanted sleeps at once instead of polling (seconds).
+SPIN_BACK_OFF = 0.25
+
+
 class FrameReader:
     """Reads frames from a pipe, refusing malformed or oversized ones before allocating them.
 
@@ -876,6 +884,7 @@ class FrameReader:
         self._pending = bytearray()
         self._poller = select.poll()
         self._poller.register(fd, select.POLLIN)
+        self._busy_until = 0.0
 
     def read(
         self, deadline: float | None = None, spin_seconds: float = 0.0
@@ -960,13 +969,26 @@ class FrameReader:
 
     def _spin(self, seconds: float) -> None:
         # Written by hand: select/selectors only sleep or poll once, and no library offers a
-        # bounded busy-wait on a file descriptor.
+        # bounded busy-wait on a file descriptor that backs off when the CPU is wanted.
         poll, clock, pause = self._poller.poll, time.perf_counter, os.sched_yield
-        end = clock() + seconds
+        now = clock()
+        if now < self._busy_until:
+            return
+        end = now + seconds
+        lost = 0.0
         while not poll(0):
-            if clock() > end:
+            before = clock()
+            if before > end:
                 return
             pause()
+            after = clock()
+            if after - before > 20e-6:  # another process ran here meanwhile
+                lost += after - before
+                if lost > 200e-6 and lost > SPIN_CONTENDED * (after - now):
+                    # The CPU is wanted, perhaps by the very process being waited for:
+                    # polling would take its time. Sleep at once for a while.
+                    self._busy_until = after + SPIN_BACK_OFF
+                    return
 
     def _wait(self, deadline: float | None) -> None:
         if deadline is None:

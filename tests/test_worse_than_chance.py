@@ -1,0 +1,112 @@
+"""``output[not-worse-than-chance]``'s rule: outputs that do significantly worse than guessing
+against the labels fail; weak, constant, imbalanced or tuned healthy models pass."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sklearn.linear_model import LinearRegression, LogisticRegression
+
+from deploy_gate.validation import worse_than_chance
+
+RNG = np.random.default_rng(7)
+
+
+def _weak_binary(n: int = 3000, signal: float = 0.05) -> tuple[np.ndarray, np.ndarray]:
+    x = RNG.standard_normal((n, 3))
+    y = (signal * x[:, 0] + RNG.standard_normal(n) > 0).astype(int)
+    return x, y
+
+
+@pytest.mark.parametrize("n", [30, 3000, 200_000])
+def test_random_labels_are_not_worse_than_chance(n: int) -> None:
+    y = RNG.integers(0, 2, n)
+    guesses = RNG.integers(0, 2, n)
+    proba = RNG.uniform(size=n)
+    assert (
+        worse_than_chance("classifier", guesses, y, np.column_stack([1 - proba, proba]), [0, 1])
+        is None
+    )
+
+
+def test_a_constant_prediction_is_not_worse_than_chance() -> None:
+    y = RNG.integers(0, 3, 1000)
+    assert worse_than_chance("classifier", np.zeros(1000, dtype=int), y) is None
+    assert worse_than_chance("regressor", np.full(1000, 2.5), RNG.standard_normal(1000)) is None
+
+
+def test_a_weak_honest_classifier_passes() -> None:
+    x, y = _weak_binary()
+    model = LogisticRegression().fit(x[:1500], y[:1500])
+    proba = model.predict_proba(x[1500:])
+    assert worse_than_chance("classifier", model.predict(x[1500:]), y[1500:], proba, [0, 1]) is None
+
+
+def test_a_balanced_model_on_rare_positives_passes_though_its_accuracy_is_below_the_majority() -> (
+    None
+):
+    n = 20_000
+    x = RNG.standard_normal((n, 2))
+    y = (x[:, 0] + 0.8 * RNG.standard_normal(n) > 2.0).astype(int)  # about 4% positives
+    model = LogisticRegression(class_weight="balanced").fit(x[: n // 2], y[: n // 2])
+    labels = model.predict(x[n // 2 :])
+    assert (labels == y[n // 2 :]).mean() < 1 - y[n // 2 :].mean()  # below always-negative
+    proba = model.predict_proba(x[n // 2 :])
+    assert worse_than_chance("classifier", labels, y[n // 2 :], proba, [0, 1]) is None
+
+
+def test_inverted_labels_fail_naming_the_balanced_accuracy() -> None:
+    x, y = _weak_binary(signal=2.0)
+    model = LogisticRegression().fit(x, y)
+    found = worse_than_chance("classifier", 1 - model.predict(x), y)
+    assert found is not None
+    assert found.startswith("outputs are significantly worse than chance against the labels: ")
+    assert "balanced accuracy 0.1" in found  # the model is right on about 85% of rows
+
+
+def test_inverted_probabilities_fail_on_the_auc_alone() -> None:
+    x, y = _weak_binary(signal=2.0)
+    model = LogisticRegression().fit(x, y)
+    found = worse_than_chance(
+        "classifier", model.predict(x), y, model.predict_proba(x)[:, ::-1], [0, 1]
+    )
+    assert found is not None
+    assert "ROC AUC 0.0" in found
+    assert "balanced accuracy" not in found
+
+
+def test_permuted_string_classes_fail() -> None:
+    n = 900
+    y = np.array(["red", "green", "blue"] * (n // 3), dtype=object)
+    shifted = {"red": "green", "green": "blue", "blue": "red"}
+    found = worse_than_chance("classifier", np.array([shifted[v] for v in y], dtype=object), y)
+    assert found is not None
+    assert "balanced accuracy 0.000" in found
+
+
+def test_labels_that_are_not_values_of_the_target_cannot_be_judged() -> None:
+    y = np.array(["yes", "no"] * 50, dtype=object)
+    with pytest.raises(ValueError, match="not values of the target column"):
+        worse_than_chance("classifier", np.array([1, 0] * 50), y)
+
+
+def test_integer_labels_match_float_and_boolean_targets() -> None:
+    y = np.array([1.0, 0.0] * 50)
+    assert worse_than_chance("classifier", np.array([1, 0] * 50), y) is None
+    assert worse_than_chance("classifier", np.array([0, 1] * 50), y.astype(bool)) is not None
+
+
+def test_too_few_rows_cannot_be_judged() -> None:
+    with pytest.raises(ValueError, match="fewer than the 20"):
+        worse_than_chance("classifier", np.array([1, 0] * 5), np.array([0, 1] * 5))
+
+
+def test_a_negated_regressor_fails_and_a_noisy_or_biased_one_passes() -> None:
+    x = RNG.standard_normal((2000, 2))
+    y = x @ [1.0, 0.5] + RNG.standard_normal(2000)
+    model = LinearRegression().fit(x, y)
+    assert worse_than_chance("regressor", model.predict(x) + 100.0, y) is None  # biased, honest
+    assert worse_than_chance("regressor", RNG.standard_normal(2000), y) is None  # useless
+    found = worse_than_chance("regressor", -model.predict(x), y)
+    assert found is not None
+    assert "Spearman correlation -0.7" in found
