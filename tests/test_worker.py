@@ -860,3 +860,33 @@ def test_answers_are_the_same_whether_the_two_sides_poll_or_sleep(spin: float) -
         table = worker.construct("builtins:dict", [{"a": 1}])
         assert [table.get("a") for _ in range(50)] == [1] * 50
         assert worker.echo({"x": [1.5, None]}) == {"x": [1.5, None]}
+
+
+def test_a_reader_whose_cpu_is_wanted_stops_polling_and_sleeps_for_a_while(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Each yield of the CPU takes 1 ms, as when another process runs in the meantime: polling
+    # would take that process's time, so the reader gives up and sleeps at once for a while.
+    yields: list[float] = []
+
+    def busy_elsewhere() -> None:
+        yields.append(time.perf_counter())
+        time.sleep(0.001)
+
+    monkeypatch.setattr(codec.os, "sched_yield", busy_elsewhere)
+    read, write = os.pipe()
+    os.set_blocking(read, False)
+    try:
+        reader = codec.FrameReader(read)
+        os.write(write, bytes(codec.pack_frame({"n": 1})[0]))
+        reader._spin(0.05)  # data waiting: no yield at all
+        assert yields == []
+        assert reader.read(time.monotonic() + 30) == ({"n": 1}, [])
+        reader._spin(0.05)  # nothing to read, and the CPU is wanted: gives up early
+        assert 1 <= len(yields) < 10
+        given_up = len(yields)
+        reader._spin(0.05)  # within the back-off: no polling at all
+        assert len(yields) == given_up
+    finally:
+        os.close(read)
+        os.close(write)
