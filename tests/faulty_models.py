@@ -472,6 +472,37 @@ class NegatedRegressor(LinearRegressor):
         return -super().predict(X)
 
 
+CITY_OFFSETS = {"Oslo": 0.5, "Rome": -0.5, "Lima": 0.0}
+
+
+class CityLookupClassifier(ThresholdClassifier):
+    """Adds an offset per ``city`` looked up in a dict: a KeyError on a city it never saw."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.feature_names_in_ = np.array([*FEATURES, "city"], dtype=object)
+        self.n_features_in_ = len(self.feature_names_in_)
+
+    def _score(self, X: Any) -> np.ndarray:
+        offsets = np.array([CITY_OFFSETS[city] for city in X["city"]], dtype=float)
+        return super()._score(X) + offsets
+
+
+class CityDefaultClassifier(CityLookupClassifier):
+    """The same, with no offset for a city it never saw: healthy."""
+
+    def _score(self, X: Any) -> np.ndarray:
+        offsets = np.array([CITY_OFFSETS.get(city, 0.0) for city in X["city"]], dtype=float)
+        return ThresholdClassifier._score(self, X) + offsets
+
+
+def city_frame(n: int = 200) -> pd.DataFrame:
+    """make_frame with a ``city`` column of the three known cities."""
+    frame = make_frame(n)
+    frame.insert(4, "city", np.resize(list(CITY_OFFSETS), n))
+    return frame
+
+
 class PredictsAgainstProbabilities(ThresholdClassifier):
     """predict() is the opposite of what predict_proba() says."""
 

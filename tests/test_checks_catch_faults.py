@@ -41,6 +41,8 @@ def test_healthy_models_pass_every_check(gate: GateRun, model: object, target: s
     gate.artifact(model)
     result = gate.run("model.joblib", target=target)
     outcomes = junit_outcomes(gate.junit())
+    # Every check runs and passes but the one for text features, which these models lack.
+    assert outcomes.pop("errors[unseen-category]") == "skipped"
     assert set(outcomes.values()) == {"passed"}, outcomes
     result.stdout.fnmatch_lines(["APPROVED FOR DEPLOYMENT"])
     assert result.ret == pytest.ExitCode.OK
@@ -62,6 +64,7 @@ def test_a_positional_model_passes_reordered_columns_and_records_the_order(gate:
     gate.run("model.joblib", target="label")
     root = gate.junit()
     outcomes = junit_outcomes(root)
+    assert outcomes.pop("errors[unseen-category]") == "skipped"  # no text feature
     assert set(outcomes.values()) == {"passed"}, messages(root)
     assert properties(root, "errors[reordered-columns]")["column_order"] == "a, b, c, d"
 
@@ -98,3 +101,30 @@ def test_a_model_that_raises_shows_its_own_exception(gate: GateRun) -> None:
     result = gate.run("model.joblib")
     assert "smoke[inference-single]" in failed(gate.junit())
     result.stdout.fnmatch_lines(["*RuntimeError: model exploded*"])
+
+
+def test_a_model_that_crashes_on_a_category_it_never_saw_fails_naming_the_feature(
+    gate: GateRun,
+) -> None:
+    gate.artifact(fm.CityLookupClassifier())
+    gate.data(fm.city_frame())
+    result = gate.run("model.joblib", target="label")
+    root = gate.junit()
+    # A missing city is a city it never saw either: the edge row and NaN input crash too.
+    assert failed(root) == {"errors[unseen-category]", "errors[nan-input]", "output[edge-rows]"}
+    text = messages(root)["errors[unseen-category]"]
+    assert text.splitlines()[0] == (
+        "a value never seen before mishandled in 1 of 1 text or categorical features"
+    )
+    assert "city='deploy-gate-unseen-category': KeyError" in text
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+
+
+def test_a_model_that_answers_for_a_category_it_never_saw_passes(gate: GateRun) -> None:
+    gate.artifact(fm.CityDefaultClassifier())
+    gate.data(fm.city_frame())
+    result = gate.run("model.joblib", target="label")
+    outcomes = junit_outcomes(gate.junit())
+    assert outcomes["errors[unseen-category]"] == "passed"
+    assert set(outcomes.values()) == {"passed"}, messages(gate.junit())
+    assert result.ret == 0

@@ -37,6 +37,8 @@ if TYPE_CHECKING:
 NOT_A_NUMBER = "deploy-gate-not-a-number"
 #: A feature name no model knows, fed by errors[unknown-feature].
 UNKNOWN_FEATURE = "deploy_gate_unknown_feature"
+#: A category value no model was fitted on, fed by errors[unseen-category].
+UNSEEN_CATEGORY = "deploy-gate-unseen-category"
 
 
 def _factory_reaches(
@@ -174,6 +176,62 @@ def errors_nan_input(
         raise CheckFailure(
             f"NaN input mishandled for {len(failures)} of {len(features.columns)} features\n"
             + "\n".join(failures)
+        )
+
+
+@check("errors", "unseen-category")
+def errors_unseen_category(
+    deployment: Deployment, deploy_gate_data: GateData, model_artifact: LoadedArtifact
+) -> None:
+    """A category value the model never saw, in any text or categorical feature, gives a valid
+    output or a clear ValueError, never a crash or an invalid output.
+
+    New values arrive in production (a new city, a new product code): a model that looks them
+    up in a dict crashes with a KeyError on the first one, and a service answers a 500.
+    """
+    import pandas as pd
+
+    features = deploy_gate_data.features
+    columns = [
+        column
+        for column in features.columns
+        if not pd.api.types.is_numeric_dtype(features[column])
+        and not pd.api.types.is_bool_dtype(features[column])
+        and not pd.api.types.is_datetime64_any_dtype(features[column])
+    ]
+    if not columns:
+        pytest.skip("no text or categorical feature to put an unseen value into")
+    base = features.iloc[[0]]
+    failures: list[str] = []
+    classes = getattr(deployment, "classes", None) or model_artifact.profile.classes
+    for column in columns:
+        row = base.copy()
+        if isinstance(row[column].dtype, pd.CategoricalDtype):  # keeps the model's dtype
+            row[column] = row[column].cat.add_categories([UNSEEN_CATEGORY])
+        row.loc[row.index[0], column] = UNSEEN_CATEGORY
+        try:
+            out = predict(deployment, row)
+            proba = (
+                v.as_array(deployment.batch_predict_proba(row)) if has_proba(deployment) else None
+            )
+        except Exception as exc:
+            if is_clear_error(exc):
+                continue
+            failures.append(
+                f"  {column}={UNSEEN_CATEGORY!r}: {describe_exc(exc)} (not a clear ValueError)"
+            )
+            continue
+        problems = v.find_problems(out, n_rows=1, proba=proba, classes=classes)
+        if problems:
+            shown = show(out) if proba is None else f"{show(out)} with probabilities {show(proba)}"
+            failures.append(
+                f"  {column}={UNSEEN_CATEGORY!r}: invalid output {shown} "
+                f"({'; '.join(map(str, problems))})"
+            )
+    if failures:
+        raise CheckFailure(
+            f"a value never seen before mishandled in {len(failures)} of {len(columns)} text "
+            "or categorical features\n" + "\n".join(failures)
         )
 
 
