@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -136,26 +136,23 @@ def errors_missing_feature(deployment: Deployment, deploy_gate_data: GateData) -
     )
 
 
-@check("errors", "nan-input")
-def errors_nan_input(
-    deployment: Deployment, deploy_gate_data: GateData, model_artifact: LoadedArtifact
-) -> None:
-    """NaN in any feature gives a valid output or a clear ValueError, never NaN or a crash."""
-    import numpy as np
-    import pandas as pd
-
-    features = deploy_gate_data.features
-    base = features.iloc[[0]]
+def _each_feature_edited(
+    deployment: Deployment,
+    deploy_gate_data: GateData,
+    model_artifact: LoadedArtifact,
+    columns: list[Any],
+    edit: Callable[[pd.DataFrame, Any], None],
+    shown_value: str,
+) -> list[str]:
+    """The first row with one feature edited at a time (``edit(row, column)`` in place), each
+    sent alone: a line per feature whose output is invalid or whose error is not a clear
+    ValueError, naming it as ``column=shown_value``."""
+    base = deploy_gate_data.features.iloc[[0]]
     failures: list[str] = []
     classes = getattr(deployment, "classes", None) or model_artifact.profile.classes
-    for column in features.columns:
+    for column in columns:
         row = base.copy()
-        row[column] = (
-            row[column].astype(float)
-            if pd.api.types.is_numeric_dtype(row[column])
-            else row[column].astype(object)
-        )
-        row.loc[row.index[0], column] = np.nan
+        edit(row, column)
         try:
             out = predict(deployment, row)
             proba = (
@@ -164,14 +161,40 @@ def errors_nan_input(
         except Exception as exc:
             if is_clear_error(exc):
                 continue
-            failures.append(f"  {column}=NaN: {describe_exc(exc)} (not a clear ValueError)")
+            failures.append(
+                f"  {column}={shown_value}: {describe_exc(exc)} (not a clear ValueError)"
+            )
             continue
         problems = v.find_problems(out, n_rows=1, proba=proba, classes=classes)
         if problems:
             shown = show(out) if proba is None else f"{show(out)} with probabilities {show(proba)}"
             failures.append(
-                f"  {column}=NaN: invalid output {shown} ({'; '.join(map(str, problems))})"
+                f"  {column}={shown_value}: invalid output {shown} "
+                f"({'; '.join(map(str, problems))})"
             )
+    return failures
+
+
+@check("errors", "nan-input")
+def errors_nan_input(
+    deployment: Deployment, deploy_gate_data: GateData, model_artifact: LoadedArtifact
+) -> None:
+    """NaN in any feature gives a valid output or a clear ValueError, never NaN or a crash."""
+    import numpy as np
+    import pandas as pd
+
+    def to_nan(row: pd.DataFrame, column: Any) -> None:
+        row[column] = (
+            row[column].astype(float)
+            if pd.api.types.is_numeric_dtype(row[column])
+            else row[column].astype(object)
+        )
+        row.loc[row.index[0], column] = np.nan
+
+    features = deploy_gate_data.features
+    failures = _each_feature_edited(
+        deployment, deploy_gate_data, model_artifact, list(features.columns), to_nan, "NaN"
+    )
     if failures:
         raise CheckFailure(
             f"NaN input mishandled for {len(failures)} of {len(features.columns)} features\n"
@@ -191,6 +214,11 @@ def errors_unseen_category(
     """
     import pandas as pd
 
+    def to_unseen(row: pd.DataFrame, column: Any) -> None:
+        if isinstance(row[column].dtype, pd.CategoricalDtype):  # keeps the model's dtype
+            row[column] = row[column].cat.add_categories([UNSEEN_CATEGORY])
+        row.loc[row.index[0], column] = UNSEEN_CATEGORY
+
     features = deploy_gate_data.features
     columns = [
         column
@@ -201,33 +229,9 @@ def errors_unseen_category(
     ]
     if not columns:
         pytest.skip("no text or categorical feature to put an unseen value into")
-    base = features.iloc[[0]]
-    failures: list[str] = []
-    classes = getattr(deployment, "classes", None) or model_artifact.profile.classes
-    for column in columns:
-        row = base.copy()
-        if isinstance(row[column].dtype, pd.CategoricalDtype):  # keeps the model's dtype
-            row[column] = row[column].cat.add_categories([UNSEEN_CATEGORY])
-        row.loc[row.index[0], column] = UNSEEN_CATEGORY
-        try:
-            out = predict(deployment, row)
-            proba = (
-                v.as_array(deployment.batch_predict_proba(row)) if has_proba(deployment) else None
-            )
-        except Exception as exc:
-            if is_clear_error(exc):
-                continue
-            failures.append(
-                f"  {column}={UNSEEN_CATEGORY!r}: {describe_exc(exc)} (not a clear ValueError)"
-            )
-            continue
-        problems = v.find_problems(out, n_rows=1, proba=proba, classes=classes)
-        if problems:
-            shown = show(out) if proba is None else f"{show(out)} with probabilities {show(proba)}"
-            failures.append(
-                f"  {column}={UNSEEN_CATEGORY!r}: invalid output {shown} "
-                f"({'; '.join(map(str, problems))})"
-            )
+    failures = _each_feature_edited(
+        deployment, deploy_gate_data, model_artifact, columns, to_unseen, repr(UNSEEN_CATEGORY)
+    )
     if failures:
         raise CheckFailure(
             f"a value never seen before mishandled in {len(failures)} of {len(columns)} text "
