@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest import GateRun, junit_outcomes, messages
 from sklearn.linear_model import LinearRegression, LogisticRegression
 
 from deploy_gate.validation import worse_than_chance
@@ -84,10 +85,22 @@ def test_permuted_string_classes_fail() -> None:
     assert "balanced accuracy 0.000" in found
 
 
-def test_labels_that_are_not_values_of_the_target_cannot_be_judged() -> None:
+def test_labels_none_of_which_are_values_of_the_target_fail_naming_both() -> None:
+    # The wrong target column, or a model whose labels are encoded another way: no metric
+    # against these labels means anything, so the check fails rather than skip.
     y = np.array(["yes", "no"] * 50, dtype=object)
+    found = worse_than_chance("classifier", np.array([1, 0] * 50), y)
+    assert found is not None
+    assert found.startswith("none of the 100 predicted labels is a value of the target column")
+    assert "the model predicts [1, 0], the target holds ['yes', 'no']" in found
+
+
+def test_labels_mostly_but_not_all_outside_the_target_cannot_be_judged() -> None:
+    # A holdout without most of the classes the model predicts: a partial overlap is skipped.
+    y = np.array(["a", "b"] * 50, dtype=object)
+    predictions = np.array(["a"] * 20 + ["c"] * 80, dtype=object)
     with pytest.raises(ValueError, match="not values of the target column"):
-        worse_than_chance("classifier", np.array([1, 0] * 50), y)
+        worse_than_chance("classifier", predictions, y)
 
 
 def test_integer_labels_match_float_and_boolean_targets() -> None:
@@ -110,3 +123,34 @@ def test_a_negated_regressor_fails_and_a_noisy_or_biased_one_passes() -> None:
     found = worse_than_chance("regressor", -model.predict(x), y)
     assert found is not None
     assert "Spearman correlation -0.7" in found
+
+
+def test_a_target_column_of_other_labels_blocks_the_gate_naming_both(gate: GateRun) -> None:
+    # The model was trained on 0/1; the holdout spells the same column "no"/"yes". Before,
+    # every label check skipped and the run was approved on metrics nothing had computed.
+    from faulty_models import ThresholdClassifier, make_frame
+
+    gate.artifact(ThresholdClassifier())
+    frame = make_frame()
+    frame["label"] = frame["label"].map({0: "no", 1: "yes"})
+    gate.data(frame)
+    result = gate.run("model.joblib", "-k", "output")
+    outcomes = junit_outcomes(gate.junit())
+    assert {k for k, v in outcomes.items() if v == "failed"} == {"output[not-worse-than-chance]"}
+    message = messages(gate.junit())["output[not-worse-than-chance]"]
+    assert "none of the 200 predicted labels is a value of the target column" in message
+    assert "the model predicts [1, 0], the target holds ['yes', 'no']" in message
+    assert result.ret == 1
+
+
+def test_the_same_labels_stored_as_floats_with_a_missing_one_pass(gate: GateRun) -> None:
+    from faulty_models import ThresholdClassifier, make_frame
+
+    gate.artifact(ThresholdClassifier())
+    frame = make_frame()
+    frame["label"] = frame["label"].astype(float)
+    frame.loc[3, "label"] = float("nan")
+    gate.data(frame)
+    result = gate.run("model.joblib", "-k", "not-worse-than-chance")
+    assert junit_outcomes(gate.junit()) == {"output[not-worse-than-chance]": "passed"}
+    assert result.ret == 0

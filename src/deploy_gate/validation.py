@@ -273,6 +273,12 @@ CHANCE_P_VALUE = 1e-3
 CHANCE_MIN_ROWS = 20
 
 
+def _some(values: Sequence[Any], most: int = 5) -> str:
+    """A short list for a message: the first ``most`` values, then how many more."""
+    more = f" and {len(values) - most} more" if len(values) > most else ""
+    return f"{list(values[:most])!r}{more}"
+
+
 def worse_than_chance(
     task: str,
     predictions: np.ndarray,
@@ -326,6 +332,15 @@ def worse_than_chance(
         sizes.append(int(truth.sum()))
         recalls.append(float((guessed & truth).sum()) / max(sizes[-1], 1))
         shares.append(float(guessed.mean()))
+    if sum(shares) == 0:
+        # Not a partial overlap (a holdout without some class) but none at all: the labels
+        # the model gives are not the target's, and every metric against them is meaningless.
+        predicted = list(dict.fromkeys(plain(v) for v in np.asarray(predictions, dtype=object)))
+        return (
+            f"none of the {n} predicted labels is a value of the target column: the model "
+            f"predicts {_some(predicted)}, the target holds {_some(values)}; a target column "
+            "other than the one the model was trained on, or labels encoded another way?"
+        )
     if sum(shares) < 0.5:
         raise ValueError(
             f"most predicted labels are not values of the target column (target holds "
