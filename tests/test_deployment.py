@@ -72,3 +72,36 @@ def test_a_column_given_twice_is_refused_naming_it(tmp_path: Path) -> None:
 
     with pytest.raises(KeyError, match="given more than once: 'a'"):
         deployment.batch_predict(twice)
+
+
+class _SeesDtypes(fm.ThresholdClassifier):
+    """Answers with the dtype and categories its ``plan`` column arrived with."""
+
+    def predict(self, X):  # type: ignore[no-untyped-def]
+        plan = X["plan"]
+        cats = list(plan.cat.categories) if str(plan.dtype) == "category" else None
+        return np.array([f"{plan.dtype}:{cats}"] * len(X), dtype=object)
+
+
+def test_categories_keep_a_single_rows_column_categorical_with_a_new_value_added(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "model.joblib"
+    model = _SeesDtypes()
+    model.feature_names_in_ = np.array([*fm.FEATURES, "plan"], dtype=object)
+    joblib.dump(model, path)
+    row = {"a": 0.5, "b": 0.1, "c": 0.0, "d": 0.0, "plan": "pro"}
+    plain = ModelDeployment(path, trust=["test_deployment"], on_invalid_output="record")
+    plain.load_model()
+    assert plain.predict_single(row).endswith(":None")  # object, or str on pandas 3
+    typed = ModelDeployment(
+        path,
+        trust=["test_deployment"],
+        on_invalid_output="record",
+        categories={"plan": ["basic", "pro"]},
+    )
+    typed.load_model()
+    assert typed.predict_single(row) == "category:['basic', 'pro']"
+    # A value the data never had is added, not turned into a missing value.
+    assert typed.predict_single({**row, "plan": "gold"}) == "category:['basic', 'pro', 'gold']"
+    assert typed.batch_predict([row, {**row, "plan": None}])[0] == "category:['basic', 'pro']"

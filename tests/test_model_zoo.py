@@ -118,6 +118,66 @@ def test_a_healthy_xgboost_model_passes(gate: GateRun) -> None:
     _gate_all_pass(gate, model, "label", frame, "model.joblib")
 
 
+def _categorical_frame() -> pd.DataFrame:
+    """The zoo's frame with ``plan`` as a pandas categorical, as read back from Parquet."""
+    frame = _frame()
+    frame["plan"] = frame["plan"].astype("category")
+    return frame
+
+
+def test_an_xgboost_model_on_a_categorical_column_passes_single_rows_too(gate: GateRun) -> None:
+    # Single rows arrive as mappings; built into a frame as plain strings, XGBoost refused them
+    # ("DataFrame.dtypes for data must be int, float, bool or category") and the healthy model
+    # was blocked on every single-row check. The data's categorical columns stay categorical.
+    xgboost = pytest.importorskip("xgboost")
+    import joblib
+
+    frame = _categorical_frame()
+    features = [*NUMERIC, "plan"]
+    model = xgboost.XGBClassifier(n_estimators=20, max_depth=3, enable_categorical=True)
+    model.fit(frame[features], frame["label"])
+    joblib.dump(model, gate.path / "model.joblib")
+    frame.to_parquet(gate.path / "holdout.parquet", index=False)
+    result = gate.run(
+        "model.joblib",
+        "--deploy-gate-data=holdout.parquet",
+        "--deploy-gate-latency-inconclusive=warn",
+        target="label",
+    )
+    outcomes = junit_outcomes(gate.junit())
+    bad = {k: v for k, v in outcomes.items() if v not in ("passed", "skipped")}
+    assert not bad, {k: messages(gate.junit()).get(k) for k in bad}
+    assert outcomes["smoke[inference-single]"] == "passed"
+    assert outcomes["errors[unseen-category]"] == "passed"
+    assert result.ret == 0
+
+
+def test_a_lightgbm_model_on_a_categorical_column_serves_single_rows(gate: GateRun) -> None:
+    # LightGBM refused a single row's plain strings ("train and valid dataset
+    # categorical_feature do not match"); what is left is its reading columns by position.
+    lightgbm = pytest.importorskip("lightgbm")
+    import joblib
+
+    frame = _categorical_frame()
+    features = [*NUMERIC, "plan"]
+    model = lightgbm.LGBMClassifier(n_estimators=20, verbose=-1, min_child_samples=5)
+    model.fit(frame[features], frame["label"])
+    joblib.dump(model, gate.path / "model.joblib")
+    frame.to_parquet(gate.path / "holdout.parquet", index=False)
+    gate.run(
+        "model.joblib",
+        "--deploy-gate-data=holdout.parquet",
+        "--deploy-gate-latency-inconclusive=warn",
+        target="label",
+    )
+    outcomes = junit_outcomes(gate.junit())
+    failures = {k for k, v in outcomes.items() if v == "failed"}
+    assert failures == {"errors[reordered-columns]"}, messages(gate.junit())
+    assert outcomes["smoke[inference-single]"] == "passed"
+    assert outcomes["smoke[batch-consistency]"] == "passed"
+    assert outcomes["errors[unseen-category]"] == "passed"
+
+
 def test_a_healthy_skops_artifact_passes(gate: GateRun) -> None:
     skops_io = pytest.importorskip("skops.io")
     from sklearn.linear_model import LogisticRegression

@@ -6,7 +6,7 @@ import contextlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from deploy_gate.errors import DataError
 from deploy_gate.sources import Format, open_text, read_frame, require_format
@@ -42,6 +42,20 @@ class GateData:
     def n_unlabelled(self) -> int:
         """Rows whose label is missing (0 without a target column)."""
         return 0 if self.target is None else int(self.target.isna().sum())
+
+    def categories(self) -> dict[str, list[Any]]:
+        """The categories of each pandas categorical column of the table, as plain values
+        (str, int, float, bool): what a serving process that casts a request to the training
+        schema needs. Columns whose categories are of other types are left out."""
+        import pandas as pd
+
+        out: dict[str, list[Any]] = {}
+        for name, dtype in self.table.dtypes.items():
+            if isinstance(dtype, pd.CategoricalDtype):
+                levels = dtype.categories.tolist()
+                if all(type(v) in (str, int, float, bool) for v in levels):
+                    out[str(name)] = levels
+        return out
 
     def labelled(self) -> GateData:
         """The rows that have a label, for the checks that need one (metrics, the rollout);

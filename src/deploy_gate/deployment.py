@@ -67,6 +67,13 @@ class ModelDeployment:
     names it passes the columns on as they come. Invalid outputs raise ``InvalidOutputError``
     (``on_invalid_output="raise"``) or are only counted (``"record"``, what the gate uses so
     each output check can judge one property).
+
+    ``categories`` names, per feature, the categories of a pandas categorical column the model
+    was trained on (the gate passes those of its data): a row given as a mapping, or rows as a
+    list of mappings, get that column as a categorical of these categories (with a value not
+    among them added), as a serving process that casts request JSON to the training schema
+    does. LightGBM and XGBoost models fitted on categorical columns refuse the column as plain
+    strings.
     """
 
     def __init__(
@@ -78,6 +85,7 @@ class ModelDeployment:
         on_invalid_output: Literal["raise", "record"] = "raise",
         latency_window: int = 10_000,
         artifact: LoadedArtifact | None = None,
+        categories: Mapping[str, Sequence[Any]] | None = None,
     ) -> None:
         from deploy_gate.latency import LatencyTracker
 
@@ -86,6 +94,7 @@ class ModelDeployment:
         self.on_invalid_output = on_invalid_output
         self._given_names = tuple(feature_names) if feature_names is not None else None
         self._preloaded = artifact
+        self._categories = {str(k): list(v) for k, v in (categories or {}).items()}
         self._artifact: LoadedArtifact | None = None
         self._feature_names: tuple[str, ...] | None = self._given_names
         self._positional = False
@@ -207,13 +216,17 @@ class ModelDeployment:
         self.artifact  # noqa: B018 - raises NotLoadedError before any other complaint
         names = self._feature_names or tuple(str(k) for k in features)
         self._check_names(list(features), names)
-        return pd.DataFrame([[features[n] for n in names]], columns=list(names))
+        frame = pd.DataFrame([[features[n] for n in names]], columns=list(names))
+        return self._categorical(frame)
 
     def _frame(self, rows: pd.DataFrame | Sequence[Mapping[str, Any]]) -> pd.DataFrame:
         import pandas as pd
 
         self.artifact  # noqa: B018 - raises NotLoadedError before any other complaint
-        frame = rows if isinstance(rows, pd.DataFrame) else pd.DataFrame(list(rows))
+        if isinstance(rows, pd.DataFrame):
+            frame = rows
+        else:
+            frame = self._categorical(pd.DataFrame(list(rows)))
         names = self._feature_names
         if names is not None and (len(frame.columns) or len(frame)):
             given = [str(c) for c in frame.columns]
@@ -221,6 +234,20 @@ class ModelDeployment:
             if given != list(names):
                 # A new frame in the model's order; the caller's stays as it was.
                 frame = frame.set_axis(given, axis=1)[list(names)]
+        return frame
+
+    def _categorical(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """``frame`` (built here from mappings) with the columns named in ``categories`` as
+        categoricals of those categories, plus any value of the rows not among them."""
+        import pandas as pd
+
+        for name, levels in self._categories.items():
+            if name not in frame.columns or isinstance(frame[name].dtype, pd.CategoricalDtype):
+                continue
+            column = frame[name]
+            known = set(levels)
+            new = [v for v in pd.unique(column.dropna()) if v not in known]
+            frame[name] = pd.Categorical(column, categories=[*levels, *new])
         return frame
 
     @staticmethod

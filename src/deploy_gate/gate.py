@@ -318,6 +318,9 @@ class DefaultFactory:
         artifact = None if isinstance(loaded, BaseException) else loaded
         names = gate.feature_names(artifact) if artifact is not None else None
         trust = tuple(gate.settings.trust or ())
+        # Single rows arrive as mappings: categorical columns of the data stay categorical.
+        real = gate.data()
+        categories = real.categories() if real is not None else {}
         if not gate.isolated:
             return ModelDeployment(
                 path,
@@ -325,12 +328,14 @@ class DefaultFactory:
                 trust=trust,
                 on_invalid_output="record",
                 artifact=artifact,
+                categories=categories,
             )
         remote = gate.remote_artifact(path)
         kwargs: dict[str, Any] = {
             "feature_names": list(names) if names is not None else None,
             "trust": list(trust),
             "on_invalid_output": "record",
+            "categories": categories,
         }
         if remote is not None:
             kwargs["artifact"] = remote  # a proxy arrives in the worker as the object itself
