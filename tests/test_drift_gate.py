@@ -86,3 +86,79 @@ def test_without_reference_rows_drift_skips_with_the_reason(gate: GateRun) -> No
     )
     assert set(junit_outcomes(gate.junit()).values()) == {"skipped"}
     result.stdout.fnmatch_lines(["*drift needs reference rows: pass --deploy-gate-data*"])
+
+
+def test_a_date_feature_skips_its_own_drift_item_and_the_others_are_judged(
+    gate: GateRun,
+) -> None:
+    # One datetime feature made every drift item fail ("drift could not be computed").
+    model = fm.ThresholdClassifier()  # reads a-d by name; "when" is taken and not used
+    model.feature_names_in_ = np.array([*fm.FEATURES, "when"], dtype=object)
+    model.n_features_in_ = 5
+    gate.artifact(model)
+
+    def dated(frame: pd.DataFrame, start: str) -> pd.DataFrame:
+        return frame.assign(when=pd.date_range(start, periods=len(frame), freq="h"))
+
+    gate.data(dated(_mixed(3000, seed=1), "2026-01-01"), name="holdout.parquet")
+    current = dated(_mixed(3000, seed=2, shift_c=1.0), "2026-11-01")
+    gate.data(current.drop(columns=["label", "y"]), name="current.parquet")
+    gate.run(
+        "model.joblib",
+        "--deploy-gate-data=holdout.parquet",
+        "--deploy-gate-current=current.parquet",
+        "-k",
+        "drift",
+        "-rs",
+    )
+    root = gate.junit()
+    outcomes = junit_outcomes(root)
+    assert outcomes.pop("drift[when]") == "skipped"
+    assert messages(root)["drift[when]"].startswith(
+        "no drift figure for 'when': it holds dates/times, which drift by nature"
+    )
+    assert outcomes == {
+        "drift[a]": "passed",
+        "drift[b]": "passed",
+        "drift[c]": "failed",
+        "drift[d]": "passed",
+        "drift[prediction]": "passed",
+    }, messages(root)
+
+
+def test_a_profile_of_data_with_a_date_feature_leaves_the_date_out(gate: GateRun) -> None:
+    model = fm.ThresholdClassifier()
+    model.feature_names_in_ = np.array([*fm.FEATURES, "when"], dtype=object)
+    model.n_features_in_ = 5
+    gate.artifact(model)
+    frame = _mixed(500, seed=1).assign(when=pd.date_range("2026-01-01", periods=500, freq="h"))
+    gate.data(frame, name="holdout.parquet")
+    result = gate.run(
+        "model.joblib",
+        "--deploy-gate-data=holdout.parquet",
+        "--deploy-gate-save-profile=profile.json",
+        "-k",
+        "save-profile",
+    )
+    assert junit_outcomes(gate.junit()) == {"drift[save-profile]": "passed"}, messages(gate.junit())
+    saved = (gate.path / "profile.json").read_text()
+    assert '"a"' in saved
+    assert '"when"' not in saved
+    assert result.ret == 0
+    # Judged against that profile, the date feature skips and the others run.
+    current = _mixed(500, seed=2).drop(columns=["label", "y"])
+    gate.data(
+        current.assign(when=pd.date_range("2026-11-01", periods=500, freq="h")),
+        name="current.parquet",
+    )
+    gate.run(
+        "model.joblib",
+        "--deploy-gate-profile=profile.json",
+        "--deploy-gate-current=current.parquet",
+        "-k",
+        "drift",
+        data=False,
+    )
+    outcomes = junit_outcomes(gate.junit())
+    assert outcomes.pop("drift[when]") == "skipped"
+    assert set(outcomes.values()) == {"passed"}, messages(gate.junit())

@@ -105,10 +105,15 @@ def drift_results(
             return _profile_to_profile(settings, names, thresholds, predict, data)
         current = iter_chunks(current_path, columns=names)
         if settings.profile is not None:
+            reference = Profile.load(settings.profile)
+            # A profile built here leaves date features out: find them in the current rows.
+            absent = [n for n in names if n not in set(reference.feature_names)]
+            first = next(iter(iter_chunks(current_path, columns=absent)), None) if absent else None
+            judged, timed = _not_times(first, names) if first is not None else (names, {})
             results = drift_against_profile(
-                Profile.load(settings.profile),
+                reference,
                 current,
-                features=names,
+                features=judged,
                 thresholds=thresholds,
                 predict=predict,
             )
@@ -118,12 +123,45 @@ def drift_results(
                     "drift needs reference rows: pass --deploy-gate-data (the rows the model was "
                     "validated on) or --deploy-gate-profile"
                 )
+            # The model still gets every feature, dates included, for its predictions.
+            judged, timed = _not_times(data, names)
             results = detect_drift(
-                data.table[names], current, features=names, thresholds=thresholds, predict=predict
+                data.table[names], current, features=judged, thresholds=thresholds, predict=predict
             )
-        return {r.feature if r.kind != "prediction" else "prediction": r for r in results}
+        out: DriftResults = dict(timed)
+        out.update({r.feature if r.kind != "prediction" else "prediction": r for r in results})
+        return out
 
     return gate.cached(("drift", artifact.path.resolve()), compute)
+
+
+#: Why a date or time feature gets no drift figure.
+TIMES_NOT_JUDGED = (
+    "it holds dates/times, which drift by nature (every new day is out of the reference's "
+    "range); the other features and the predictions are judged"
+)
+
+
+def _not_times(
+    data: GateData | pd.DataFrame, names: Sequence[str]
+) -> tuple[list[str], dict[str, str]]:
+    """``names`` without the date and time columns of the data, and why each of those has no
+    drift figure: one such feature made every drift item fail before. Names that are not
+    columns of ``data`` are kept."""
+    import pandas as pd
+
+    table = data if isinstance(data, pd.DataFrame) else data.table
+    judged, timed = [], {}
+    for name in names:
+        if name not in table.columns:
+            judged.append(name)
+            continue
+        dtype = table[name].dtype
+        if pd.api.types.is_datetime64_any_dtype(dtype) or pd.api.types.is_timedelta64_dtype(dtype):
+            timed[name] = TIMES_NOT_JUDGED
+        else:
+            judged.append(name)
+    return judged, timed
 
 
 def _profile_to_profile(
@@ -144,7 +182,9 @@ def _profile_to_profile(
     elif data is not None and not data.synthetic:
         # Matches the reference a current profile was built against only when that reference
         # was profiled from the same rows in one piece; check_reference says so otherwise.
-        reference = build_profile(data.table[names], features=names, predict=predict)
+        reference = build_profile(
+            data.table[names], features=_not_times(data, names)[0], predict=predict
+        )
     else:
         raise _DriftSkip(
             "drift against a current profile needs its reference: pass --deploy-gate-profile "
@@ -221,9 +261,10 @@ def drift_save_profile(
     if settings.data is None:
         pytest.skip("a profile is built from --deploy-gate-data: pass the reference rows")
     names = list(drift_features(model_artifact.profile, settings))
+    data = deploy_gate.data()
     profile = build_profile(
         iter_chunks(settings.path("data"), columns=names),
-        features=names,
+        features=_not_times(data, names)[0] if data is not None else names,
         predict=_scores(deployment, names),
     )
     target = settings.path("save_profile")
