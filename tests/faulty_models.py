@@ -587,8 +587,38 @@ class OffsetRegressor(LinearRegressor):
         return super().predict(X) + 0.05
 
 
+class ConstantRegressor(LinearRegressor):
+    """Validates its input like sklearn, then answers 3.0 for every row (a preprocessing step
+    that discards the features, a model that learned nothing)."""
+
+    def predict(self, X: Any) -> np.ndarray:
+        return np.full(len(self._matrix(X)), 3.0)
+
+
+class ConstantProbabilities(ThresholdClassifier):
+    """Validates its input, then gives every row the class shares [0.7, 0.3] and label 0."""
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        return np.tile([0.7, 0.3], (len(self._matrix(X)), 1))
+
+    def predict(self, X: Any) -> np.ndarray:
+        return np.zeros(len(self._matrix(X)), dtype=int)
+
+
 FAULTS: list[tuple[Any, str, list[str], str]] = [
     (NaNProbabilities(), "label", ["output[no-nan]"], "NaN probability in row 3"),
+    (
+        ConstantRegressor(),
+        "y",
+        ["output[not-constant]"],
+        "the model gives the same prediction 3.0 for all 200 rows (200 distinct rows",
+    ),
+    (
+        ConstantProbabilities(),
+        "label",
+        ["output[not-constant]"],
+        "the model gives the same probabilities [0.7, 0.3] for all 200 rows",
+    ),
     (NaNRegressor(), "y", ["output[no-nan]"], "NaN output in row"),
     (InfRegressor(), "y", ["output[no-inf]"], "Inf output in row"),
     (ProbabilityAboveOne(), "label", ["output[probabilities-range]"], "outside [0, 1]"),

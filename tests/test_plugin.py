@@ -489,7 +489,7 @@ def test_github_step_summary_and_error_annotations(
     result = gate.run("model.joblib")
     text = summary.read_text()
     assert "DEPLOYMENT BLOCKED (1 failed)" in text
-    assert "| output | 9 | 1 | 0 |" in text
+    assert "| output | 10 | 1 | 0 |" in text
     result.stdout.fnmatch_lines(
         [
             "::error file=model.joblib,title=deploy-gate model.joblib%3A%3Aoutput[[]known-labels]"
@@ -543,7 +543,7 @@ def test_same_outcomes_and_summary_with_and_without_xdist(
             "good.joblib  v_*",
             "  ok   smoke      7 passed   0 failed   0 skipped",
             "bad.joblib  v_*",
-            "  FAIL output     9 passed   1 failed   0 skipped",
+            "  FAIL output    10 passed   1 failed   0 skipped",
             "FAILED bad.joblib::output[[]known-labels]: label not among classes [[]0, 1] in*",
             "DEPLOYMENT BLOCKED (1 failed)",
         ]

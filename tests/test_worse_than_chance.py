@@ -95,6 +95,13 @@ def test_labels_none_of_which_are_values_of_the_target_fail_naming_both() -> Non
     assert "the model predicts [1, 0], the target holds ['yes', 'no']" in found
 
 
+def test_a_continuous_target_is_not_a_classifiers_labels_and_is_not_judged() -> None:
+    # Two artifacts gated on one data file: the regressor's target beside a classifier.
+    y = np.random.default_rng(0).normal(10.0, 3.0, 100)
+    with pytest.raises(ValueError, match="the target holds 100 different values"):
+        worse_than_chance("classifier", np.array([1, 0] * 50), y)
+
+
 def test_labels_mostly_but_not_all_outside_the_target_cannot_be_judged() -> None:
     # A holdout without most of the classes the model predicts: a partial overlap is skipped.
     y = np.array(["a", "b"] * 50, dtype=object)

@@ -271,6 +271,55 @@ def label_probability_mismatch(
 CHANCE_P_VALUE = 1e-3
 #: Fewest labelled rows on which the comparison with chance is judged at all.
 CHANCE_MIN_ROWS = 20
+#: A target column with more different values than this is not a classifier's labels (a
+#: regression target gated beside it): labels that are none of its values are not judged.
+CHANCE_MAX_LABELS = 50
+
+
+#: Fewest distinct data rows on which identical outputs mean a model that ignores its input.
+CONSTANT_MIN_ROWS = 20
+
+
+def distinct_rows(frame: pd.DataFrame) -> int:
+    """How many different rows ``frame`` holds (missing values equal to each other)."""
+    import pandas as pd
+
+    if frame.shape[1] == 0:
+        return min(len(frame), 1)
+    try:
+        hashes = pd.util.hash_pandas_object(frame, index=False)
+    except TypeError:  # unhashable cells (lists, dicts): their text stands in for them
+        hashes = pd.util.hash_pandas_object(frame.astype(str), index=False)
+    return int(hashes.nunique())
+
+
+def constant_output(outputs: np.ndarray) -> str | None:
+    """The one output every row got, shown for a message, or None when they differ.
+
+    Numbers compare exactly (a constant model gives the same bits; any real model varies
+    somewhere); NaN outputs are left out (output[no-nan] judges them). Raises ``ValueError``
+    when fewer than two rows have a finite output."""
+    import numpy as np
+
+    values = numeric_view(outputs)
+    if values is None:  # labels or other objects: compare them as they are
+        flat = np.asarray(outputs, dtype=object).reshape(len(outputs), -1)
+        first = flat[0]
+        same = all(bool(np.array_equal(row, first)) for row in flat[1:])
+        return (
+            repr(plain(first[0]) if first.size == 1 else [plain(x) for x in first])
+            if same
+            else None
+        )
+    rows = values.reshape(len(values), -1)
+    finite = np.isfinite(rows).all(axis=1)
+    if finite.sum() < 2:
+        raise ValueError("fewer than two rows have a finite output")
+    kept = rows[finite]
+    if not (kept == kept[0]).all():
+        return None
+    shown = [round(float(x), 6) for x in kept[0]]
+    return repr(shown[0] if len(shown) == 1 else shown)
 
 
 def _some(values: Sequence[Any], most: int = 5) -> str:
@@ -332,6 +381,11 @@ def worse_than_chance(
         sizes.append(int(truth.sum()))
         recalls.append(float((guessed & truth).sum()) / max(sizes[-1], 1))
         shares.append(float(guessed.mean()))
+    if sum(shares) == 0 and len(values) > CHANCE_MAX_LABELS:
+        raise ValueError(
+            f"the target holds {len(values)} different values, not class labels like the "
+            "model's (a regression target?)"
+        )
     if sum(shares) == 0:
         # Not a partial overlap (a holdout without some class) but none at all: the labels
         # the model gives are not the target's, and every metric against them is meaningless.

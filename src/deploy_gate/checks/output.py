@@ -461,6 +461,50 @@ def output_not_worse_than_chance(
         raise CheckFailure(problem)
 
 
+def _regressor_or_proba(profile: ModelProfile | None, settings: Settings) -> bool:
+    return _regressor(profile, settings) or _with_proba(profile, settings)
+
+
+@check("output", "not-constant", applies=_regressor_or_proba)
+def output_not_constant(
+    deployment: Deployment,
+    deploy_gate_data: GateData,
+    model_artifact: LoadedArtifact,
+    deploy_gate_property: Callable[[str, object], None],
+) -> None:
+    """The outputs respond to the inputs: not one and the same output for every row.
+
+    A regressor's predictions, or a classifier's probabilities, identical on every distinct
+    row of the data come from a model that ignores its input (a preprocessing step that
+    discards the features, a model that learned nothing); no other check looks at that without
+    a baseline. A classifier's labels alone may rightly be one class for every row (rare
+    positives), so a classifier without probabilities is not judged here.
+    """
+    require_real_rows(deploy_gate_data)
+    obs = observe(deployment, deploy_gate_data)
+    n = obs.n_data_rows
+    distinct = v.distinct_rows(deploy_gate_data.features)
+    deploy_gate_property("distinct_rows", distinct)
+    if distinct < v.CONSTANT_MIN_ROWS:
+        pytest.skip(
+            f"{distinct} distinct data rows, fewer than the {v.CONSTANT_MIN_ROWS} this needs"
+        )
+    outputs = obs.proba if obs.proba is not None else obs.predictions
+    what = "probabilities" if obs.proba is not None else "prediction"
+    if len(outputs) < n:
+        pytest.skip("not one output per row: output[shape] judges that")
+    try:
+        value = v.constant_output(outputs[:n])
+    except ValueError as exc:
+        pytest.skip(f"outputs not judged: {exc}")
+    if value is not None:
+        raise CheckFailure(
+            f"the model gives the same {what} {value} for all {n} rows ({distinct} distinct "
+            "rows of the data): its outputs do not depend on its input (a step that discards "
+            "the features, or a model that learned nothing?)"
+        )
+
+
 @check("output", "regression-range", applies=_regressor)
 def output_regression_range(
     deployment: Deployment,
