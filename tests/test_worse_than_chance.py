@@ -161,3 +161,21 @@ def test_the_same_labels_stored_as_floats_with_a_missing_one_pass(gate: GateRun)
     result = gate.run("model.joblib", "-k", "not-worse-than-chance")
     assert junit_outcomes(gate.junit()) == {"output[not-worse-than-chance]": "passed"}
     assert result.ret == 0
+
+
+def test_labels_the_model_has_no_class_for_fail_when_they_are_not_rare() -> None:
+    # Trained without class "c": it can never be right on a third of the rows, and balanced
+    # accuracy at its own rates did not see it.
+    y = np.array(["a", "b", "c"] * 100, dtype=object)
+    predictions = np.where(y == "c", "a", y)
+    found = worse_than_chance("classifier", predictions, y, None, ["a", "b"])
+    assert found == (
+        "100 of the 300 labelled rows (33%) have a label the model can never predict: ['c'] "
+        "not among its classes ['a', 'b']; trained without them?"
+    )
+    # A rare class missing from training (1%) is left to the metrics.
+    rare = np.array(["a", "b"] * 150 + ["c"] * 3, dtype=object)
+    assert (
+        worse_than_chance("classifier", np.where(rare == "c", "a", rare), rare, None, ["a", "b"])
+        is None
+    )

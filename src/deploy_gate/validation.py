@@ -274,6 +274,9 @@ CHANCE_MIN_ROWS = 20
 #: A target column with more different values than this is not a classifier's labels (a
 #: regression target gated beside it): labels that are none of its values are not judged.
 CHANCE_MAX_LABELS = 50
+#: Share of labelled rows whose label is none of the model's classes from which a classifier
+#: fails: it can never be right on them. A rare class missing from training stays below it.
+UNPREDICTABLE_SHARE = 0.05
 
 
 #: Fewest distinct data rows on which identical outputs mean a model that ignores its input.
@@ -400,6 +403,19 @@ def worse_than_chance(
             f"most predicted labels are not values of the target column (target holds "
             f"{values[:5]!r}{'...' if len(values) > 5 else ''})"
         )
+    if classes is not None and len(classes):
+        # A label the model has no class for can never be predicted: a class left out of
+        # training, which balanced accuracy at the model's own rates does not see.
+        known = {plain(c) for c in classes}
+        beyond = [value for value in values if value not in known]
+        count = int(np.count_nonzero(~_known_mask(labels, known))) if beyond else 0
+        if count >= UNPREDICTABLE_SHARE * n:
+            ours = [plain(c) for c in classes]
+            return (
+                f"{count} of the {n} labelled rows ({count / n:.0%}) have a label the model "
+                f"can never predict: {_some(beyond)} not among its classes {_some(ours)}; "
+                "trained without them?"
+            )
     k = len(values)
     q, m = np.asarray(shares), np.asarray(sizes, dtype=float)
     balanced, chance = float(np.mean(recalls)), float(q.sum() / k)
