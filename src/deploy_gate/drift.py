@@ -840,11 +840,19 @@ def _select_columns(
     return {f: by_name[f] for f in features}
 
 
+def is_time_dtype(dtype: Any) -> bool:
+    """Whether a column holds dates, times or durations: they drift by nature (every new day
+    is outside the reference's range), so they get no drift figure."""
+    return bool(
+        pd.api.types.is_datetime64_any_dtype(dtype) or pd.api.types.is_timedelta64_dtype(dtype)
+    )
+
+
 def _kind_of(series: pd.Series, name: str) -> Literal["numeric", "categorical"]:
     dtype = series.dtype
     if pd.api.types.is_bool_dtype(dtype):
         return "categorical"
-    if pd.api.types.is_datetime64_any_dtype(dtype) or pd.api.types.is_timedelta64_dtype(dtype):
+    if is_time_dtype(dtype):
         raise DataError(
             f"feature {name!r} holds dates/times, which drift by nature; "
             "leave it out of the drift features"

@@ -308,7 +308,7 @@ def constant_output(outputs: np.ndarray) -> str | None:
     if values is None:  # labels or other objects: compare them as they are
         flat = np.asarray(outputs, dtype=object).reshape(len(outputs), -1)
         first = flat[0]
-        same = all(bool(np.array_equal(row, first)) for row in flat[1:])
+        same = bool(np.all(flat == first))
         return (
             repr(plain(first[0]) if first.size == 1 else [plain(x) for x in first])
             if same
@@ -384,12 +384,13 @@ def worse_than_chance(
         sizes.append(int(truth.sum()))
         recalls.append(float((guessed & truth).sum()) / max(sizes[-1], 1))
         shares.append(float(guessed.mean()))
-    if sum(shares) == 0 and len(values) > CHANCE_MAX_LABELS:
+    overlap = sum(shares)
+    if overlap == 0 and len(values) > CHANCE_MAX_LABELS:
         raise ValueError(
             f"the target holds {len(values)} different values, not class labels like the "
             "model's (a regression target?)"
         )
-    if sum(shares) == 0:
+    if overlap == 0:
         # Not a partial overlap (a holdout without some class) but none at all: the labels
         # the model gives are not the target's, and every metric against them is meaningless.
         predicted = list(dict.fromkeys(plain(v) for v in np.asarray(predictions, dtype=object)))
@@ -398,7 +399,7 @@ def worse_than_chance(
             f"predicts {_some(predicted)}, the target holds {_some(values)}; a target column "
             "other than the one the model was trained on, or labels encoded another way?"
         )
-    if sum(shares) < 0.5:
+    if overlap < 0.5:
         raise ValueError(
             f"most predicted labels are not values of the target column (target holds "
             f"{values[:5]!r}{'...' if len(values) > 5 else ''})"

@@ -107,7 +107,8 @@ def drift_results(
         if settings.profile is not None:
             reference = Profile.load(settings.profile)
             # A profile built here leaves date features out: find them in the current rows.
-            absent = [n for n in names if n not in set(reference.feature_names)]
+            profiled = set(reference.feature_names)
+            absent = [n for n in names if n not in profiled]
             first = next(iter(iter_chunks(current_path, columns=absent)), None) if absent else None
             judged, timed = _not_times(first, names) if first is not None else (names, {})
             results = drift_against_profile(
@@ -150,14 +151,12 @@ def _not_times(
     columns of ``data`` are kept."""
     import pandas as pd
 
+    from deploy_gate.drift import is_time_dtype
+
     table = data if isinstance(data, pd.DataFrame) else data.table
     judged, timed = [], {}
     for name in names:
-        if name not in table.columns:
-            judged.append(name)
-            continue
-        dtype = table[name].dtype
-        if pd.api.types.is_datetime64_any_dtype(dtype) or pd.api.types.is_timedelta64_dtype(dtype):
+        if name in table.columns and is_time_dtype(table[name].dtype):
             timed[name] = TIMES_NOT_JUDGED
         else:
             judged.append(name)
