@@ -7,6 +7,7 @@ Hostile models from ``worker_models`` run in a real worker. Time bounds here are
 from __future__ import annotations
 
 import contextlib
+import json
 import math
 import os
 import pickle
@@ -890,3 +891,138 @@ def test_a_reader_whose_cpu_is_wanted_stops_polling_and_sleeps_for_a_while(
     finally:
         os.close(read)
         os.close(write)
+
+
+@pytest.fixture
+def empty_pipe() -> Iterator[int]:
+    """The non-blocking read end of a pipe nothing is written to."""
+    read, write = os.pipe()
+    os.set_blocking(read, False)
+    yield read
+    os.close(read)
+    os.close(write)
+
+
+def test_a_lasting_contention_keeps_the_reader_asleep_longer_and_a_free_cpu_brings_it_back(
+    monkeypatch: pytest.MonkeyPatch, empty_pipe: int
+) -> None:
+    shortest, longest = codec.SPIN_BACK_OFF
+    # Each yield of the CPU takes 1 ms, as when another process runs meanwhile.
+    monkeypatch.setattr(codec.os, "sched_yield", lambda: time.sleep(0.001))
+    reader = codec.FrameReader(empty_pipe)
+    sleeps = []
+    for _ in range(10):  # each time the reader polls again, the CPU is still wanted
+        reader._busy_until = 0.0  # as if the back-off had passed
+        reader._spin(0.05)
+        sleeps.append(reader._back_off)
+    assert sleeps[:3] == [shortest, 2 * shortest, 4 * shortest]
+    assert sleeps[-1] == longest
+    # The CPU is free again: polling that finds no one else running calms it down step by step.
+    monkeypatch.setattr(codec.os, "sched_yield", lambda: None)
+    calmer = []
+    while reader._back_off:
+        reader._busy_until = 0.0
+        reader._spin(codec.SPIN_WINDOW)
+        calmer.append(reader._back_off)
+    assert calmer[0] == longest / 2 or (len(calmer) > 1 and calmer[1] == longest / 2)
+    assert len(calmer) < 30
+
+
+def test_contention_is_judged_over_the_polling_of_several_short_reads(
+    monkeypatch: pytest.MonkeyPatch, empty_pipe: int
+) -> None:
+    # Each read polls for 100 us, each yield losing 50 us: no single read's polling loses the
+    # 200 us that show contention, but a few together do.
+    def busy_elsewhere() -> None:
+        end = time.perf_counter() + 50e-6
+        while time.perf_counter() < end:
+            pass
+
+    monkeypatch.setattr(codec.os, "sched_yield", busy_elsewhere)
+    seen = []
+    for _ in range(5):  # a busy machine may take this CPU inside the first read's polling too
+        reader = codec.FrameReader(empty_pipe)
+        reader._spin(100e-6)
+        alone = reader._busy_until
+        for _ in range(3):
+            reader._spin(100e-6)
+        seen.append((alone, reader._busy_until, reader._back_off))
+        if alone == 0.0:
+            break
+    alone, after, back_off = seen[-1]
+    assert alone == 0.0, seen
+    assert after > 0.0
+    assert back_off == codec.SPIN_BACK_OFF[0]
+
+
+def test_the_worker_reader_parses_its_last_small_header_again_while_it_waits(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    parsed: list[bytes] = []
+    loads = codec._loads
+
+    def counting(raw: bytes) -> Any:
+        parsed.append(bytes(raw))
+        return loads(raw)
+
+    monkeypatch.setattr(codec, "_loads", counting)
+    read, write = os.pipe()
+    os.set_blocking(read, False)
+    try:
+        cases = ((True, False, True), (True, True, False), (False, False, False))
+        for rehearse, big, again in cases:
+            reader = codec.FrameReader(read, rehearse=rehearse)
+            header = {"op": "call", "a": ["x" * (5000 if big else 10)]}
+            os.write(write, bytes(codec.pack_frame(header)[0]))
+            assert reader.read(time.monotonic() + 30) == (header, [])
+            parsed.clear()
+            reader._spin(0.0005)  # nothing comes
+            assert len(parsed) == again
+            assert all(loads(raw) == header for raw in parsed)
+    finally:
+        os.close(read)
+        os.close(write)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        {"id": 7, "r": 1.5, "ns": 10},
+        {"x": [float("nan"), float("inf"), -float("inf"), -0.0, 1e-320]},
+        {"s": 'é "quoted" \\ \n \u2028 \x00', "k": {"nested": [None, True, False, []]}},
+        {"big": 2**70, "neg": -(2**63)},
+    ],
+    ids=["reply", "special-floats", "text", "big-ints"],
+)
+def test_frame_headers_read_back_as_the_json_module_writes_and_reads_them(value: Any) -> None:
+    text = codec._dumps(value)
+    reference = json.dumps(value, ensure_ascii=True, allow_nan=True, separators=(",", ":"))
+    assert text == reference
+    again = codec._loads(text.encode("ascii") + b"   ")  # the blanks that align buffers
+    assert json.dumps(again, allow_nan=True) == json.dumps(value, allow_nan=True)
+
+
+@pytest.mark.parametrize(
+    "raw", [b'{"a":1} x', b'{"a":1}{"b":2}', '{"a":"é"}'.encode(), b" {}", b""]
+)
+def test_a_header_with_extra_data_or_not_ascii_is_refused(raw: bytes, empty_pipe: int) -> None:
+    reader = codec.FrameReader(empty_pipe)
+    reader._pending += codec._PREFIX.pack(codec.MAGIC, len(raw), 0) + raw
+    with pytest.raises(codec.FrameError, match="not valid JSON"):
+        reader.read(time.monotonic() + 30)
+
+
+def test_arguments_that_look_like_tags_arrive_as_they_were_sent() -> None:
+    # Plain arguments skip decoding in the worker; text or keys that look like the codec's
+    # tags must not be taken for them, nor make a tagged argument arrive undecoded.
+    with ModelWorker(config()) as worker:
+        table = worker.construct("builtins:dict", [{}])
+        odd = {"$t": "tuple", "v": [1, 2]}
+        assert table.get("missing", odd) == odd
+        assert table.get("missing", '"$t"') == '"$t"'
+        assert table.get("missing", {"k": '{"$t":"tuple","v":[1]}'}) == {
+            "k": '{"$t":"tuple","v":[1]}'
+        }
+        assert table.get("missing", (1, "$t")) == (1, "$t")
+        assert table.get("missing", [np.int8(3)]) == [np.int8(3)]
+        assert type(table.get("missing", [np.int8(3)])[0]) is np.int8

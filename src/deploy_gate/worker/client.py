@@ -243,11 +243,17 @@ class ModelWorker:
         self._last_reason = ""
         self._spent_message = ""
         self._closed = False
+        self._spin_known = (-1, 0.0)
 
     @property
     def _spin(self) -> float:
-        """Polling before sleeping only helps when this thread has a CPU of its own to spare."""
-        return self.config.spin_seconds if len(_cpus_here()) > 1 else 0.0
+        """Polling before sleeping only helps when this thread has a CPU of its own to spare.
+        Asked of the OS again only after ``on_cpus`` moved a thread: not once per call."""
+        moves, spin = self._spin_known
+        if moves != _moves[0]:
+            spin = self.config.spin_seconds if len(_cpus_here()) > 1 else 0.0
+            self._spin_known = (_moves[0], spin)
+        return spin
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -627,8 +633,11 @@ class ModelWorker:
             except codec.FrameError as exc:
                 raise self._bad_frame(str(exc), during) from None
             raise error
+        result = header.get("r")
+        if type(result) in _PLAIN:  # most single-row answers: nothing to decode
+            return result
         try:
-            return codec.Decoder(frames, self._proxy).value(header.get("r"))
+            return codec.Decoder(frames, self._proxy).value(result)
         except codec.FrameError as exc:
             raise self._bad_frame(str(exc), during) from None
 
@@ -915,6 +924,13 @@ def remote(obj: object) -> Remote | None:
 _MEASUREMENTS = frozenset({"time_calls", "time_pairs"})
 
 
+_PLAIN = frozenset({int, float, str, bool, type(None)})
+
+#: How many times ``on_cpus`` moved a thread: a worker asks the OS for the CPUs it may poll on
+#: again only after a move.
+_moves = [0]
+
+
 def _cpus_here() -> set[int] | range:
     """The CPUs the calling thread may run on (all of them where the OS does not say)."""
     if hasattr(os, "sched_getaffinity"):
@@ -947,11 +963,13 @@ def on_cpus(cpus: Sequence[int] | None) -> Iterator[None]:
     except OSError:  # CPUs this thread may not use (a container's cpuset changed): no change
         yield
         return
+    _moves[0] += 1
     try:
         yield
     finally:
         with contextlib.suppress(OSError):
             os.sched_setaffinity(0, before)
+        _moves[0] += 1
 
 
 def _handle(obj: RemoteObject | str) -> str:

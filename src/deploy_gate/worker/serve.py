@@ -84,6 +84,7 @@ class _Server:
         self.reader = codec.FrameReader(
             channel_in,
             max_frame_bytes=config.get("max_frame_bytes", codec.DEFAULT_MAX_FRAME_BYTES),
+            rehearse=True,
         )
         self.config = config
         self.protections = protections
@@ -113,12 +114,12 @@ class _Server:
     def run(self) -> int:
         codec = self.codec
         spin = float(self.config.get("spin_seconds", 0.0))
+        # A check sends its next request soon after an answer: poll for it a moment before
+        # sleeping, unless this process has a single CPU (see WorkerConfig).
         cpus = os.sched_getaffinity if hasattr(os, "sched_getaffinity") else None
+        waiting = spin if cpus is None or len(cpus(0)) > 1 else 0.0
         while True:
             try:
-                # A check sends its next request soon after an answer: poll for it a moment
-                # before sleeping, unless this process has a single CPU (see WorkerConfig).
-                waiting = spin if cpus is None or len(cpus(0)) > 1 else 0.0
                 header, buffers = self.reader.read(spin_seconds=waiting)
             except EOFError:
                 return 0
@@ -233,8 +234,11 @@ class _Server:
 
     def call(self, header: dict[str, Any], buffers: list[memoryview], encoder: Any) -> Any:
         method = getattr(self.objects[header["h"]], header["m"])
-        args = self.decode(header["a"], buffers) if "a" in header else ()
-        kwargs = self.decode(header["k"], buffers) if "k" in header else {}
+        if self.reader.tagless:  # plain values (a row as a mapping): nothing to decode
+            args, kwargs = header.get("a", ()), header.get("k", {})
+        else:
+            args = self.decode(header["a"], buffers) if "a" in header else ()
+            kwargs = self.decode(header["k"], buffers) if "k" in header else {}
         begin = time.perf_counter_ns()
         try:
             value = method(*args, **kwargs)
