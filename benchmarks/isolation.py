@@ -1,7 +1,7 @@
 """What the model worker costs, measured side by side with ``--deploy-gate-isolation none``.
 
 Run by hand from the repository root, after ``python example_project/train.py`` (the README
-says how): ``python benchmarks/isolation.py [--gates 5] [--calls 20000] [--aa 9]``.
+says how): ``python benchmarks/isolation.py [--gates 5] [--calls 20000] [--aa 25]``.
 
 Three figures, each from one run with both arms interleaved, so a machine whose speed drifts
 affects both alike; medians and ratios are printed, with the goals:
@@ -13,7 +13,9 @@ affects both alike; medians and ratios are printed, with the goals:
    the worker minus the same call in process, where the model's own time differs as well: it
    runs on another CPU, with other things in the caches);
 3. an A/A comparison: the same model's p50 and p99 measured by the gate's latency measurement
-   inside the worker and in this process agree within 5% (median over repeats of the ratio).
+   inside the worker and in this process agree within 5% (median over repeats of the ratio;
+   measurements of 1 s, alternating, both arms on one CPU: this VM's CPUs change speed from
+   one minute to the next, and apart from each other).
 """
 
 from __future__ import annotations
@@ -72,9 +74,11 @@ def whole_gate(repeats: int) -> float:
     return ratio
 
 
-def _deployments(small: bool = False) -> tuple[object, object, object, list[dict[str, object]]]:
+def _deployments(
+    small: bool = False, cpus: tuple[int, ...] | None = None
+) -> tuple[object, object, object, list[dict[str, object]]]:
     """The example's candidate pipeline, or (``small``) a logistic regression on four numeric
-    columns, whose fast calls show the round trip's own cost."""
+    columns, whose fast calls show the round trip's own cost; ``cpus`` places the worker."""
     import pandas as pd
 
     from deploy_gate.deployment import ModelDeployment
@@ -94,7 +98,7 @@ def _deployments(small: bool = False) -> tuple[object, object, object, list[dict
     rows = frame.iloc[:200].to_dict("records")
     local = ModelDeployment(path, on_invalid_output="record")
     local.load_model()
-    worker = ModelWorker(WorkerConfig())  # placed by the OS, as the gate leaves it
+    worker = ModelWorker(WorkerConfig(cpus=cpus))  # None: placed by the OS, as the gate does
     remote = worker.construct(
         "deploy_gate.deployment:ModelDeployment", [str(path)], {"on_invalid_output": "record"}
     )
@@ -143,25 +147,33 @@ def a_a(repeats: int) -> tuple[float, float]:
     from deploy_gate.checks.latency import _worker_timer
     from deploy_gate.latency import LatencyMeasurement, LatencySettings
     from deploy_gate.options import OPTIONS, Settings
+    from deploy_gate.worker import on_cpus, one_cpu
 
-    worker, local, remote, rows = _deployments()
+    # Both arms on one CPU: this VM's two CPUs differ in speed by up to a quarter from one
+    # minute to the next (a pure-Python loop pinned to each in turn), which an A/A across them
+    # measures instead of the worker.
+    cpu = one_cpu(0)
+    worker, local, remote, rows = _deployments(cpus=cpu)
     settings = Settings({o.name: o.default for o in OPTIONS}, {})
     timer = _worker_timer(remote.predict_single, rows, settings)  # type: ignore[attr-defined]
     budgets = {"p50": None, "p99": None}
-    latency = LatencySettings(threads=1, max_seconds=3.0)
+    latency = LatencySettings(threads=1, max_seconds=1.0)
+    where = f"both on CPU {cpu[0]}" if cpu else "placed by the OS"
     print(f"3. A/A: p50 and p99 in the worker over in process, {repeats} interleaved repeats")
+    print(f"   ({where})")
     ratios: dict[str, list[float]] = {"p50": [], "p99": []}
     for i in range(repeats):
         measured = {}
         for arm in ("worker", "local") if i % 2 == 0 else ("local", "worker"):
-            m = LatencyMeasurement(
-                local.predict_single,  # type: ignore[attr-defined]
-                rows,
-                budgets,
-                settings=latency,
-                timer=timer if arm == "worker" else None,
-            )
-            measured[arm] = {label: m.verdict(label).value for label in budgets}
+            with on_cpus(cpu):
+                m = LatencyMeasurement(
+                    local.predict_single,  # type: ignore[attr-defined]
+                    rows,
+                    budgets,
+                    settings=latency,
+                    timer=timer if arm == "worker" else None,
+                )
+                measured[arm] = {label: m.verdict(label).value for label in budgets}
         for label in budgets:
             ratios[label].append(measured["worker"][label] / measured["local"][label])
     worker.close()  # type: ignore[attr-defined]
@@ -178,7 +190,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--gates", type=int, default=5, help="pairs of example gate runs")
     parser.add_argument("--calls", type=int, default=20000, help="round trips of each arm")
-    parser.add_argument("--aa", type=int, default=9, help="A/A repeats")
+    parser.add_argument("--aa", type=int, default=25, help="A/A repeats (1 s per arm)")
     args = parser.parse_args()
     if not (EXAMPLE / "models" / "candidate.joblib").exists():
         sys.exit("train the example first: cd example_project && python train.py")

@@ -587,6 +587,13 @@ class OffsetRegressor(LinearRegressor):
         return super().predict(X) + 0.05
 
 
+class KelvinRegressor(LinearRegressor):
+    """2a + b + 273.15: right in every way but its unit (degrees served as kelvin)."""
+
+    def predict(self, X: Any) -> np.ndarray:
+        return super().predict(X) + 273.15
+
+
 class ConstantRegressor(LinearRegressor):
     """Validates its input like sklearn, then answers 3.0 for every row (a preprocessing step
     that discards the features, a model that learned nothing)."""
@@ -687,6 +694,12 @@ FAULTS: list[tuple[Any, str, list[str], str]] = [
         "y",
         ["output[not-worse-than-chance]"],
         "predictions rank the rows against their labels: Spearman correlation -1.000",
+    ),
+    (
+        KelvinRegressor(),
+        "y",
+        ["output[not-worse-than-chance]", "output[regression-range]"],
+        "predictions are off the labels' scale: the median prediction, 273.",
     ),
     (
         PredictsAgainstProbabilities(),

@@ -125,7 +125,8 @@ def test_a_negated_regressor_fails_and_a_noisy_or_biased_one_passes() -> None:
     x = RNG.standard_normal((2000, 2))
     y = x @ [1.0, 0.5] + RNG.standard_normal(2000)
     model = LinearRegression().fit(x, y)
-    assert worse_than_chance("regressor", model.predict(x) + 100.0, y) is None  # biased, honest
+    assert worse_than_chance("regressor", model.predict(x) + 2.0, y) is None  # biased, honest
+    # (biased so far that the typical output lies outside every label: another scale, below)
     assert worse_than_chance("regressor", RNG.standard_normal(2000), y) is None  # useless
     found = worse_than_chance("regressor", -model.predict(x), y)
     assert found is not None
@@ -179,3 +180,61 @@ def test_labels_the_model_has_no_class_for_fail_when_they_are_not_rare() -> None
         worse_than_chance("classifier", np.where(rare == "c", "a", rare), rare, None, ["a", "b"])
         is None
     )
+
+
+def _prices(n: int = 2000) -> tuple[np.ndarray, np.ndarray]:
+    """Features and a positive, skewed target (prices around 100,000, spread about half)."""
+    x = RNG.standard_normal((n, 3))
+    y = np.exp(11.5 + 0.4 * x[:, 0] + 0.2 * x[:, 1] + 0.25 * RNG.standard_normal(n))
+    return x, y
+
+
+def test_a_model_of_the_log_target_served_without_the_inverse_fails() -> None:
+    x, y = _prices()
+    model = LinearRegression().fit(x[:1000], np.log(y[:1000]))
+    reason = worse_than_chance("regressor", model.predict(x[1000:]), y[1000:])
+    assert reason is not None
+    assert reason.startswith("predictions are off the labels' scale: the median prediction, 11.")
+
+
+def test_outputs_in_other_units_fail() -> None:
+    x, y = _prices()
+    model = LinearRegression().fit(x[:1000], y[:1000])
+    cents = 100 * model.predict(x[1000:])
+    reason = worse_than_chance("regressor", cents, y[1000:])
+    assert reason is not None
+    assert "off the labels' scale" in reason
+
+
+@pytest.mark.parametrize("quantile", [0.05, 0.5, 0.95, 0.99])
+def test_healthy_regressors_on_their_own_scale_pass(quantile: float) -> None:
+    from sklearn.compose import TransformedTargetRegressor
+    from sklearn.ensemble import GradientBoostingRegressor
+
+    x, y = _prices()
+    fits = [
+        TransformedTargetRegressor(LinearRegression(), func=np.log, inverse_func=np.exp),
+        GradientBoostingRegressor(loss="quantile", alpha=quantile, n_estimators=30),
+        LinearRegression(),
+    ]
+    for model in fits:
+        model.fit(x[:1000], y[:1000])
+        assert worse_than_chance("regressor", model.predict(x[1000:]), y[1000:]) is None, model
+    # A model that learned nothing, fitted to a high quantile: its one output is among the labels.
+    assert worse_than_chance("regressor", np.full(1000, np.quantile(y, quantile)), y[1000:]) is None
+
+
+def test_counts_that_are_mostly_zero_with_expected_values_as_outputs_pass() -> None:
+    from sklearn.linear_model import PoissonRegressor
+
+    x = RNG.standard_normal((4000, 2))
+    y = RNG.poisson(np.exp(-3 + 0.5 * x[:, 0]))  # about 95% zeros
+    model = PoissonRegressor().fit(x[:2000], y[:2000])
+    assert np.median(y[2000:]) == 0
+    assert worse_than_chance("regressor", model.predict(x[2000:]), y[2000:]) is None
+
+
+def test_the_scale_is_not_judged_on_fewer_than_a_hundred_rows() -> None:
+    x, y = _prices(198)
+    model = LinearRegression().fit(x[:99], np.log(y[:99]))
+    assert worse_than_chance("regressor", model.predict(x[99:]), y[99:]) is None

@@ -9,7 +9,7 @@ import sys
 from collections.abc import Callable, Hashable, Iterable, Iterator
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from deploy_gate.errors import DataError, UnsafeArtifactError
 
@@ -238,12 +238,12 @@ class Gate:
             )
         return synthetic_data(names)
 
-    def default_factory(self) -> Callable[[Path], Any]:
+    def default_factory(self) -> Callable[[Path], Deployment]:
         """The gate's own deployment for a path: ``ModelDeployment`` with the artifact the gate
         loaded, its feature names and trust, counting invalid outputs instead of raising."""
         return self.cached("default-factory", lambda: DefaultFactory(self))
 
-    def served_by(self, factory: Callable[[Path], Any]) -> Callable[[Path], Any]:
+    def served_by(self, factory: Callable[[Path], Deployment]) -> Callable[[Path], Deployment]:
         """``factory`` as the checks call it: building in each artifact's model worker.
 
         A project's own factory goes to the worker as a cloudpickle (a class or function by
@@ -308,7 +308,7 @@ class DefaultFactory:
     def __init__(self, gate: Gate) -> None:
         self.gate = gate
 
-    def __call__(self, path: str | Path) -> Any:
+    def __call__(self, path: str | Path) -> Deployment:
         from deploy_gate.deployment import ModelDeployment
 
         gate, path = self.gate, Path(path)
@@ -339,15 +339,19 @@ class DefaultFactory:
         }
         if remote is not None:
             kwargs["artifact"] = remote  # a proxy arrives in the worker as the object itself
-        return gate.worker_for(path).construct(
-            "deploy_gate.deployment:ModelDeployment", [str(path)], kwargs
+        # A proxy of the worker's ModelDeployment: its methods are the deployment's.
+        return cast(
+            "Deployment",
+            gate.worker_for(path).construct(
+                "deploy_gate.deployment:ModelDeployment", [str(path)], kwargs
+            ),
         )
 
 
 class RemoteFactory:
     """A project's deployment factory, called in each path's model worker."""
 
-    def __init__(self, gate: Gate, factory: Callable[[Path], Any]) -> None:
+    def __init__(self, gate: Gate, factory: Callable[[Path], Deployment]) -> None:
         import cloudpickle
 
         from deploy_gate.errors import ConfigError
@@ -363,9 +367,11 @@ class RemoteFactory:
                 "with --deploy-gate-isolation none"
             ) from None
 
-    def __call__(self, path: str | Path) -> Any:
+    def __call__(self, path: str | Path) -> Deployment:
         worker = self.gate.worker_for(Path(path))
-        return worker.construct("deploy_gate.worker.inside:build", [self.pickled, str(path)])
+        # A proxy of what the project's factory built in the worker.
+        built = worker.construct("deploy_gate.worker.inside:build", [self.pickled, str(path)])
+        return cast("Deployment", built)
 
     def __repr__(self) -> str:
         return f"<{self.factory!r} in the model worker>"

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -139,7 +139,7 @@ def deploy_gate_data(deploy_gate: Gate, model_artifact: LoadedArtifact) -> GateD
 
 
 @pytest.fixture
-def deployment_factory(deploy_gate: Gate) -> Callable[[Path], Any]:
+def deployment_factory(deploy_gate: Gate) -> Callable[[Path], Deployment]:
     """Makes an unloaded deployment for a path; override it to gate your own wrapper class.
 
     Return a class or a module-level function: the model worker imports it by name and builds
@@ -150,7 +150,7 @@ def deployment_factory(deploy_gate: Gate) -> Callable[[Path], Any]:
 
 @pytest.fixture
 def deploy_gate_factory(
-    deploy_gate: Gate, deployment_factory: Callable[[Path], Any]
+    deploy_gate: Gate, deployment_factory: Callable[[Path], Deployment]
 ) -> Callable[[Path], Deployment]:
     """``deployment_factory`` as the gate calls it: building in the model worker (a proxy comes
     back) unless ``--deploy-gate-isolation none``."""

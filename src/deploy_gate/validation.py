@@ -271,6 +271,11 @@ def label_probability_mismatch(
 CHANCE_P_VALUE = 1e-3
 #: Fewest labelled rows on which the comparison with chance is judged at all.
 CHANCE_MIN_ROWS = 20
+#: A regressor whose median output lies outside all its labels, with a mean absolute error
+#: above this multiple of the labels' median's, is on another scale (see ``off_scale``) ...
+SCALE_ERROR_RATIO = 2.0
+#: ... judged on at least this many labelled rows.
+SCALE_MIN_ROWS = 100
 #: A target column with more different values than this is not a classifier's labels (a
 #: regression target gated beside it): labels that are none of its values are not judged.
 CHANCE_MAX_LABELS = 50
@@ -331,6 +336,39 @@ def _some(values: Sequence[Any], most: int = 5) -> str:
     return f"{list(values[:most])!r}{more}"
 
 
+def off_scale(predictions: np.ndarray, target: np.ndarray) -> str | None:
+    """Why a regressor's outputs are on another scale than its labels, or None.
+
+    Outputs of a model trained on a transformed target (``log(y)``, cents for euros, kelvin
+    for degrees) and served without the inverse still rank the rows right, so only their size
+    tells. Both must hold, on at least ``SCALE_MIN_ROWS`` rows: the median output lies outside
+    everything the labels hold (below the smallest or above the largest), and the mean absolute
+    error is more than ``SCALE_ERROR_RATIO`` times that of one constant, the labels' median. A
+    weak, biased or quantile model's typical output lies among its labels; one fitted to the
+    99.9th percentile that learned nothing would not.
+    """
+    import numpy as np
+
+    if len(target) < SCALE_MIN_ROWS:
+        return None
+    center = float(np.median(target))
+    spread = float(np.mean(np.abs(target - center)))
+    middle = float(np.median(predictions))
+    low, high = float(np.min(target)), float(np.max(target))
+    if not spread > 0 or low <= middle <= high:
+        return None
+    error = float(np.mean(np.abs(predictions - target)))
+    if error <= SCALE_ERROR_RATIO * spread:
+        return None
+    return (
+        f"predictions are off the labels' scale: the median prediction, {middle:.4g}, lies "
+        f"outside every label ({low:.4g} to {high:.4g}), and the mean absolute error, "
+        f"{error:.4g}, is {error / spread:.1f} times that of always predicting the labels' "
+        f"median ({center:.4g}); a model trained on a transformed target (log, other units) "
+        "served without the inverse transform?"
+    )
+
+
 def worse_than_chance(
     task: str,
     predictions: np.ndarray,
@@ -350,7 +388,7 @@ def worse_than_chance(
       one-sided normal test and by at least a tenth of it. With two classes and probabilities,
       also: ROC AUC below 0.45 and below 0.5 by a one-sided Mann-Whitney U test.
     - Regressor: Spearman's rank correlation with the target below -0.1 and negative by a
-      one-sided test.
+      one-sided test; or outputs on another scale than the labels (``off_scale``).
     """
     import numpy as np
     from scipy import stats
@@ -374,7 +412,7 @@ def worse_than_chance(
                 f"{rho:.3f} with the target (one-sided p = {p_value:.1e}, {int(finite.sum())} "
                 "rows); inverted outputs?"
             )
-        return None
+        return off_scale(x[finite], y[finite])
     labels = np.asarray(target, dtype=object)
     values = list(dict.fromkeys(plain(v) for v in labels))
     recalls, shares, sizes = [], [], []

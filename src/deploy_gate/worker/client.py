@@ -396,7 +396,8 @@ class ModelWorker:
         encoder = codec.Encoder()
         fields: dict[str, Any] = {"h": handle, "m": method, "ref": ref}
         if args:
-            fields["a"] = encoder.value(list(args))
+            # A single row as a mapping of plain values is already what it encodes to.
+            fields["a"] = list(args) if _plain_row(args) else encoder.value(list(args))
         if kwargs:
             fields["k"] = encoder.value(dict(kwargs))
         if replay is None:
@@ -925,6 +926,18 @@ _MEASUREMENTS = frozenset({"time_calls", "time_pairs"})
 
 
 _PLAIN = frozenset({int, float, str, bool, type(None)})
+
+
+def _plain_row(args: Sequence[Any]) -> bool:
+    """``args`` is one mapping of text to plain values (not bool subclasses, numpy scalars,
+    or the codec's tag as a key): JSON as it stands."""
+    if len(args) != 1 or type(args[0]) is not dict:
+        return False
+    row = args[0]
+    return codec.TAG not in row and all(
+        type(k) is str and type(v) in _PLAIN for k, v in row.items()
+    )
+
 
 #: How many times ``on_cpus`` moved a thread: a worker asks the OS for the CPUs it may poll on
 #: again only after a move.

@@ -119,7 +119,7 @@ _dumps = _one_shot_encoder() or _dumps
 def _loads(raw: bytes | bytearray | memoryview) -> Any:
     """A frame header (ASCII JSON, maybe followed by blanks) as Python values: ``json.loads``
     without its encoding detection and whitespace matching, which headers never need."""
-    text = bytes(raw).decode("ascii")
+    text = str(raw, "ascii")
     value, end = _decoder.raw_decode(text)
     if end != len(text) and text[end:].strip(" "):
         raise ValueError(f"extra data after the header at {end}")
@@ -127,6 +127,8 @@ def _loads(raw: bytes | bytearray | memoryview) -> Any:
 
 
 _TAG = "$t"
+#: The key that marks a tagged value (an array, a tuple, a frame, ...) in a frame header.
+TAG = _TAG
 
 
 class FrameError(Exception):
