@@ -154,6 +154,15 @@ class WrongLength(ThresholdClassifier):
         return out[:-1] if len(out) > 1 else out
 
 
+class WrongLengthProbabilities(WrongLength):
+    """Drops the last label and the last row of probabilities of every batch of more than one
+    row (a model that skips rows it cannot score)."""
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        out = super().predict_proba(X)
+        return out[:-1] if len(out) > 1 else out
+
+
 class RaisesOnPredict(ThresholdClassifier):
     """predict() always raises."""
 

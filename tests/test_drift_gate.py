@@ -162,3 +162,19 @@ def test_a_profile_of_data_with_a_date_feature_leaves_the_date_out(gate: GateRun
     outcomes = junit_outcomes(gate.junit())
     assert outcomes.pop("drift[when]") == "skipped"
     assert set(outcomes.values()) == {"passed"}, messages(gate.junit())
+
+
+def test_a_model_that_cannot_score_the_rows_fails_only_the_prediction_drift(
+    gate: GateRun,
+) -> None:
+    # Input drift does not depend on the model: its fault shows once, where it belongs.
+    gate.artifact(fm.WrongLengthProbabilities())
+    gate.data(_mixed(3000, seed=1))
+    gate.data(_mixed(3000, seed=2, shift_c=1.0).drop(columns=["label", "y"]), name="current.csv")
+    gate.run("model.joblib", "--deploy-gate-current=current.csv", "-k", "drift")
+    root = gate.junit()
+    assert failed(root) == {"drift[c]", "drift[prediction]"}
+    assert junit_outcomes(root)["drift[a]"] == "passed"
+    assert messages(root)["drift[prediction]"].startswith(
+        "drift could not be computed: predicting on reference data gave 2999 scores for 3000 rows"
+    )

@@ -25,8 +25,9 @@ if TYPE_CHECKING:
     from deploy_gate.gate import Gate
     from deploy_gate.options import Settings
 
-    #: A feature (or ``prediction``) to its drift verdict, or to why it has none.
-    DriftResults = dict[str, FeatureDrift | str]
+    #: A feature (or ``prediction``) to its drift verdict, to why it has none (a skip), or to
+    #: why the model could not score the rows (a failure of ``drift[prediction]``).
+    DriftResults = dict[str, FeatureDrift | str | CheckFailure]
 
 
 def drift_features(profile: ModelProfile | None, settings: Settings) -> tuple[str, ...]:
@@ -91,15 +92,32 @@ def drift_results(
     from deploy_gate.sources import is_profile_file
 
     def compute() -> DriftResults:
+        names = list(drift_features(artifact.profile, gate.settings))
+        try:
+            return compute_with(names, _scores(deployment, names))
+        except _DriftSkip:
+            raise
+        except Exception as exc:
+            # The model could not score the rows (too few outputs, an exception): only the
+            # drift of its predictions depends on it. The features are judged without it, and
+            # a data problem that is not the model's fails them all as before.
+            try:
+                out = compute_with(names, None)
+            except Exception:
+                raise exc from None
+            out["prediction"] = CheckFailure(f"drift could not be computed: {exc}")
+            return out
+
+    def compute_with(
+        names: list[str], predict: Callable[[pd.DataFrame], np.ndarray] | None
+    ) -> DriftResults:
         settings = gate.settings
-        names = list(drift_features(artifact.profile, settings))
         thresholds = DriftThresholds(
             psi_threshold=settings.drift_psi,
             pvalue=settings.drift_pvalue,
             ks_floor=settings.drift_effect_floor,
             cramers_v_floor=settings.drift_effect_floor,
         )
-        predict = _scores(deployment, names)
         current_path = settings.path("current")
         if is_profile_file(current_path):
             return _profile_to_profile(settings, names, thresholds, predict, data)
@@ -167,7 +185,7 @@ def _profile_to_profile(
     settings: Settings,
     names: list[str],
     thresholds: DriftThresholds,
-    predict: Callable[[pd.DataFrame], np.ndarray],
+    predict: Callable[[pd.DataFrame], np.ndarray] | None,
     data: GateData | None,
 ) -> DriftResults:
     """Drift of a current profile (--deploy-gate-current CURRENT.json) against the reference."""
@@ -227,6 +245,8 @@ def _drift_check(feature: str) -> Callable[..., None]:
         except DataError as exc:
             raise CheckFailure(f"drift could not be computed: {exc}") from None
         result = results.get(feature)
+        if isinstance(result, CheckFailure):
+            raise CheckFailure(str(result))
         if isinstance(result, str):
             pytest.skip(f"no drift figure for {feature!r}: {result}")
         if result is None:
