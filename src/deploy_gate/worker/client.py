@@ -635,7 +635,7 @@ class ModelWorker:
                 raise self._bad_frame(str(exc), during) from None
             raise error
         result = header.get("r")
-        if type(result) in _PLAIN:  # most single-row answers: nothing to decode
+        if type(result) in codec.PLAIN:  # most single-row answers: nothing to decode
             return result
         try:
             return codec.Decoder(frames, self._proxy).value(result)
@@ -925,9 +925,6 @@ def remote(obj: object) -> Remote | None:
 _MEASUREMENTS = frozenset({"time_calls", "time_pairs"})
 
 
-_PLAIN = frozenset({int, float, str, bool, type(None)})
-
-
 def _plain_row(args: Sequence[Any]) -> bool:
     """``args`` is one mapping of text to plain values (not bool subclasses, numpy scalars,
     or the codec's tag as a key): JSON as it stands."""
@@ -935,7 +932,7 @@ def _plain_row(args: Sequence[Any]) -> bool:
         return False
     row = args[0]
     return codec.TAG not in row and all(
-        type(k) is str and type(v) in _PLAIN for k, v in row.items()
+        type(k) is str and type(v) in codec.PLAIN for k, v in row.items()
     )
 
 

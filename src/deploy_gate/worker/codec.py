@@ -129,6 +129,8 @@ def _loads(raw: bytes | bytearray | memoryview) -> Any:
 _TAG = "$t"
 #: The key that marks a tagged value (an array, a tuple, a frame, ...) in a frame header.
 TAG = _TAG
+#: That key as it appears in a header's text (inside a string its quotes are escaped).
+_TAG_TEXT = f'"{_TAG}"'.encode("ascii")
 
 
 class FrameError(Exception):
@@ -194,7 +196,9 @@ def clean_text(text: object, limit: int = MAX_MESSAGE_CHARS) -> str:
 
 _RAW_KINDS = frozenset("biufcmMSU")
 _SCALAR_KINDS = frozenset("biuf")
-_PLAIN = (str, int, float, bool, type(None))
+#: Types of values that a frame header holds as they are: no encoding or decoding (exact types,
+#: not subclasses such as ``IntEnum`` or numpy scalars).
+PLAIN = frozenset({str, int, float, bool, type(None)})
 _pd: Any = None
 
 
@@ -986,7 +990,7 @@ class FrameReader:
         try:
             raw = body[:header_len] if count else body
             header = _loads(raw)
-            self.tagless = b'"$t"' not in raw
+            self.tagless = _TAG_TEXT not in raw
             if self.rehearse:
                 self._last_header = bytes(raw) if header_len <= REHEARSE_BYTES else b""
         except (ValueError, RecursionError) as exc:

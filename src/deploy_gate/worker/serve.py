@@ -22,8 +22,6 @@ import sys
 import time
 from typing import Any
 
-_PLAIN = frozenset({int, float, str, bool, type(None)})
-
 #: Distributions reported by ``hello``; the first installed name of each entry wins.
 REPORTED_LIBRARIES = (
     ("numpy",),
@@ -122,7 +120,11 @@ class _Server:
         # worker's time: asked again after each request but single calls (and every 256th),
         # which are many and fast, and come in the checks that gain from polling.
         cpus = os.sched_getaffinity if hasattr(os, "sched_getaffinity") else None
-        waiting = spin if cpus is None or len(cpus(0)) > 1 else 0.0
+
+        def polling() -> float:
+            return spin if cpus is None or len(cpus(0)) > 1 else 0.0
+
+        waiting = polling()
         served = 0
         while True:
             try:
@@ -150,7 +152,7 @@ class _Server:
                 return 0
             served += 1
             if op != "call" or served % 256 == 0:
-                waiting = spin if cpus is None or len(cpus(0)) > 1 else 0.0
+                waiting = polling()
 
     def error(self, exc: BaseException) -> dict[str, Any]:
         try:
@@ -186,7 +188,7 @@ class _Server:
 
     def result(self, value: Any, ref: Any, encoder: Any) -> Any:
         """``value`` encoded as data, or kept here under a handle when it is not data."""
-        if type(value) in _PLAIN:  # most single-row answers
+        if type(value) in self.codec.PLAIN:  # most single-row answers
             return value
         mark = len(encoder.buffers)
         try:
