@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import textwrap
+from pathlib import Path
 
 import faulty_models as fm
 import joblib
@@ -282,3 +283,29 @@ def test_a_latency_comparison_shares_one_cpu_chosen_per_gate(
         finally:
             os.sched_setaffinity(0, set(cpus))
     assert seen == set(cpus[:2])
+
+
+def test_the_baseline_worker_starts_beside_the_candidates(tmp_path: Path) -> None:
+    """Both model workers import their libraries at once (two CPUs), not one after the other
+    when the first baseline check comes; the baseline's file is opened only by its own load."""
+    from deploy_gate.gate import Gate
+    from deploy_gate.options import OPTIONS, Settings
+
+    candidate, baseline = tmp_path / "candidate.joblib", tmp_path / "baseline.joblib"
+    joblib.dump(fm.ThresholdClassifier(), candidate)
+    joblib.dump(fm.ThresholdClassifier(), baseline)
+    values = {option.name: option.default for option in OPTIONS}
+    values.update(baseline=baseline, trust=["faulty_models"], isolation="process")
+    gate = Gate(Settings(values, {}), [candidate])
+    try:
+        loaded = gate.artifact_or_error(candidate)
+        assert not isinstance(loaded, BaseException), loaded
+        waiting = gate.worker_for(baseline)
+        assert waiting.pid is not None
+        assert waiting.info is None
+        assert gate.remote_artifact(baseline) is None
+        assert not isinstance(gate.artifact_or_error(baseline), BaseException)
+        assert waiting.starts == 1
+        assert waiting.deaths == 0
+    finally:
+        gate.close()

@@ -328,6 +328,57 @@ def test_a_spent_budget_fails_every_later_request_at_once() -> None:
         assert worker.starts == 1
 
 
+# -- launching ahead ------------------------------------------------------------------------------
+
+
+def test_a_launched_worker_starts_and_prepares_before_its_first_request() -> None:
+    with ModelWorker(config()) as worker:
+        assert worker.launch("worker_models:prepare") is True
+        pid = worker.pid
+        assert pid is not None
+        assert alive(pid)
+        assert worker.info is None  # its hello is read by the next request, not awaited here
+        probe = worker.construct("worker_models:Prepared")
+        assert probe.runs() == [pid]
+        assert worker.info is not None
+        assert worker.info.pid == pid
+        assert worker.launch("worker_models:prepare") is False  # running: nothing sent again
+        assert probe.runs() == [pid]
+        assert worker.starts == 1
+
+
+def test_a_failed_preparation_is_raised_by_the_next_request_only() -> None:
+    with ModelWorker(config()) as worker:
+        worker.launch("worker_models:fails_to_prepare", "worker_models:prepare")
+        with pytest.raises(LookupError, match="not ready"):
+            worker.echo(1)
+        assert worker.echo(2) == 2
+        assert worker.construct("worker_models:Prepared").runs() == [worker.pid]
+        assert worker.deaths == 0
+
+
+@pytest.mark.parametrize(
+    ("command", "error", "message"),
+    [
+        ("exit 0", WorkerDied, "^model process exited with status 0 during start-up"),
+        ("exec sleep 60", WorkerTimeout, "^model process did not answer start-up within 2 s"),
+    ],
+)
+def test_a_launched_worker_that_never_answers_fails_the_next_request(
+    tmp_path: Path, command: str, error: type[BaseException], message: str
+) -> None:
+    script = tmp_path / "fake-python"
+    script.write_text(f"#!/bin/sh\n{command}\n")
+    script.chmod(0o755)
+    with ModelWorker(config(python=str(script), start_timeout=2.0)) as worker:
+        assert worker.launch("worker_models:prepare") is True
+        begin = time.monotonic()
+        with pytest.raises(error, match=message):
+            worker.echo(1)
+        assert time.monotonic() - begin < 2.0 + MARGIN
+        assert worker.deaths == 1
+
+
 # -- limits ---------------------------------------------------------------------------------------
 
 

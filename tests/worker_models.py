@@ -264,3 +264,22 @@ def forge() -> None:
             forged = {"$t": "nd", "d": "|O", "s": [2], "b": 0}
             reply = {"id": header["id"], "r": forged}
             codec.write_frame(1, codec.pack_frame(reply, [memoryview(payload)]))
+
+
+#: Pids of the processes where ``prepare`` ran (a ``ModelWorker.launch`` step).
+PREPARED: list[int] = []
+
+
+def prepare() -> None:
+    PREPARED.append(os.getpid())
+
+
+def fails_to_prepare() -> None:
+    raise LookupError("not ready")
+
+
+class Prepared:
+    """Tells where ``prepare`` ran in this worker."""
+
+    def runs(self) -> list[int]:
+        return list(PREPARED)

@@ -27,6 +27,21 @@ NO_ISOLATION = "none: the model ran inside pytest (--deploy-gate-isolation none)
 T = TypeVar("T")
 
 
+#: What a model worker imports before the model's own load deadline starts.
+_PRELOAD = "deploy_gate.worker.inside:preload"
+
+
+def _import_for_checks() -> None:
+    """Import the statistics the checks use in this process. In process, loading the model
+    imported them (scikit-learn imports scipy); with a model worker, the first check that needs
+    them would pay about a second for it, so this runs while the workers start instead."""
+    import importlib
+
+    for name in ("scipy.stats", "sklearn.metrics"):
+        with contextlib.suppress(ImportError):
+            importlib.import_module(name)
+
+
 class Gate:
     """Caches every expensive step once per process: loading artifacts, reading data."""
 
@@ -147,9 +162,15 @@ class Gate:
             raise FileNotFoundError(f"model artifact not found: {path}")
         sha = sha256_file(path)
         worker = self.worker_for(path)
+        launched = worker.launch(_PRELOAD)
+        self._launch_baseline(path)
+        _import_for_checks()  # here, while the model workers start
         start = worker.config.start_timeout
         with worker.deadline(start, "starting and importing the model's libraries"):
-            worker.construct("deploy_gate.worker.inside:preload")
+            if launched:
+                worker.start()  # waits for the launch and the preload
+            else:
+                worker.construct(_PRELOAD)
         with worker.deadline(float(self.settings.check_timeout), f"loading {path.name}"):
             remote = worker.construct(
                 "deploy_gate.artifact:load_artifact",
@@ -175,6 +196,22 @@ class Gate:
             load_warnings=tuple(str(w) for w in described.get("load_warnings", ())),
             libraries={str(k): str(v) for k, v in dict(described.get("libraries", {})).items()},
         )
+
+    def _launch_baseline(self, candidate: Path) -> None:
+        """Start the baseline's model worker beside the candidate's, so both import their
+        libraries at once on two CPUs, not one after the other when the first baseline check
+        comes. Its file is not opened here: loading it (and checking its pin) comes later."""
+        from deploy_gate.worker import WorkerError
+
+        if self.settings.baseline is None:
+            return
+        key = Path(self.settings.baseline).resolve()
+        if key == candidate.resolve() or key in self._loaded or key in self._workers:
+            return
+        if key.is_file():
+            # A start that fails is reported by the baseline's load, which tries again.
+            with contextlib.suppress(Exception, WorkerError):
+                self.worker_for(key).launch(_PRELOAD)
 
     def remote_artifact(self, path: Path) -> RemoteObject | None:
         """The worker's own loaded artifact of ``path``, for a deployment built there."""

@@ -244,6 +244,8 @@ class ModelWorker:
         self._spent_message = ""
         self._closed = False
         self._spin_known = (-1, 0.0)
+        #: Requests ``launch`` sent whose answers are not read yet: (id, what, is the hello).
+        self._pending: list[tuple[int, str, bool]] = []
 
     @property
     def _spin(self) -> float:
@@ -269,8 +271,29 @@ class ModelWorker:
             self._usable("start-up")
             if self._proc is None:
                 self._spawn("start-up")
+            elif self._pending:
+                self._settle()
             assert self._info is not None
             return self._info
+
+    def launch(self, *prepare: str) -> bool:
+        """Start the child without waiting for it, and queue a call of each ``prepare``
+        function (``"module:qualname"``, no arguments, its answer dropped): the child starts
+        and imports while this process goes on. The next request waits for all of it under the
+        start-up timeout, and raises what went wrong (a death, an error of ``prepare``).
+        Returns False, doing nothing, when a child is already running."""
+        with self._lock:
+            self._usable("start-up")
+            if self._proc is not None:
+                return False
+            self._launch("start-up")
+            self._post("hello", {}, [], "start-up", hello=True)
+            for factory in prepare:
+                encoder = codec.Encoder()
+                fields = {"h": f"h{next(self._ids)}", "f": factory, "path": []}
+                fields |= {"a": encoder.value([]), "k": encoder.value({})}
+                self._post("construct", fields, encoder.buffers, f"constructing {factory}")
+            return True
 
     def close(self) -> None:
         """Kill the child and its processes and remove its scratch folder. Final."""
@@ -560,6 +583,8 @@ class ModelWorker:
             self._usable(during)
             if self._proc is None:
                 self._spawn(during)
+            elif self._pending:
+                self._settle()
             result = self._roundtrip(op, fields, buffers, timeout, during)
             if replay or (
                 type(result) is RemoteObject and ref is not None and result._dg_handle == ref
@@ -624,6 +649,10 @@ class ModelWorker:
             self._spent += time.monotonic() - begin
             raise self._bad_frame(str(exc), during) from None
         self._spent += time.monotonic() - begin
+        return self._answer(request_id, header, frames, during)
+
+    def _answer(self, request_id: int, header: dict[str, Any], frames: Any, during: str) -> Any:
+        """The result an answer carries, or the error it reports raised."""
         ns = header.get("ns")
         self._last_call_ns = ns if type(ns) is int else None
         if header.get("id") != request_id:
@@ -642,12 +671,65 @@ class ModelWorker:
         except codec.FrameError as exc:
             raise self._bad_frame(str(exc), during) from None
 
+    def _post(
+        self,
+        op: str,
+        fields: dict[str, Any],
+        buffers: list[memoryview],
+        during: str,
+        *,
+        hello: bool = False,
+    ) -> None:
+        """Send a request of ``launch`` whose answer ``_settle`` reads later."""
+        request_id = next(self._ids)
+        chunks = codec.pack_frame({"op": op, "id": request_id, **fields}, buffers)
+        deadline, why = self._deadline(self.config.start_timeout)
+        try:
+            codec.write_frame(self._wfd, chunks, deadline, self._wpoll)
+        except codec.DeadlineExpired:
+            raise self._timed_out(why, during) from None
+        except BrokenPipeError:
+            raise self._died(during) from None
+        self._pending.append((request_id, during, hello))
+
+    def _settle(self) -> None:
+        """Read the answers to what ``launch`` sent, under the start-up timeout, the first one
+        being the child's hello; a failure raises as the request's own would."""
+        assert self._reader is not None
+        deadline, why = self._deadline(self.config.start_timeout)
+        while self._pending:
+            request_id, during, hello = self._pending[0]
+            begin = time.monotonic()
+            try:
+                header, frames = self._reader.read(deadline, 0.0)
+            except codec.DeadlineExpired:
+                self._spent += time.monotonic() - begin
+                raise self._timed_out(why, during) from None
+            except EOFError:
+                self._spent += time.monotonic() - begin
+                raise self._died(during) from None
+            except codec.FrameError as exc:
+                self._spent += time.monotonic() - begin
+                raise self._bad_frame(str(exc), during) from None
+            self._spent += time.monotonic() - begin
+            del self._pending[0]
+            answer = self._answer(request_id, header, frames, during)
+            if hello:
+                self._handshake(answer, during)
+
     def _proxy(self, ref: codec.Ref) -> RemoteObject:
         return RemoteObject(self, ref.handle, ref.type_name, ref.methods)
 
     # -- starting ---------------------------------------------------------------------------
 
     def _spawn(self, during: str) -> None:
+        """Start the child and wait for its hello (and the replay of its state)."""
+        what = self._launch(during)
+        hello = self._roundtrip("hello", {}, [], self.config.start_timeout, what)
+        self._handshake(hello, what)
+
+    def _launch(self, during: str) -> str:
+        """Start the child process; what its start is called in messages."""
         config = self.config
         if self._base is None:
             self._base = Path(tempfile.mkdtemp(prefix="deploy-gate-worker-"))
@@ -702,8 +784,11 @@ class ModelWorker:
         self._wpoll = select.poll()
         self._wpoll.register(request_write, select.POLLOUT)
         self._finalizer = weakref.finalize(self, _kill_group, proc.pid, (request_write, reply_read))
-        what = "start-up" if self._starts == 1 else f"restart for {during}"
-        hello = self._roundtrip("hello", {}, [], config.start_timeout, what)
+        return "start-up" if self._starts == 1 else f"restart for {during}"
+
+    def _handshake(self, hello: Any, what: str) -> None:
+        """Check the child's hello and bring it back to its state (after a restart)."""
+        config = self.config
         self._info = _info(hello, config.label)
         if hello.get("protocol") != codec.PROTOCOL_VERSION:
             raise self._bad_frame(
@@ -733,6 +818,7 @@ class ModelWorker:
     def _stop(self) -> tuple[int | None, Any]:
         """Kill the process group, reap the child; its wait status and rusage (None if gone)."""
         proc = self._proc
+        self._pending.clear()
         if proc is None:
             return None, None
         self._proc = None
