@@ -309,3 +309,38 @@ def test_the_baseline_worker_starts_beside_the_candidates(tmp_path: Path) -> Non
         assert waiting.deaths == 0
     finally:
         gate.close()
+
+
+def test_prestart_starts_the_workers_before_anything_is_loaded(tmp_path: Path) -> None:
+    """Called before the data is read: the workers import their libraries meanwhile, and the
+    load that comes at collection uses the worker already started."""
+    from deploy_gate.gate import Gate
+    from deploy_gate.options import OPTIONS, Settings
+
+    candidate, baseline = tmp_path / "candidate.joblib", tmp_path / "baseline.joblib"
+    joblib.dump(fm.ThresholdClassifier(), candidate)
+    joblib.dump(fm.ThresholdClassifier(), baseline)
+    values = {option.name: option.default for option in OPTIONS}
+    values.update(baseline=baseline, trust=["faulty_models"], isolation="process")
+    gate = Gate(Settings(values, {}), [tmp_path / "missing.joblib", candidate])
+    try:
+        gate.prestart()
+        workers = [gate.worker_for(candidate), gate.worker_for(baseline)]
+        assert [w.pid is not None for w in workers] == [True, True]
+        assert [gate.remote_artifact(p) for p in (candidate, baseline)] == [None, None]
+        assert not isinstance(gate.artifact_or_error(candidate), BaseException)
+        assert [(w.starts, w.deaths) for w in workers] == [(1, 0), (1, 0)]
+    finally:
+        gate.close()
+    none = {**values, "isolation": "none"}
+    before = _children()
+    Gate(Settings(none, {}), [candidate]).prestart()
+    assert _children() == before  # in process: no worker to start
+
+
+def _children() -> set[str]:
+    """The pids of this process's children (Linux)."""
+    found: set[str] = set()
+    for task in Path(f"/proc/{os.getpid()}/task").iterdir():
+        found.update((task / "children").read_text().split())
+    return found

@@ -162,15 +162,13 @@ class Gate:
             raise FileNotFoundError(f"model artifact not found: {path}")
         sha = sha256_file(path)
         worker = self.worker_for(path)
-        launched = worker.launch(_PRELOAD)
+        worker.launch(_PRELOAD)  # nothing when prestart() launched it
         self._launch_baseline(path)
         _import_for_checks()  # here, while the model workers start
         start = worker.config.start_timeout
         with worker.deadline(start, "starting and importing the model's libraries"):
-            if launched:
-                worker.start()  # waits for the launch and the preload
-            else:
-                worker.construct(_PRELOAD)
+            # Waits for the launch first; imports nothing new then, but is replayed on restarts.
+            worker.construct(_PRELOAD)
         with worker.deadline(float(self.settings.check_timeout), f"loading {path.name}"):
             remote = worker.construct(
                 "deploy_gate.artifact:load_artifact",
@@ -196,6 +194,20 @@ class Gate:
             load_warnings=tuple(str(w) for w in described.get("load_warnings", ())),
             libraries={str(k): str(v) for k, v in dict(described.get("libraries", {})).items()},
         )
+
+    def prestart(self) -> None:
+        """Start the first artifact's model worker, and the baseline's, without waiting: they
+        import their libraries while this process reads the data. Nothing is opened: the
+        artifact is loaded (after its pin is checked) when collection asks for it."""
+        from deploy_gate.worker import WorkerError
+
+        first = next((p for p in self.artifact_paths if p.is_file()), None)
+        if not self.isolated or first is None:
+            return
+        # A start that fails is reported by the artifact's load, which tries again.
+        with contextlib.suppress(Exception, WorkerError):
+            self.worker_for(first).launch(_PRELOAD)
+        self._launch_baseline(first)
 
     def _launch_baseline(self, candidate: Path) -> None:
         """Start the baseline's model worker beside the candidate's, so both import their

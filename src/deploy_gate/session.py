@@ -141,6 +141,13 @@ def pytest_sessionstart(session: pytest.Session) -> None:
         return
     from deploy_gate.errors import DataError
 
+    # Not in pytest-xdist's controller: it runs no check, its workers start their own.
+    config = session.config
+    if (
+        getattr(config, "workerinput", None) is not None
+        or getattr(config.option, "dist", "no") == "no"
+    ):
+        gate.prestart()
     try:
         gate.data()
     except DataError as exc:
