@@ -379,6 +379,24 @@ def test_a_launched_worker_that_never_answers_fails_the_next_request(
         assert worker.deaths == 1
 
 
+def test_a_worker_gone_before_launch_could_write_is_reported_by_the_next_request(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    script = tmp_path / "fake-python"
+    script.write_text("#!/bin/sh\nexit 0\n")
+    script.chmod(0o755)
+
+    def gone(*args: object) -> None:
+        raise BrokenPipeError
+
+    with ModelWorker(config(python=str(script), start_timeout=5.0)) as worker:
+        with monkeypatch.context() as patch:
+            patch.setattr(codec, "write_frame", gone)
+            assert worker.launch("worker_models:prepare") is True
+        with pytest.raises(WorkerDied, match=r"^model process exited with status 0 during start-up"):
+            worker.echo(1)
+
+
 # -- limits ---------------------------------------------------------------------------------------
 
 

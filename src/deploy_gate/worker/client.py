@@ -280,8 +280,9 @@ class ModelWorker:
         """Start the child without waiting for it, and queue a call of each ``prepare``
         function (``"module:qualname"``, no arguments, its answer dropped): the child starts
         and imports while this process goes on. The next request waits for all of it under the
-        start-up timeout, and raises what went wrong (a death, an error of ``prepare``).
-        Returns False, doing nothing, when a child is already running."""
+        start-up timeout, and raises what went wrong (a death, an error of ``prepare``); only
+        an interpreter that cannot be started at all raises here. Returns False, doing nothing,
+        when a child is already running."""
         with self._lock:
             self._usable("start-up")
             if self._proc is not None:
@@ -689,7 +690,7 @@ class ModelWorker:
         except codec.DeadlineExpired:
             raise self._timed_out(why, during) from None
         except BrokenPipeError:
-            raise self._died(during) from None
+            pass  # the child is gone already: reading its answer finds out how, and says so
         self._pending.append((request_id, during, hello))
 
     def _settle(self) -> None:
