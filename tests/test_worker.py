@@ -393,7 +393,9 @@ def test_a_worker_gone_before_launch_could_write_is_reported_by_the_next_request
         with monkeypatch.context() as patch:
             patch.setattr(codec, "write_frame", gone)
             assert worker.launch("worker_models:prepare") is True
-        with pytest.raises(WorkerDied, match=r"^model process exited with status 0 during start-up"):
+        with pytest.raises(
+            WorkerDied, match=r"^model process exited with status 0 during start-up"
+        ):
             worker.echo(1)
 
 
