@@ -199,31 +199,31 @@ class Gate:
         """Start the first artifact's model worker, and the baseline's, without waiting: they
         import their libraries while this process reads the data. Nothing is opened: the
         artifact is loaded (after its pin is checked) when collection asks for it."""
-        from deploy_gate.worker import WorkerError
-
         first = next((p for p in self.artifact_paths if p.is_file()), None)
         if not self.isolated or first is None:
             return
-        # A start that fails is reported by the artifact's load, which tries again.
-        with contextlib.suppress(Exception, WorkerError):
-            self.worker_for(first).launch(_PRELOAD)
+        self._launch(first)
         self._launch_baseline(first)
 
     def _launch_baseline(self, candidate: Path) -> None:
         """Start the baseline's model worker beside the candidate's, so both import their
         libraries at once on two CPUs, not one after the other when the first baseline check
         comes. Its file is not opened here: loading it (and checking its pin) comes later."""
-        from deploy_gate.worker import WorkerError
-
         if self.settings.baseline is None:
             return
         key = Path(self.settings.baseline).resolve()
         if key == candidate.resolve() or key in self._loaded or key in self._workers:
             return
         if key.is_file():
-            # A start that fails is reported by the baseline's load, which tries again.
-            with contextlib.suppress(Exception, WorkerError):
-                self.worker_for(key).launch(_PRELOAD)
+            self._launch(key)
+
+    def _launch(self, path: Path) -> None:
+        """Start the model worker of ``path`` without waiting for it. A start that fails is
+        reported by the artifact's load, which tries again."""
+        from deploy_gate.worker import WorkerError
+
+        with contextlib.suppress(Exception, WorkerError):
+            self.worker_for(path).launch(_PRELOAD)
 
     def remote_artifact(self, path: Path) -> RemoteObject | None:
         """The worker's own loaded artifact of ``path``, for a deployment built there."""

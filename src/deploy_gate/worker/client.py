@@ -640,17 +640,22 @@ class ModelWorker:
             # A latency measurement is long, and polling beside it would disturb it.
             spin = 0.0 if op in _MEASUREMENTS else self._spin
             header, frames = self._reader.read(deadline, spin)
-        except codec.DeadlineExpired:
-            self._spent += time.monotonic() - begin
-            raise self._timed_out(why, during) from None
-        except (EOFError, BrokenPipeError):
-            self._spent += time.monotonic() - begin
-            raise self._died(during) from None
-        except codec.FrameError as exc:
-            self._spent += time.monotonic() - begin
-            raise self._bad_frame(str(exc), during) from None
+        except _CHANNEL_FAILURES as exc:
+            raise self._channel_failed(exc, begin, why, during) from None
         self._spent += time.monotonic() - begin
         return self._answer(request_id, header, frames, during)
+
+    def _channel_failed(
+        self, exc: BaseException, begin: float, why: str, during: str
+    ) -> WorkerError:
+        """What a failure of the channel (one of ``_CHANNEL_FAILURES``) says about the child,
+        with the time waited since ``begin`` counted against the budget."""
+        self._spent += time.monotonic() - begin
+        if isinstance(exc, codec.DeadlineExpired):
+            return self._timed_out(why, during)
+        if isinstance(exc, codec.FrameError):
+            return self._bad_frame(str(exc), during)
+        return self._died(during)  # EOFError, BrokenPipeError: the channel closed
 
     def _answer(self, request_id: int, header: dict[str, Any], frames: Any, during: str) -> Any:
         """The result an answer carries, or the error it reports raised."""
@@ -703,15 +708,8 @@ class ModelWorker:
             begin = time.monotonic()
             try:
                 header, frames = self._reader.read(deadline, 0.0)
-            except codec.DeadlineExpired:
-                self._spent += time.monotonic() - begin
-                raise self._timed_out(why, during) from None
-            except EOFError:
-                self._spent += time.monotonic() - begin
-                raise self._died(during) from None
-            except codec.FrameError as exc:
-                self._spent += time.monotonic() - begin
-                raise self._bad_frame(str(exc), during) from None
+            except _CHANNEL_FAILURES as exc:
+                raise self._channel_failed(exc, begin, why, during) from None
             self._spent += time.monotonic() - begin
             del self._pending[0]
             answer = self._answer(request_id, header, frames, during)
@@ -1010,6 +1008,8 @@ def remote(obj: object) -> Remote | None:
 
 #: Requests that time the model in the worker.
 _MEASUREMENTS = frozenset({"time_calls", "time_pairs"})
+#: What writing a request or reading an answer raises when the child cannot be heard from.
+_CHANNEL_FAILURES = (codec.DeadlineExpired, EOFError, BrokenPipeError, codec.FrameError)
 
 
 def _plain_row(args: Sequence[Any]) -> bool:
