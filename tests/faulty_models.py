@@ -621,7 +621,83 @@ class ConstantProbabilities(ThresholdClassifier):
         return np.zeros(len(self._matrix(X)), dtype=int)
 
 
+class ExtraProbabilityColumn(ThresholdClassifier):
+    """Probabilities with a third, empty column for a model of two classes (rows sum to 1)."""
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        proba = super().predict_proba(X)
+        return np.column_stack([proba, np.zeros(len(proba))])
+
+
+class OneHotLabels(ThresholdClassifier):
+    """``predict`` returns a one-hot (n, 2) matrix instead of one label per row."""
+
+    def predict(self, X: Any) -> np.ndarray:
+        labels = super().predict(X)
+        return np.column_stack([1 - labels, labels])
+
+
+class TwoColumnRegressor(LinearRegressor):
+    """Two values per row (its prediction and a constant) for a single label column."""
+
+    def predict(self, X: Any) -> np.ndarray:
+        out = super().predict(X)
+        return np.column_stack([out, np.full(len(out), 0.5)])
+
+
+class BooleanRegressor(LinearRegressor):
+    """A regressor thresholding its own output: ``predict() > 0`` as booleans."""
+
+    def predict(self, X: Any) -> np.ndarray:
+        return super().predict(X) > 0
+
+
+class ComplexRegressor(LinearRegressor):
+    """Complex outputs (a zero imaginary part) from a regressor."""
+
+    def predict(self, X: Any) -> np.ndarray:
+        return super().predict(X).astype(np.complex128)
+
+
+class LongDoubleRegressor(LinearRegressor):
+    """Healthy values computed in numpy's long double: the scalar of one row must cross from
+    the model worker like any number (it crashed the worker's encoder)."""
+
+    def predict(self, X: Any) -> np.ndarray:
+        return super().predict(X).astype(np.longdouble)
+
+
 FAULTS: list[tuple[Any, str, list[str], str]] = [
+    (
+        ExtraProbabilityColumn(),
+        "label",
+        ["output[shape]"],
+        "probabilities have 3 columns for the 2 classes of classes_ ('0', '1')",
+    ),
+    (
+        OneHotLabels(),
+        "label",
+        ["output[shape]"],
+        "expected one output per row, got 2 per row (shape (",
+    ),
+    (
+        TwoColumnRegressor(),
+        "y",
+        ["output[shape]"],
+        "expected one output per row, got 2 per row (shape (",
+    ),
+    (
+        BooleanRegressor(),
+        "y",
+        ["output[numeric-dtype]"],
+        "a regressor returned booleans (dtype bool)",
+    ),
+    (
+        ComplexRegressor(),
+        "y",
+        ["output[numeric-dtype]", "output[regression-range]"],
+        "complex output (dtype complex128) in row 0,",
+    ),
     (NaNProbabilities(), "label", ["output[no-nan]"], "NaN probability in row 3"),
     (
         ConstantRegressor(),

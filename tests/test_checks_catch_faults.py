@@ -34,8 +34,9 @@ def test_check_fails_on_the_model_with_its_fault(
         (fm.ThresholdClassifier(), "label"),
         (fm.LinearRegressor(), "y"),
         (fm.Float32Regressor(), "y"),
+        (fm.LongDoubleRegressor(), "y"),
     ],
-    ids=["classifier", "regressor", "float32-regressor"],
+    ids=["classifier", "regressor", "float32-regressor", "long-double-regressor"],
 )
 def test_healthy_models_pass_every_check(gate: GateRun, model: object, target: str) -> None:
     gate.artifact(model)

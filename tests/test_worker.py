@@ -695,6 +695,15 @@ def test_the_codec_round_trips_arrays_scalars_and_containers() -> None:
     assert out["na"][1] is pd.NaT
 
 
+def test_numbers_json_cannot_hold_cross_as_data() -> None:
+    # A long double's item() is a long double again, and Python's complex is no JSON number:
+    # the first crashed the worker's encoder, the second came back as a remote object.
+    value = [np.longdouble(1.25), np.clongdouble(1 + 2j), 1.5 - 0.5j, np.complex64(3j)]
+    out = _round_trip(value)
+    assert [type(x) for x in out] == [np.longdouble, np.clongdouble, np.complex128, np.complex64]
+    assert out == [np.longdouble(1.25), np.clongdouble(1 + 2j), 1.5 - 0.5j, np.complex64(3j)]
+
+
 def test_values_cross_a_real_worker_unchanged_both_ways() -> None:
     frame = mixed_frame()
     with ModelWorker(config()) as worker:

@@ -48,9 +48,11 @@ def as_array(outputs: Any) -> np.ndarray:
 
 
 def is_numeric(arr: np.ndarray) -> bool:
+    """Real numbers or booleans (complex numbers are not: a model's outputs are real)."""
     import numpy as np
 
-    return bool(np.issubdtype(arr.dtype, np.number) or np.issubdtype(arr.dtype, np.bool_))
+    real = np.issubdtype(arr.dtype, np.number) and not np.issubdtype(arr.dtype, np.complexfloating)
+    return bool(real or np.issubdtype(arr.dtype, np.bool_))
 
 
 def numeric_view(arr: np.ndarray) -> np.ndarray | None:

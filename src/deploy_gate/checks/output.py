@@ -264,9 +264,11 @@ def _proba_or_skip(obs: Observation, deployment: Deployment) -> np.ndarray:
 def output_shape(
     deployment: Deployment,
     deploy_gate_data: GateData,
+    model_artifact: LoadedArtifact,
     deploy_gate_property: Callable[[str, object], None],
 ) -> None:
-    """One output per row (sample and edge rows); probabilities one row per input row."""
+    """One output per row (sample and edge rows); probabilities one row per input row, with
+    one column per class of ``classes_``."""
     require_real_rows(deploy_gate_data)
     obs = observe(deployment, deploy_gate_data)
     deploy_gate_property("rows_checked", len(obs.labels))
@@ -276,6 +278,46 @@ def output_shape(
         problem = v.length_problem(obs.proba, n, "probability rows")
     if problem is not None:
         raise CheckFailure(f"{problem} (sample rows and edge rows)")
+    if (width := _width_problem(obs, model_artifact.profile, deploy_gate_data)) is not None:
+        raise CheckFailure(width)
+
+
+def _width_problem(obs: Observation, profile: ModelProfile, data: GateData) -> str | None:
+    """Outputs wider than the model's task allows: several values per row where a client
+    expects one label or one number, or probability columns that do not match ``classes_``.
+
+    A classifier's ``predict`` gives one label per row, and a model scored against the one
+    label column of the data gives one value per row; an ``(n, 1)`` column is one value per
+    row. Without labels a regressor may have several outputs, so its width is not judged.
+    """
+    preds, target = obs.predictions, data.target
+    classifier = profile.task == "classifier"
+    if preds.ndim == 2 and preds.shape[1] != 1 and (classifier or target is not None):
+        if classifier:
+            why = (
+                "a classifier's predict() gives one label per row (a one-hot or probability "
+                "matrix belongs in predict_proba())"
+            )
+        else:
+            name = target.name if target is not None else None
+            why = f"the data has one label column to score it against ({name!r})"
+        return (
+            f"expected one output per row, got {preds.shape[1]} per row "
+            f"(shape {preds.shape}): {why}"
+        )
+    proba, classes = obs.proba, profile.classes
+    if (
+        proba is not None
+        and classes is not None
+        and proba.ndim == 2
+        and proba.shape[1] != len(classes)
+    ):
+        return (
+            f"probabilities have {proba.shape[1]} columns for the {len(classes)} classes of "
+            f"classes_ ({v.describe_names([str(c) for c in classes])}): a client cannot tell "
+            "which column is which class"
+        )
+    return None
 
 
 @check("output", "numeric-dtype")
@@ -285,7 +327,8 @@ def output_numeric_dtype(
     """Outputs are numbers (regressors' values; classifiers' probabilities)."""
     require_real_rows(deploy_gate_data)
     obs = observe(deployment, deploy_gate_data)
-    if model_artifact.profile.task == "classifier":
+    task = model_artifact.profile.task
+    if task == "classifier":
         if obs.proba is None:
             pytest.skip("class labels need not be numeric and there are no probabilities")
         arrays = [("probability", obs.proba)]
@@ -293,13 +336,20 @@ def output_numeric_dtype(
         arrays = [("output", obs.predictions)]
     for what, values in arrays:
         _fail_non_numeric(what, values, obs)
+    if task == "regressor" and obs.predictions.dtype.kind == "b":
+        raise CheckFailure(
+            f"a regressor returned booleans (dtype bool) for all {len(obs.labels)} rows: a "
+            "client expects numbers (a thresholded output, such as predict() > 0?)"
+        )
 
 
 def _fail_non_numeric(what: str, values: np.ndarray, obs: Observation) -> None:
     # Strings fail even when they read as numbers: a client would receive "1.5", not 1.5.
+    # Complex numbers fail too: no client of a model expects an imaginary part.
     rows = v.non_numeric_rows(values)
     if rows:
-        _fail_rows(f"non-numeric {what} (dtype {values.dtype})", rows, obs, values)
+        kind = "complex" if values.dtype.kind == "c" else "non-numeric"
+        _fail_rows(f"{kind} {what} (dtype {values.dtype})", rows, obs, values)
 
 
 def _fail_on(

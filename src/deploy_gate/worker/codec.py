@@ -89,6 +89,11 @@ _dumps = json.JSONEncoder(
 _decoder = json.JSONDecoder()
 
 
+def _not_json(value: object) -> Any:
+    """What the JSON encoder does with a value it cannot hold: the same error as json.dumps."""
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
+
+
 def _one_shot_encoder() -> Any:
     """``_dumps`` without the per-call set-up of ``JSONEncoder.encode`` (a Python function that
     builds a C encoder for every call): the C encoder built once, with the same settings. A
@@ -102,7 +107,7 @@ def _one_shot_encoder() -> Any:
         return None
     try:
         c_encode = make(
-            None, None, encoder.encode_basestring_ascii, None, ":", ",", False, False, True
+            None, _not_json, encoder.encode_basestring_ascii, None, ":", ",", False, False, True
         )
     except TypeError:  # another signature
         return None
@@ -249,6 +254,8 @@ class Encoder:
         if t is bytes or t is bytearray:
             self.buffers.append(memoryview(bytes(v)))
             return {_TAG: "bytes", "b": len(self.buffers) - 1}
+        if t is complex:  # as numpy's complex scalar, which is data
+            return self._scalar(np.complex128(v))
         module = t.__module__
         if module.startswith("pandas"):
             return self._pandas(v, depth)
@@ -270,7 +277,9 @@ class Encoder:
 
     def _scalar(self, v: np.generic) -> Any:
         kind = v.dtype.kind
-        if kind in _SCALAR_KINDS:
+        # ``item()`` of a long double (or any width past 64 bits) is that numpy scalar again,
+        # which JSON cannot hold: it goes as raw bytes, as arrays do.
+        if kind in _SCALAR_KINDS and v.dtype.itemsize <= 8:
             return {_TAG: "sc", "d": v.dtype.str, "v": v.item()}
         if kind in _RAW_KINDS:
             return self.array(np.asarray(v), 0, scalar=True)

@@ -147,7 +147,12 @@ class _Server:
                 reply = {"id": header.get("id"), "e": self.error(exc)}
             if self.call_ns is not None:  # the method's own time, for the gate's accounting
                 reply["ns"] = self.call_ns
-            codec.write_frame(self.out, codec.pack_frame(reply, encoder.buffers))
+            try:
+                frame = codec.pack_frame(reply, encoder.buffers)
+            except Exception as exc:  # an answer the encoder let through and JSON cannot hold
+                reply = {"id": header.get("id"), "e": self.error(codec.EncodeError(str(exc)))}
+                frame = codec.pack_frame(reply, [])
+            codec.write_frame(self.out, frame)
             if op == "exit":
                 return 0
             served += 1
