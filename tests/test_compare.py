@@ -170,6 +170,45 @@ def test_roc_auc_is_macro_one_vs_rest_and_log_loss_uses_the_probabilities(
     assert "above the limit" in worse.message.splitlines()[0]
 
 
+def _true_class_probabilities(p_true: np.ndarray) -> tuple[np.ndarray, ModelOutputs]:
+    """Labels of 0 and 1 in turn, and binary outputs giving the true class ``p_true``."""
+    n = p_true.size
+    y = np.arange(n) % 2
+    p1 = np.where(y == 1, p_true, 1 - p_true)
+    outputs = ModelOutputs(
+        task="classification",
+        labels=(p1 > 0.5).astype(int),
+        valid=np.ones(n, dtype=bool),
+        index=pd.RangeIndex(n),
+        proba=np.column_stack([1 - p1, p1]),
+        classes=np.array([0, 1]),
+    )
+    return y, outputs
+
+
+def test_log_loss_past_the_limit_by_a_few_rows_alone_is_noise_not_a_regression() -> None:
+    # Two retrains of a fully grown forest: equal everywhere but on the rows where each gives
+    # the true class a probability of 0 (each costs about 36): the baseline on one, the
+    # candidate on three. 112% of the baseline's log loss, above the 105.3% limit, decided
+    # by two rows of 1600.
+    p = np.full(1600, 0.7)
+    y, base = _true_class_probabilities(np.where(np.arange(1600) == 5, 0.0, p))
+    _, cand = _true_class_probabilities(np.where(np.isin(np.arange(1600), [5, 9, 700]), 0.0, p))
+    noisy = compare_metric("log_loss", y, cand, base)
+    assert noisy.candidate > noisy.threshold  # past the limit on these rows ...
+    assert noisy.passed  # ... but not confidently
+    first = noisy.message.splitlines()[0]
+    assert "is past the limit" in first and "but not confidently" in first, first
+    # The same excess spread over every row is a confident regression, and fails.
+    _, worse = _true_class_probabilities(np.full(1600, 0.675))
+    _, steady = _true_class_probabilities(p)
+    confident = compare_metric("log_loss", y, worse, steady)
+    assert confident.candidate / confident.baseline < noisy.candidate / noisy.baseline
+    assert not confident.passed
+    assert "above the limit" in confident.message.splitlines()[0]
+    assert "past the limit by" in confident.message
+
+
 def test_a_metric_that_needs_probabilities_is_unavailable_without_them() -> None:
     x, y = make_classification(300, random_state=1)
     rows = frame(x)
