@@ -198,7 +198,8 @@ def test_log_loss_past_the_limit_by_a_few_rows_alone_is_noise_not_a_regression()
     assert noisy.candidate > noisy.threshold  # past the limit on these rows ...
     assert noisy.passed  # ... but not confidently
     first = noisy.message.splitlines()[0]
-    assert "is past the limit" in first and "but not confidently" in first, first
+    assert "is past the limit" in first, first
+    assert "but not confidently" in first, first
     # The same excess spread over every row is a confident regression, and fails.
     _, worse = _true_class_probabilities(np.full(1600, 0.675))
     _, steady = _true_class_probabilities(p)
