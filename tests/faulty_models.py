@@ -667,7 +667,24 @@ class LongDoubleRegressor(LinearRegressor):
         return super().predict(X).astype(np.longdouble)
 
 
+class DropsRepeatedRows(ThresholdClassifier):
+    """Answers each distinct row once: a batch holding the same row twice gets one output
+    fewer (``X.drop_duplicates()`` before predicting)."""
+
+    def predict(self, X: Any) -> np.ndarray:
+        return super().predict(X.drop_duplicates())
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        return super().predict_proba(X.drop_duplicates())
+
+
 FAULTS: list[tuple[Any, str, list[str], str]] = [
+    (
+        DropsRepeatedRows(),
+        "label",
+        ["smoke[batch-consistency]"],
+        "a batch of 20 rows with row 0 twice: expected 20 outputs (one per row), got 19",
+    ),
     (
         ExtraProbabilityColumn(),
         "label",
@@ -817,7 +834,7 @@ FAULTS: list[tuple[Any, str, list[str], str]] = [
         ShiftsMidSizeBatches(),
         "label",
         ["smoke[batch-consistency]"],
-        "in the rows as one batch of 19",
+        "in the rows as one batch of 20 (row 0 twice)",
     ),
     (
         SingleRowFlipsSome(),

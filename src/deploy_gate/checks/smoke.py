@@ -189,15 +189,26 @@ def smoke_batch_consistency(
     single = single.reshape(batch.shape) if single.size == batch.size else single
     # The same rows as one small batch too: a client batching a few requests; padding and
     # chunking faults show between one row and the whole data.
+    # Its first row comes twice, last: two clients sending the same request in one batch.
     few = spread_rows(len(positions), SAMPLE_ROWS)
-    small = predict(deployment, rows.iloc[few])
-    require_one_per_row(small, len(few))
+    repeated = [*few, few[0]]
+    small = predict(deployment, rows.iloc[repeated])
+    if (problem := v.length_problem(small, len(repeated))) is not None:
+        raise CheckFailure(
+            f"a batch of {len(repeated)} rows with row {positions[few[0]]} twice: {problem}; a "
+            "model must answer every row of a batch, a repeated row too"
+        )
     deploy_gate_property("rows_compared", len(positions))
     tolerance = output_tolerance(batch, single)
     deploy_gate_property("tolerance", str(tolerance))
     asked = [positions[i] for i in few]
     for what, got, ref, where in (
-        (f"the rows as one batch of {len(few)}", small, single[few], asked),
+        (
+            f"the rows as one batch of {len(repeated)} (row {positions[few[0]]} twice)",
+            small,
+            single[repeated],
+            [positions[i] for i in repeated],
+        ),
         (f"the whole data as one batch of {n}", batch, single, positions),
     ):
         outputs = "batch and row-by-row outputs"
