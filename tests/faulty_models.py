@@ -667,6 +667,15 @@ class LongDoubleRegressor(LinearRegressor):
         return super().predict(X).astype(np.longdouble)
 
 
+class DecimalRegressor(LinearRegressor):
+    """Its values as ``decimal.Decimal`` objects: numbers to Python, not to a JSON client."""
+
+    def predict(self, X: Any) -> np.ndarray:
+        import decimal
+
+        return np.array([decimal.Decimal(str(x)) for x in super().predict(X)], dtype=object)
+
+
 class DropsRepeatedRows(ThresholdClassifier):
     """Answers each distinct row once: a batch holding the same row twice gets one output
     fewer (``X.drop_duplicates()`` before predicting)."""

@@ -49,6 +49,19 @@ def test_healthy_models_pass_every_check(gate: GateRun, model: object, target: s
     assert result.ret == pytest.ExitCode.OK
 
 
+def test_outputs_the_worker_cannot_send_as_data_are_named_not_called_a_scalar(
+    gate: GateRun,
+) -> None:
+    gate.artifact(fm.DecimalRegressor())
+    result = gate.run("model.joblib", "-k", "smoke[batch] or output[shape]", target="y")
+    texts = messages(gate.junit())
+    for item in ("smoke[batch]", "output[shape]"):
+        first = texts[item].splitlines()[0]
+        assert "got a numpy.ndarray that the model process could not send as data" in first
+        assert "scalar" not in first
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+
+
 def test_regression_range_names_the_rows_and_values_of_string_outputs(gate: GateRun) -> None:
     gate.artifact(fm.StringRegressor())
     gate.run("model.joblib", "-k", "regression-range", target="y")

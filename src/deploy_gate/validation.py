@@ -148,6 +148,15 @@ def describe_names(names: Sequence[str], limit: int = 12) -> str:
 
 def length_problem(outputs: np.ndarray, n_rows: int, what: str = "outputs") -> OutputProblem | None:
     if outputs.ndim == 0:
+        held = _held_in_worker(outputs)
+        if held is not None:
+            return OutputProblem(
+                "length",
+                (),
+                f"expected {n_rows} {what}, got a {held} that the model process could not send "
+                "as data: it holds values that are not numbers, text, booleans or dates (such "
+                "as decimal.Decimal), which no client can receive as they are",
+            )
         return OutputProblem("length", (), f"expected {n_rows} {what}, got a scalar")
     if outputs.shape[0] != n_rows:
         return OutputProblem(
@@ -156,6 +165,17 @@ def length_problem(outputs: np.ndarray, n_rows: int, what: str = "outputs") -> O
     if outputs.ndim > 2:
         return OutputProblem("length", (), f"expected 1-D or 2-D {what}, got shape {outputs.shape}")
     return None
+
+
+def _held_in_worker(outputs: np.ndarray) -> str | None:
+    """The type of what a 0-d object array wraps when it is an object left in a model worker
+    (an answer with no data encoding), else None."""
+    if outputs.dtype != object:
+        return None
+    from deploy_gate.worker import remote
+
+    where = remote(outputs.item())
+    return where.type_name if where is not None else None
 
 
 def nan_rows(outputs: np.ndarray) -> tuple[int, ...]:
