@@ -186,14 +186,21 @@ def _true_class_probabilities(p_true: np.ndarray) -> tuple[np.ndarray, ModelOutp
     return y, outputs
 
 
-def test_log_loss_past_the_limit_by_a_few_rows_alone_is_noise_not_a_regression() -> None:
+@pytest.mark.parametrize(
+    ("n", "zeros", "p_worse"),
+    [(1600, 3, 0.675), (40_000, 26, 0.685)],
+    ids=["bootstrap", "normal-approximation-past-10000-rows"],
+)
+def test_log_loss_past_the_limit_by_a_few_rows_alone_is_noise_not_a_regression(
+    n: int, zeros: int, p_worse: float
+) -> None:
     # Two retrains of a fully grown forest: equal everywhere but on the rows where each gives
     # the true class a probability of 0 (each costs about 36): the baseline on one, the
-    # candidate on three. 112% of the baseline's log loss, above the 105.3% limit, decided
-    # by two rows of 1600.
-    p = np.full(1600, 0.7)
-    y, base = _true_class_probabilities(np.where(np.arange(1600) == 5, 0.0, p))
-    _, cand = _true_class_probabilities(np.where(np.isin(np.arange(1600), [5, 9, 700]), 0.0, p))
+    # candidate on a few more. Above the 105.3% limit, decided by a handful of rows.
+    p = np.full(n, 0.7)
+    y, base = _true_class_probabilities(np.where(np.arange(n) == 5, 0.0, p))
+    rare = np.isin(np.arange(n), np.linspace(5, n - 1, zeros).astype(int))
+    _, cand = _true_class_probabilities(np.where(rare, 0.0, p))
     noisy = compare_metric("log_loss", y, cand, base)
     assert noisy.candidate > noisy.threshold  # past the limit on these rows ...
     assert noisy.passed  # ... but not confidently
@@ -201,7 +208,7 @@ def test_log_loss_past_the_limit_by_a_few_rows_alone_is_noise_not_a_regression()
     assert "is past the limit" in first, first
     assert "but not confidently" in first, first
     # The same excess spread over every row is a confident regression, and fails.
-    _, worse = _true_class_probabilities(np.full(1600, 0.675))
+    _, worse = _true_class_probabilities(np.full(n, p_worse))
     _, steady = _true_class_probabilities(p)
     confident = compare_metric("log_loss", y, worse, steady)
     assert confident.candidate / confident.baseline < noisy.candidate / noisy.baseline
