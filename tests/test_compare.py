@@ -217,6 +217,28 @@ def test_log_loss_past_the_limit_by_a_few_rows_alone_is_noise_not_a_regression(
     assert "past the limit by" in confident.message
 
 
+def test_balanced_accuracy_on_a_rare_class_fails_only_a_confident_regression() -> None:
+    # 60 positives in 2000 rows: the candidate finds 34 of them, the baseline 40. Six rows
+    # of one rare class put it under the 95% floor (0.783 against 0.792): the recall of a
+    # class that rare moves that much between two retrains of the same model.
+    y = np.zeros(2000, dtype=int)
+    positives = np.linspace(0, 1999, 60).astype(int)
+    y[positives] = 1
+
+    def finding(found: int) -> np.ndarray:
+        labels = np.zeros(2000, dtype=int)
+        labels[positives[:found]] = 1
+        return labels
+
+    noisy = compare_metric("balanced_accuracy", y, finding(34), finding(40))
+    assert noisy.candidate < noisy.threshold
+    assert noisy.passed
+    assert "but not confidently" in noisy.message.splitlines()[0]
+    blind = compare_metric("balanced_accuracy", y, finding(0), finding(40))
+    assert not blind.passed
+    assert "below the 95% floor" in blind.message.splitlines()[0]
+
+
 def test_a_metric_that_needs_probabilities_is_unavailable_without_them() -> None:
     x, y = make_classification(300, random_state=1)
     rows = frame(x)

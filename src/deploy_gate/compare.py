@@ -731,15 +731,16 @@ def compare_metric(
         )
     lines = [f"{first} (n={n})"]
     if noise is not None:
-        past = f"{_fmt(noise[0])} to {_fmt(noise[1])}"
+        low, by = _fmt(abs(noise[0])), _fmt(noise[1])
+        bound = f"{'inside' if noise[0] <= 0 else 'past'} it by {low}"
         if passed:
             lines[0] = (
-                f"{name} {name_c} is past the limit {name_t} on these rows, but not confidently: "
-                f"by {past} ({METRIC_CONFIDENCE:.0%} confidence, the rows resampled in pairs), "
-                f"within the noise of a few rows (n={n})"
+                f"{name} {name_c} is past the limit {name_t} by {by} on these rows, but not "
+                f"confidently: at {METRIC_CONFIDENCE:.0%} confidence (the rows resampled in "
+                f"pairs) it may be {bound}, within the noise of a few rows (n={n})"
             )
         else:
-            lines.append(f"past the limit by {past} ({METRIC_CONFIDENCE:.0%} confidence)")
+            lines.append(f"past the limit by {by}, at {METRIC_CONFIDENCE:.0%} confidence {bound}")
     direction = "higher" if spec.higher_is_better else "lower"
     lines.append(f"candidate {_fmt(c)}, baseline {_fmt(b)}; {direction} is better")
     if n < cand.n:
@@ -761,26 +762,74 @@ def compare_metric(
     )
 
 
-def _row_terms(spec: MetricSpec, y: np.ndarray, out: ModelOutputs, mask: np.ndarray) -> Any:
-    """Per-row terms whose mean (root mean, for rmse) is the metric on the masked rows, or
-    None for metrics that are not a mean over rows (balanced accuracy, ROC AUC, R2)."""
+def _mean(terms: np.ndarray, axis: int = -1) -> np.ndarray:
     import numpy as np
 
+    return np.asarray(terms.mean(axis=axis))
+
+
+def _root_mean(terms: np.ndarray, axis: int = -1) -> np.ndarray:
+    import numpy as np
+
+    return np.asarray(np.sqrt(terms.mean(axis=axis)))
+
+
+def _balanced(correct: np.ndarray, *members: np.ndarray, axis: int = -1) -> np.ndarray:
+    """Mean recall over the classes present in the labels (as ``balanced_accuracy_score``);
+    a class a resample happens to leave out is left out of that resample's mean."""
+    import numpy as np
+
+    with np.errstate(invalid="ignore", divide="ignore"):
+        recalls = np.stack([(correct * k).sum(axis=axis) / k.sum(axis=axis) for k in members])
+        return np.asarray(np.nanmean(recalls, axis=0))
+
+
+def _r2_of(squared: np.ndarray, labels: np.ndarray, axis: int = -1) -> np.ndarray:
+    import numpy as np
+
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.asarray(1 - squared.mean(axis=axis) / labels.var(axis=axis))
+
+
+#: Most classes for which balanced accuracy is resampled (one row array per class).
+_MAX_RESAMPLED_CLASSES = 20
+
+
+def _row_terms(
+    spec: MetricSpec, y: np.ndarray, out: ModelOutputs, mask: np.ndarray
+) -> tuple[tuple[np.ndarray, ...], tuple[np.ndarray, ...], Callable[..., np.ndarray]] | None:
+    """The metric on the masked rows as a function of row arrays that a resample of the rows
+    keeps aligned: the model's own arrays, the arrays of the labels alone (the same for both
+    models), and the function of both that gives the metric. None for ROC AUC (a rank
+    statistic: resampling it would cost a sort per resample)."""
+    import numpy as np
+
+    labels, got = y[mask], out.labels[mask]
     if spec.name == "accuracy":
-        return (y[mask] == out.labels[mask]).astype(float)
-    if spec.name in ("mae", "rmse"):
-        err = y[mask].astype(float) - out.labels[mask].astype(float)
-        return np.abs(err) if spec.name == "mae" else err * err
+        return ((labels == got).astype(float),), (), _mean
+    if spec.name == "balanced_accuracy":
+        classes = np.unique(labels.astype(str)) if labels.dtype == object else np.unique(labels)
+        if classes.size > _MAX_RESAMPLED_CLASSES:
+            return None
+        members = tuple((labels == k).astype(float) for k in classes)
+        return ((labels == got).astype(float),), members, _balanced
+    if spec.name in ("mae", "rmse", "r2"):
+        err = labels.astype(float) - got.astype(float)
+        if spec.name == "mae":
+            return (np.abs(err),), (), _mean
+        if spec.name == "rmse":
+            return (err * err,), (), _root_mean
+        return (err * err,), (labels.astype(float),), _r2_of
     if spec.name == "log_loss" and out.proba is not None and out.classes is not None:
         column = {label: i for i, label in enumerate(out.classes.tolist())}
         try:
-            idx = np.fromiter((column[v] for v in y[mask].tolist()), dtype=np.intp)
+            idx = np.fromiter((column[v] for v in labels.tolist()), dtype=np.intp)
         except KeyError:  # a label outside classes_: sklearn's own figure says what it says
             return None
         proba = np.asarray(out.proba[mask], dtype=float)
         proba = proba / proba.sum(axis=1, keepdims=True)
         eps = np.finfo(float).eps  # sklearn's clipping of log_loss
-        return -np.log(np.clip(proba[np.arange(idx.size), idx], eps, 1 - eps))
+        return (-np.log(np.clip(proba[np.arange(idx.size), idx], eps, 1 - eps)),), (), _mean
     return None
 
 
@@ -793,36 +842,38 @@ def _noise_interval(
     min_relative: float,
 ) -> tuple[float, float] | None:
     """How far past its limit the candidate is, as a one-sided interval (low, point) from a
-    paired bootstrap over the rows (``scipy.stats.bootstrap``: both models' terms of a row stay
-    together), or None where the metric is not a mean over rows or there are too few rows."""
+    paired bootstrap over the rows (``scipy.stats.bootstrap``: both models' terms of a row and
+    its label stay together), or None for ROC AUC or too few rows."""
     import inspect
 
     import numpy as np
     from scipy import stats
 
-    c_terms, b_terms = _row_terms(spec, y, cand, mask), _row_terms(spec, y, base, mask)
-    if c_terms is None or b_terms is None or c_terms.size < 20:
+    c_side, b_side = _row_terms(spec, y, cand, mask), _row_terms(spec, y, base, mask)
+    if c_side is None or b_side is None or int(mask.sum()) < 20:
         return None
-    root = spec.name == "rmse"
+    (c_own, shared, value), (b_own, _, _) = c_side, b_side
     higher, m = spec.higher_is_better, min_relative
+    k = len(c_own)
 
-    def past(c_rows: np.ndarray, b_rows: np.ndarray, axis: int = -1) -> np.ndarray:
-        c, b = c_rows.mean(axis=axis), b_rows.mean(axis=axis)
-        if root:
-            c, b = np.sqrt(c), np.sqrt(b)
+    def past(*arrays: np.ndarray, axis: int = -1) -> np.ndarray:
+        rest = arrays[2 * k :]
+        c = value(*arrays[:k], *rest, axis=axis)
+        b = value(*arrays[k : 2 * k], *rest, axis=axis)
         if higher:
             return np.asarray((b - (1 - m) * np.abs(b)) - c)
         return np.asarray(c - (b + (1 / m - 1) * np.abs(b)))
 
-    point = float(past(c_terms, b_terms))
-    n = c_terms.size
-    if n > _BOOTSTRAP_MAX_ROWS:
+    data = (*c_own, *b_own, *shared)
+    point = float(past(*data))
+    n = int(mask.sum())
+    if n > _BOOTSTRAP_MAX_ROWS and value in (_mean, _root_mean):
         # Resampling a million rows 2000 times would take minutes and gigabytes; with this
         # many rows the normal approximation of the statistic (its influence function: the
         # terms themselves for a mean, their linearisation for a root mean) is as good.
-        c_mean, b_mean = float(c_terms.mean()), float(b_terms.mean())
-        if root:
-            c_mean, b_mean = max(c_mean, 1e-300), max(b_mean, 1e-300)
+        c_terms, b_terms = c_own[0], b_own[0]
+        if value is _root_mean:
+            c_mean, b_mean = max(float(c_terms.mean()), 1e-300), max(float(b_terms.mean()), 1e-300)
             c_inf, b_inf = c_terms / (2 * math.sqrt(c_mean)), b_terms / (2 * math.sqrt(b_mean))
         else:
             c_inf, b_inf = c_terms, b_terms
@@ -830,22 +881,25 @@ def _noise_interval(
         influence = scale * b_inf - c_inf if higher else c_inf - scale * b_inf
         spread = float(influence.std(ddof=1)) / math.sqrt(n)
         return point - float(stats.norm.ppf(METRIC_CONFIDENCE)) * spread, point
+    # Past that many rows, balanced accuracy and R2 resample fewer times (200 at the least).
+    resamples = max(200, min(_BOOTSTRAP_RESAMPLES, 20 * _BOOTSTRAP_CELLS // (n * len(data))))
     # scipy 1.15 named its seed ``rng``; the lowest supported scipy knows ``random_state``.
     params = inspect.signature(stats.bootstrap).parameters
     seed = {"rng" if "rng" in params else "random_state": np.random.default_rng(0)}
     result = stats.bootstrap(
-        (c_terms, b_terms),
+        data,
         past,
         paired=True,
         vectorized=True,
-        n_resamples=_BOOTSTRAP_RESAMPLES,
-        batch=max(1, _BOOTSTRAP_CELLS // n),  # resamples at a time: bounded memory
+        n_resamples=resamples,
+        batch=max(1, _BOOTSTRAP_CELLS // (n * len(data))),  # resamples at a time: bounded memory
         confidence_level=METRIC_CONFIDENCE,
         alternative="greater",
         method="percentile",
         **seed,
     )
-    return float(result.confidence_interval.low), point
+    low = float(result.confidence_interval.low)
+    return (low if math.isfinite(low) else -math.inf), point
 
 
 @dataclass(frozen=True)
