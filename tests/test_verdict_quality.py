@@ -259,9 +259,19 @@ def _fast() -> tuple[Any, Any, list[str]]:
 
 
 def _over_budget() -> tuple[Any, Any, list[str]]:
+    # Single rows only: batches of 8 would get a derived budget of 8 single-row budgets, and a
+    # model four times over its own budget fails that one too on a slow host (its batch p99
+    # at 7.4 ms against 4.8 ms in 5 of 10 repeats): a right verdict, but not this case's.
     model = lm.BusyClassifier(_units_for_ms(2.0))
     budget = _call_ms(model, fm.make_frame()) / 4
-    return model, None, [f"--deploy-gate-latency-budget=p99@1={budget:.3f}ms"]
+    return (
+        model,
+        None,
+        [
+            f"--deploy-gate-latency-budget=p99@1={budget:.3f}ms",
+            "--deploy-gate-latency-batch-sizes=1",
+        ],
+    )
 
 
 def _row_by_row() -> tuple[Any, Any, list[str]]:
