@@ -808,10 +808,12 @@ def _row_terms(
     if spec.name == "accuracy":
         return ((labels == got).astype(float),), (), _mean
     if spec.name == "balanced_accuracy":
-        classes = np.unique(labels.astype(str)) if labels.dtype == object else np.unique(labels)
+        # Object labels (strings, mixed) are told apart by their text, as np.unique needs.
+        named = labels.astype(str) if labels.dtype == object else labels
+        classes = np.unique(named)
         if classes.size > _MAX_RESAMPLED_CLASSES:
             return None
-        members = tuple((labels == k).astype(float) for k in classes)
+        members = tuple((named == k).astype(float) for k in classes)
         return ((labels == got).astype(float),), members, _balanced
     if spec.name in ("mae", "rmse", "r2"):
         err = labels.astype(float) - got.astype(float)
