@@ -51,13 +51,13 @@ DEFAULT_MAX_LABEL_FLIPS = 0.1
 DEFAULT_BATCH_SIZE = 8192
 #: Absolute slack on metric comparisons, so floating-point noise never fails a check.
 DEFAULT_ATOL = 1e-9
-#: A metric that is a mean over rows fails only when the candidate is past its limit with this
+#: A metric (ROC AUC aside) fails only when the candidate is past its limit with this
 #: confidence (a paired bootstrap over the rows): see ``compare_metric``.
 METRIC_CONFIDENCE = 0.95
 #: Resamples of that bootstrap: enough for a stable 5% tail, cheap on vectorised row terms.
 _BOOTSTRAP_RESAMPLES = 2000
-#: Rows up to which the bootstrap runs (past it, a normal approximation), and the resampled
-#: row terms held at once (4M: 32 MB an array).
+#: Rows up to which the means are bootstrapped (past it, a normal approximation), and the
+#: resampled row terms held at once (4M: 32 MB an array).
 _BOOTSTRAP_MAX_ROWS = 10_000
 _BOOTSTRAP_CELLS = 4_000_000
 
@@ -663,9 +663,9 @@ def compare_metric(
     (``b / 0.95``; a perfect baseline of 0 leaves only ``atol`` of floating-point slack). Rows
     where either model has no valid output are left out (the error-rate check counts them).
     ``candidate``/``baseline`` are :class:`ModelOutputs`, or plain label/value arrays for the
-    metrics that need no probabilities. A metric that is a mean over rows (accuracy, log loss,
-    MAE, RMSE) past the limit fails only when it is past it confidently (``METRIC_CONFIDENCE``,
-    a paired bootstrap over the rows; a normal approximation past 10,000 rows).
+    metrics that need no probabilities. A metric past the limit (ROC AUC aside) fails only when
+    it is past it confidently (``METRIC_CONFIDENCE``, a paired bootstrap over the rows; for the
+    means, a normal approximation past 10,000 rows).
     """
     spec = metric_spec(name)
     if not min_relative > 0:
@@ -683,15 +683,11 @@ def compare_metric(
     n = int(mask.sum())
     m = min_relative
     floor_text = f"{m * 100:g}%"
-    if spec.higher_is_better:
-        threshold = b - (1 - m) * abs(b)
-        passed = c >= threshold - atol
-    else:
-        threshold = b + (1 / m - 1) * abs(b)
-        passed = c <= threshold + atol
-    # Past the limit on these rows, but maybe by the luck of a few of them: a metric that is
-    # a mean over rows gets a paired bootstrap, and fails only when the candidate is past the
-    # limit in 95% of resamples. Log loss is where this matters: a fully grown random forest
+    threshold = float(_limit(b, spec.higher_is_better, m))
+    passed = c >= threshold - atol if spec.higher_is_better else c <= threshold + atol
+    # Past the limit on these rows, but maybe by the luck of a few of them: the metric gets a
+    # paired bootstrap over the rows (ROC AUC aside), and fails only when the candidate is past
+    # the limit in 95% of resamples. Log loss is where this matters: a fully grown random forest
     # gives the true class a probability of 0 on a handful of rows, each costing about 36, so
     # two retrains differing only in their seed were 0.738 and 0.780 on the same 1600 rows
     # (105.7%, above the 0.776 limit) with equal accuracy and ROC AUC.
@@ -762,6 +758,17 @@ def compare_metric(
     )
 
 
+def _limit(baseline: Any, higher_is_better: bool, min_relative: float) -> Any:
+    """The limit a candidate's metric must meet, relative to the baseline's and sign-safe
+    (floats or arrays of them): see ``compare_metric``."""
+    import numpy as np
+
+    m = min_relative
+    if higher_is_better:
+        return baseline - (1 - m) * np.abs(baseline)
+    return baseline + (1 / m - 1) * np.abs(baseline)
+
+
 def _mean(terms: np.ndarray, axis: int = -1) -> np.ndarray:
     import numpy as np
 
@@ -796,17 +803,21 @@ _MAX_RESAMPLED_CLASSES = 20
 
 
 def _row_terms(
-    spec: MetricSpec, y: np.ndarray, out: ModelOutputs, mask: np.ndarray
-) -> tuple[tuple[np.ndarray, ...], tuple[np.ndarray, ...], Callable[..., np.ndarray]] | None:
+    spec: MetricSpec, y: np.ndarray, outputs: Sequence[ModelOutputs], mask: np.ndarray
+) -> (
+    tuple[Sequence[tuple[np.ndarray, ...]], tuple[np.ndarray, ...], Callable[..., np.ndarray]]
+    | None
+):
     """The metric on the masked rows as a function of row arrays that a resample of the rows
-    keeps aligned: the model's own arrays, the arrays of the labels alone (the same for both
-    models), and the function of both that gives the metric. None for ROC AUC (a rank
+    keeps aligned: each model's own arrays, the arrays of the labels alone (the same for every
+    model), and the function of both that gives the metric. None for ROC AUC (a rank
     statistic: resampling it would cost a sort per resample)."""
     import numpy as np
 
-    labels, got = y[mask], out.labels[mask]
+    labels = y[mask]
+    got = [out.labels[mask] for out in outputs]
     if spec.name == "accuracy":
-        return ((labels == got).astype(float),), (), _mean
+        return [((labels == g).astype(float),) for g in got], (), _mean
     if spec.name == "balanced_accuracy":
         # Object labels (strings, mixed) are told apart by their text, as np.unique needs.
         named = labels.astype(str) if labels.dtype == object else labels
@@ -814,25 +825,39 @@ def _row_terms(
         if classes.size > _MAX_RESAMPLED_CLASSES:
             return None
         members = tuple((named == k).astype(float) for k in classes)
-        return ((labels == got).astype(float),), members, _balanced
+        return [((labels == g).astype(float),) for g in got], members, _balanced
     if spec.name in ("mae", "rmse", "r2"):
-        err = labels.astype(float) - got.astype(float)
+        errors = [labels.astype(float) - g.astype(float) for g in got]
         if spec.name == "mae":
-            return (np.abs(err),), (), _mean
+            return [(np.abs(e),) for e in errors], (), _mean
+        squared = [(e * e,) for e in errors]
         if spec.name == "rmse":
-            return (err * err,), (), _root_mean
-        return (err * err,), (labels.astype(float),), _r2_of
-    if spec.name == "log_loss" and out.proba is not None and out.classes is not None:
-        column = {label: i for i, label in enumerate(out.classes.tolist())}
-        try:
-            idx = np.fromiter((column[v] for v in labels.tolist()), dtype=np.intp)
-        except KeyError:  # a label outside classes_: sklearn's own figure says what it says
+            return squared, (), _root_mean
+        return squared, (labels.astype(float),), _r2_of
+    if spec.name == "log_loss":
+        losses = [_row_log_loss(labels, out, mask) for out in outputs]
+        if any(loss is None for loss in losses):
             return None
-        proba = np.asarray(out.proba[mask], dtype=float)
-        proba = proba / proba.sum(axis=1, keepdims=True)
-        eps = np.finfo(float).eps  # sklearn's clipping of log_loss
-        return (-np.log(np.clip(proba[np.arange(idx.size), idx], eps, 1 - eps)),), (), _mean
+        return [(loss,) for loss in losses if loss is not None], (), _mean
     return None
+
+
+def _row_log_loss(labels: np.ndarray, out: ModelOutputs, mask: np.ndarray) -> np.ndarray | None:
+    """Each row's log loss, clipped and normalised as ``sklearn.metrics.log_loss`` does; None
+    without probabilities or for a label outside ``classes`` (sklearn's figure says why)."""
+    import numpy as np
+
+    if out.proba is None or out.classes is None:
+        return None
+    column = {label: i for i, label in enumerate(out.classes.tolist())}
+    try:
+        idx = np.fromiter((column[v] for v in labels.tolist()), dtype=np.intp)
+    except KeyError:
+        return None
+    proba = np.asarray(out.proba[mask], dtype=float)
+    proba = proba / proba.sum(axis=1, keepdims=True)
+    eps = np.finfo(float).eps  # sklearn's clipping of log_loss
+    return np.asarray(-np.log(np.clip(proba[np.arange(idx.size), idx], eps, 1 - eps)))
 
 
 def _noise_interval(
@@ -851,24 +876,22 @@ def _noise_interval(
     import numpy as np
     from scipy import stats
 
-    c_side, b_side = _row_terms(spec, y, cand, mask), _row_terms(spec, y, base, mask)
-    if c_side is None or b_side is None or int(mask.sum()) < 20:
+    n = int(mask.sum())
+    terms = _row_terms(spec, y, (cand, base), mask)
+    if terms is None or n < 20:
         return None
-    (c_own, shared, value), (b_own, _, _) = c_side, b_side
+    (c_own, b_own), shared, value = terms
     higher, m = spec.higher_is_better, min_relative
     k = len(c_own)
 
     def past(*arrays: np.ndarray, axis: int = -1) -> np.ndarray:
         rest = arrays[2 * k :]
         c = value(*arrays[:k], *rest, axis=axis)
-        b = value(*arrays[k : 2 * k], *rest, axis=axis)
-        if higher:
-            return np.asarray((b - (1 - m) * np.abs(b)) - c)
-        return np.asarray(c - (b + (1 / m - 1) * np.abs(b)))
+        limit = _limit(value(*arrays[k : 2 * k], *rest, axis=axis), higher, m)
+        return np.asarray(limit - c if higher else c - limit)
 
     data = (*c_own, *b_own, *shared)
     point = float(past(*data))
-    n = int(mask.sum())
     if n > _BOOTSTRAP_MAX_ROWS and value in (_mean, _root_mean):
         # Resampling a million rows 2000 times would take minutes and gigabytes; with this
         # many rows the normal approximation of the statistic (its influence function: the
