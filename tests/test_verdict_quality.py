@@ -279,12 +279,15 @@ def _row_by_row() -> tuple[Any, Any, list[str]]:
     return lm.BusyClassifier(0, per_row=_units_for_ms(1.0)), None, []
 
 
+#: The options of the cases judged against a baseline: single rows, at most 1.3x its latency.
+AGAINST_BASELINE = ("--deploy-gate-latency-max-ratio=1.3", "--deploy-gate-latency-batch-sizes=1")
+
+
 def _slower_than_baseline(factor: float) -> Callable[[], tuple[Any, Any, list[str]]]:
     def build() -> tuple[Any, Any, list[str]]:
         units = _units_for_ms(1.0)
         candidate = lm.BusyClassifier(int(units * factor))
-        options = ["--deploy-gate-latency-max-ratio=1.3", "--deploy-gate-latency-batch-sizes=1"]
-        return candidate, lm.BusyClassifier(units), options
+        return candidate, lm.BusyClassifier(units), list(AGAINST_BASELINE)
 
     return build
 
@@ -303,8 +306,7 @@ def _slower_call_than_baseline(factor: float) -> Callable[[], tuple[Any, Any, li
         baseline = lm.BusyClassifier(_units_for_ms(1.0))
         fixed_ms = _call_ms(lm.BusyClassifier(0), rows)
         work_ms = factor * _call_ms(baseline, rows) - fixed_ms
-        options = ["--deploy-gate-latency-max-ratio=1.3", "--deploy-gate-latency-batch-sizes=1"]
-        return lm.BusyClassifier(_units_for_ms(work_ms)), baseline, options
+        return lm.BusyClassifier(_units_for_ms(work_ms)), baseline, list(AGAINST_BASELINE)
 
     return build
 
