@@ -9,22 +9,47 @@ import sys
 from collections.abc import Callable, Hashable, Iterable, Iterator
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
 
 from deploy_gate.errors import DataError, UnsafeArtifactError
 
 if TYPE_CHECKING:
     from deploy_gate.artifact import LoadedArtifact
+    from deploy_gate.checks.drift import DriftResults
+    from deploy_gate.compare import BaselineComparison
     from deploy_gate.data import GateData
     from deploy_gate.deployment import Deployment
+    from deploy_gate.endpoint.target import EndpointTarget
+    from deploy_gate.latency import LatencyMeasurement, LatencyVerdict
     from deploy_gate.options import Settings
+    from deploy_gate.rollout import StageResult
     from deploy_gate.worker import ModelWorker, RemoteObject, WorkerConfig
 
 
 #: The isolation property of an artifact that ran in pytest's own process.
 NO_ISOLATION = "none: the model ran inside pytest (--deploy-gate-isolation none)"
 
-T = TypeVar("T")
+K = TypeVar("K", bound=Hashable)
+V = TypeVar("V")
+
+
+class Memo(Generic[K, V]):
+    """Values computed once per key in this process, each memo holding one kind of value."""
+
+    def __init__(self) -> None:
+        self._values: dict[K, V] = {}
+
+    def get(self, key: K, compute: Callable[[], V]) -> V:
+        """The value for ``key``, from ``compute()`` the first time it is asked for."""
+        if key not in self._values:
+            self._values[key] = compute()
+        return self._values[key]
+
+    def values(self) -> list[V]:
+        return list(self._values.values())
+
+    def clear(self) -> None:
+        self._values.clear()
 
 
 #: What a model worker imports before the model's own load deadline starts.
@@ -60,9 +85,23 @@ class Gate:
         self._data_read = False
         self._artifact_data: dict[Path, GateData | str] = {}
         self._pins: dict[str, str] | None = None
-        #: What :meth:`cached` computed, by key; a key is only ever computed by one kind of
-        #: ``compute``, so its value has that function's return type.
-        self._cache: dict[Hashable, Any] = {}
+        # What the checks compute once per artifact (or endpoint) and share between items.
+        self.comparisons: Memo[Path, BaselineComparison] = Memo()
+        self.rollouts: Memo[Path, list[StageResult]] = Memo()
+        self.drift: Memo[Path, DriftResults] = Memo()
+        #: By artifact and batch size.
+        self.latency: Memo[tuple[Path, int], LatencyMeasurement[Any]] = Memo()
+        #: By kind ("vs-baseline", "batch-vs-single"), artifact and batch size.
+        self.latency_verdicts: Memo[tuple[str, Path, int], LatencyVerdict] = Memo()
+        #: By endpoint name and concurrency.
+        self.endpoint_latency: Memo[tuple[str, int], LatencyMeasurement[Any]] = Memo()
+        #: The client's own ms per request, by endpoint name.
+        self.endpoint_overhead: Memo[str, float] = Memo()
+        #: The run's endpoints (one key: None).
+        self.endpoint_targets: Memo[None, list[EndpointTarget]] = Memo()
+        self._deployments: Memo[tuple[Callable[[Path], Deployment], Path], Deployment] = Memo()
+        self._factories: Memo[Callable[[Path], Deployment], Callable[[Path], Deployment]] = Memo()
+        self._default_factory: DefaultFactory | None = None
         self._workers: dict[Path, ModelWorker] = {}
         self._remote_artifacts: dict[Path, RemoteObject] = {}
 
@@ -125,8 +164,10 @@ class Gate:
         for worker in self._workers.values():
             worker.close()
         self._workers.clear()
-        for target in self._cache.pop("endpoint-targets", ()):
-            target.close()  # the endpoints' HTTP connections (deploy_gate.endpoint)
+        for targets in self.endpoint_targets.values():
+            for target in targets:
+                target.close()  # the endpoints' HTTP connections (deploy_gate.endpoint)
+        self.endpoint_targets.clear()
 
     def is_artifact(self, path: Path) -> bool:
         return path.resolve() in self._resolved
@@ -290,7 +331,9 @@ class Gate:
     def default_factory(self) -> Callable[[Path], Deployment]:
         """The gate's own deployment for a path: ``ModelDeployment`` with the artifact the gate
         loaded, its feature names and trust, counting invalid outputs instead of raising."""
-        return self.cached("default-factory", lambda: DefaultFactory(self))
+        if self._default_factory is None:
+            self._default_factory = DefaultFactory(self)
+        return self._default_factory
 
     def served_by(self, factory: Callable[[Path], Deployment]) -> Callable[[Path], Deployment]:
         """``factory`` as the checks call it: building in each artifact's model worker.
@@ -300,20 +343,7 @@ class Gate:
         """
         if not self.isolated or isinstance(factory, DefaultFactory):
             return factory
-        return self.cached(("served-by", factory), lambda: RemoteFactory(self, factory))
-
-    def cached(self, key: Hashable, compute: Callable[[], T]) -> T:
-        """``compute()`` once per key in this process (comparisons, rollout replays, latency
-        verdicts, endpoint targets), typed as ``compute`` returns.
-
-        A key is a tuple that starts with what it holds (``("comparison", path)``) or such a
-        string alone, and each is computed by one kind of function only: that is what makes
-        the stored value the type ``compute`` returns.
-        """
-        if key not in self._cache:
-            self._cache[key] = compute()
-        value: T = self._cache[key]
-        return value
+        return self._factories.get(factory, lambda: RemoteFactory(self, factory))
 
     def loaded(self, factory: Callable[[Path], Deployment], path: Path) -> Deployment:
         """``factory(path)``, loaded, once per factory and path in this process: the checks
@@ -325,7 +355,7 @@ class Gate:
             deployment.load_model()
             return deployment
 
-        return self.cached(("deployment", factory, path), load)
+        return self._deployments.get((factory, path), load)
 
     def feature_names(self, artifact: LoadedArtifact) -> tuple[str, ...] | None:
         if artifact.profile.feature_names is not None:

@@ -114,7 +114,7 @@ def comparison(
             max_label_flips=settings.max_label_flips,
         )
 
-    return gate.cached(("comparison", artifact.path.resolve()), compute)
+    return gate.comparisons.get(artifact.path.resolve(), compute)
 
 
 def _pair(
@@ -264,7 +264,7 @@ def rollout_results(
             error_floor=settings.error_floor,
         )
 
-    return gate.cached(("rollout", artifact.path.resolve()), compute)
+    return gate.rollouts.get(artifact.path.resolve(), compute)
 
 
 def _stage_check(index: int, label: str) -> Callable[..., None]:

@@ -151,7 +151,7 @@ def drift_results(
         out.update({r.feature if r.kind != "prediction" else "prediction": r for r in results})
         return out
 
-    return gate.cached(("drift", artifact.path.resolve()), compute)
+    return gate.drift.get(artifact.path.resolve(), compute)
 
 
 #: Why a date or time feature gets no drift figure.

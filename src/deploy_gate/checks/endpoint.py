@@ -599,7 +599,7 @@ def concurrent_measurement(
             timer.close()
         return measurement
 
-    return gate.cached(("endpoint-latency", target.name, concurrency), compute)
+    return gate.endpoint_latency.get((target.name, concurrency), compute)
 
 
 def _send(prepared: Callable[[], object]) -> object:
@@ -644,4 +644,4 @@ def client_overhead_ms(gate: Gate, target: EndpointTarget, data: GateData) -> fl
             for clone in clones.values():
                 clone.close()
 
-    return gate.cached(("endpoint-overhead", target.name), compute)
+    return gate.endpoint_overhead.get(target.name, compute)

@@ -237,7 +237,7 @@ def latency_measurement(
             timer=_worker_timer(fn, inputs, gate.settings),
         )
 
-    return gate.cached(("latency", artifact.path.resolve(), batch), compute)
+    return gate.latency.get((artifact.path.resolve(), batch), compute)
 
 
 def _histogram(durations_ns: Sequence[Any]) -> str:
@@ -361,8 +361,8 @@ def _latency_vs_baseline_check(batch: int) -> Callable[..., None]:
             with _one_cpu(deployment, deploy_gate_baseline.deployment):
                 return comparison.verdict()
 
-        verdict = deploy_gate.cached(
-            ("latency-vs-baseline", model_artifact.path.resolve(), batch), compute
+        verdict = deploy_gate.latency_verdicts.get(
+            ("vs-baseline", model_artifact.path.resolve(), batch), compute
         )
         record_baseline(deploy_gate_baseline, deploy_gate_property)
         # Blocks only a confident regression; undecided is a warning.
@@ -405,8 +405,8 @@ def _batch_vs_single_check(batch: int) -> Callable[..., None]:
                 timers=timers,
             ).verdict()
 
-        verdict = deploy_gate.cached(
-            ("latency-batch-vs-single", model_artifact.path.resolve(), batch), compute
+        verdict = deploy_gate.latency_verdicts.get(
+            ("batch-vs-single", model_artifact.path.resolve(), batch), compute
         )
         deploy_gate_property("value_ms", verdict.figures["batch_ms"])
         judge_latency(verdict, deploy_gate.settings, deploy_gate_property, undecided_blocks=False)

@@ -124,7 +124,7 @@ def endpoint_targets(gate: Gate) -> list[EndpointTarget]:
             targets.append(EndpointTarget(gate, spec, name))
         return targets
 
-    return gate.cached("endpoint-targets", build)
+    return gate.endpoint_targets.get(None, build)
 
 
 def describe(target: EndpointTarget) -> dict[str, Any]:
