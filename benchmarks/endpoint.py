@@ -153,7 +153,7 @@ def gate_target(
         endpoint_concurrency=levels,
         latency_max_seconds=max_seconds,
     )
-    gate = Gate(Settings(values, {}), [])
+    gate = Gate(Settings.of(values, {}), [])
     target = EndpointTarget(gate, spec, "churn")
     if target.error is not None:
         raise SystemExit(f"{url} is not usable: {target.error}")

@@ -154,7 +154,7 @@ def a_a(repeats: int) -> tuple[float, float]:
     # measures instead of the worker.
     cpu = one_cpu(0)
     worker, local, remote, rows = _deployments(cpus=cpu)
-    settings = Settings({o.name: o.default for o in OPTIONS}, {})
+    settings = Settings.of({o.name: o.default for o in OPTIONS}, {})
     timer = _worker_timer(remote.predict_single, rows, settings)  # type: ignore[attr-defined]
     budgets = {"p50": None, "p99": None}
     latency = LatencySettings(threads=1, max_seconds=1.0)

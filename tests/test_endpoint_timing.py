@@ -70,7 +70,7 @@ def test_endpoint_latency_encodes_each_input_row_once_however_many_requests_it_t
         endpoint_concurrency=(1, 4),
         latency_max_seconds=1.0,
     )
-    gate = Gate(Settings(values, {}), [])
+    gate = Gate(Settings.of(values, {}), [])
     target = EndpointTarget(gate, spec, "svc")
     assert target.error is None, target.error
     data = target.data()

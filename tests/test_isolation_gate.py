@@ -296,7 +296,7 @@ def test_the_baseline_worker_starts_beside_the_candidates(tmp_path: Path) -> Non
     joblib.dump(fm.ThresholdClassifier(), baseline)
     values = {option.name: option.default for option in OPTIONS}
     values.update(baseline=baseline, trust=["faulty_models"], isolation="process")
-    gate = Gate(Settings(values, {}), [candidate])
+    gate = Gate(Settings.of(values, {}), [candidate])
     try:
         loaded = gate.artifact_or_error(candidate)
         assert not isinstance(loaded, BaseException), loaded
@@ -322,7 +322,7 @@ def test_prestart_starts_the_workers_before_anything_is_loaded(tmp_path: Path) -
     joblib.dump(fm.ThresholdClassifier(), baseline)
     values = {option.name: option.default for option in OPTIONS}
     values.update(baseline=baseline, trust=["faulty_models"], isolation="process")
-    gate = Gate(Settings(values, {}), [tmp_path / "missing.joblib", candidate])
+    gate = Gate(Settings.of(values, {}), [tmp_path / "missing.joblib", candidate])
     try:
         gate.prestart()
         workers = [gate.worker_for(candidate), gate.worker_for(baseline)]
@@ -334,7 +334,7 @@ def test_prestart_starts_the_workers_before_anything_is_loaded(tmp_path: Path) -
         gate.close()
     none = {**values, "isolation": "none"}
     before = _children()
-    Gate(Settings(none, {}), [candidate]).prestart()
+    Gate(Settings.of(none, {}), [candidate]).prestart()
     assert _children() == before  # in process: no worker to start
 
 

@@ -206,7 +206,7 @@ def test_a_batch_budget_comes_from_the_single_row_one_unless_set() -> None:
     def settings(*budgets: str, sizes: tuple[int, ...] = (1, 32)) -> Settings:
         parsed = [parse_budget(b) for b in budgets]
         values = {"latency_budget": parsed, "latency_batch_sizes": sizes, "baseline": None}
-        return Settings(values, {})
+        return Settings.of(values, {})
 
     assert latency_budgets(settings()) == {("p99", 1): 50.0, ("p99", 32): 1600.0}
     assert latency_budgets(settings("p99=20ms", sizes=(1, 8, 32))) == {

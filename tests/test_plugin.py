@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import subprocess
@@ -636,7 +637,7 @@ def test_settings_declare_every_option_with_the_type_its_parser_gives(
     from deploy_gate.options import OPTIONS, Settings, resolve
 
     hints = typing.get_type_hints(Settings, localns={"EndpointSpec": EndpointSpec})
-    assert set(hints) - {"_values", "_sources"} == {o.name for o in OPTIONS}
+    assert set(hints) - {"_sources"} == {o.name for o in OPTIONS}
     pytester.makeini(
         "[pytest]\n"
         "deploy_gate_latency_budget =\n    p99=50ms\n    p50@8=none\n"
@@ -653,3 +654,6 @@ def test_settings_declare_every_option_with_the_type_its_parser_gives(
         for option in OPTIONS:
             value = getattr(settings, option.name)
             assert _matches(value, hints[option.name]), (option.name, value)
+        # Frozen: a check cannot change what the next one sees.
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            settings.data = None  # type: ignore[misc]

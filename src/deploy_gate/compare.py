@@ -26,7 +26,7 @@ from deploy_gate.capabilities import (
     safe_getattr,
     serves_batches,
 )
-from deploy_gate.errors import ConfigError, DataError, MetricUnavailableError
+from deploy_gate.errors import ConfigError, DataError, MetricUnavailableError, describe_exc
 from deploy_gate.stats import binned_shares, psi, quantile_edges
 
 if TYPE_CHECKING:
@@ -470,8 +470,7 @@ def _plain(value: Any) -> Any:
 
 
 def _describe(exc: BaseException) -> str:
-    text = f"{type(exc).__name__}: {exc}" if not isinstance(exc, _BadOutput) else str(exc)
-    return text if len(text) <= 200 else text[:197] + "..."
+    return str(exc) if isinstance(exc, _BadOutput) else describe_exc(exc, limit=200)
 
 
 # --------------------------------------------------------------------------------------------
@@ -694,7 +693,7 @@ def compare_metric(
     noise = None if passed else _noise_interval(spec, y, cand, base, mask, m)
     passed = passed or (noise is not None and noise[0] <= 0)
     ratio = c / b if b > 0 else None
-    name_c, name_b, name_t = _fmt(c), _fmt(b), _fmt(threshold)
+    name_c, name_b, name_t = format_metric(c), format_metric(b), format_metric(threshold)
     if ratio is not None and spec.higher_is_better:
         verdict = "meets" if passed else "below"
         first = (
@@ -727,7 +726,7 @@ def compare_metric(
         )
     lines = [f"{first} (n={n})"]
     if noise is not None:
-        low, by = _fmt(abs(noise[0])), _fmt(noise[1])
+        low, by = format_metric(abs(noise[0])), format_metric(noise[1])
         bound = f"{'inside' if noise[0] <= 0 else 'past'} it by {low}"
         if passed:
             lines[0] = (
@@ -738,7 +737,8 @@ def compare_metric(
         else:
             lines.append(f"past the limit by {by}, at {METRIC_CONFIDENCE:.0%} confidence {bound}")
     direction = "higher" if spec.higher_is_better else "lower"
-    lines.append(f"candidate {_fmt(c)}, baseline {_fmt(b)}; {direction} is better")
+    figures = f"candidate {format_metric(c)}, baseline {format_metric(b)}"
+    lines.append(f"{figures}; {direction} is better")
     if n < cand.n:
         lines.append(
             f"computed on {n} of {cand.n} rows: {cand.n - n} row(s) where a model had no valid "
@@ -1355,7 +1355,8 @@ def _score_psi(base: np.ndarray, cand: np.ndarray, bins: int) -> float:
     return psi(binned_shares(base, edges), binned_shares(cand, edges))
 
 
-def _fmt(x: float) -> str:
+def format_metric(x: float) -> str:
+    """A metric's figure in a message: three decimals in the usual range, else four digits."""
     if x == 0 or 0.001 <= abs(x) < 1000:
         return f"{x:.3f}"
     return f"{x:.4g}"

@@ -68,3 +68,11 @@ class CheckFailure(AssertionError):
 class LatencyInconclusiveWarning(UserWarning):
     """A latency verdict stayed undecided at its time cap, with
     ``deploy_gate_latency_inconclusive = warn``."""
+
+
+def describe_exc(exc: BaseException, limit: int | None = None) -> str:
+    """An exception in one line for a message: its type and the first line of its text,
+    cut to ``limit`` characters."""
+    text = str(exc).strip().splitlines()
+    line = f"{type(exc).__name__}: {text[0] if text else '(no message)'}"
+    return line if limit is None or len(line) <= limit else line[: limit - 3] + "..."

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -457,12 +457,14 @@ OPTIONS: tuple[Option, ...] = (
 )
 
 
+@dataclass(frozen=True)
 class Settings:
     """Resolved settings: ``settings.data``, ``settings.target``, ... (None when unset).
 
-    Every option of ``OPTIONS`` is an attribute, typed below as its parser returns it (a test
-    keeps the declarations and the table in step), so mypy checks each use across the seam
-    between the plugin and the library; reading a name that is no option is a type error.
+    Every option of ``OPTIONS`` is a field, typed below as its parser returns it (a test keeps
+    the declarations and the table in step), so mypy checks each use across the seam between
+    the plugin and the library; reading a name that is no option is a type error. Frozen: a
+    check cannot change what the next one sees. Built by ``resolve`` or ``Settings.of``.
     """
 
     data: Path | None
@@ -516,22 +518,21 @@ class Settings:
     endpoint_concurrency: tuple[int, ...]
     endpoint_latency_budget: list[tuple[str, int | None, float | None]] | None
 
-    def __init__(self, values: Mapping[str, Any], sources: Mapping[str, str]) -> None:
-        self._values = dict(values)
-        self._sources = dict(sources)
+    #: Where each value came from (option name -> the flag or the ini file); "default" if absent.
+    _sources: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
 
-    if not TYPE_CHECKING:  # for mypy, only the declared names exist
-
-        def __getattr__(self, name: str) -> Any:
-            try:
-                return self._values[name]
-            except KeyError:
-                raise AttributeError(name) from None
+    @classmethod
+    def of(cls, values: Mapping[str, Any], sources: Mapping[str, str] | None = None) -> Settings:
+        """Settings from values by option name (an option not given takes the table's
+        default; an unknown name is a ``TypeError``), and where they came from."""
+        given = {option.name: option.default for option in OPTIONS}
+        given.update(values)
+        return cls(**given, _sources=dict(sources or {}))
 
     def path(self, name: str) -> Path:
         """The path option ``name``, for code that runs only when it is set (a ``ConfigError``
         naming the flag if it is not)."""
-        value = self._values.get(name)
+        value = getattr(self, name, None)
         if not isinstance(value, Path):
             from deploy_gate.errors import ConfigError
 
@@ -543,7 +544,7 @@ class Settings:
         return self._sources.get(name, "default")
 
     def as_dict(self) -> dict[str, Any]:
-        return dict(self._values)
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "_sources"}
 
 
 class _NotGiven:
@@ -640,7 +641,7 @@ def resolve(config: pytest.Config, options: tuple[Option, ...] = OPTIONS) -> Set
             ) from None
         values[option.name] = _finish(option, parsed, base)
         sources[option.name] = f"{option.ini} in {ini_name}"
-    return Settings(values, sources)
+    return Settings.of(values, sources)
 
 
 def _finish(option: Option, value: Any, base: Path) -> Any:

@@ -36,6 +36,7 @@ from deploy_gate.compare import (
     DEFAULT_MAX_ERROR_RATIO,
     DEFAULT_MIN_RELATIVE,
     adapt_model,
+    format_metric,
     infer_task,
     predict_outputs,
 )
@@ -1004,10 +1005,11 @@ def _primary_test(
     bound = (
         f"the floor {limit:.3f} = {m * 100:g}% of baseline {base.mean:.3f}"
         if higher
-        else f"the limit {_num(limit)} = baseline {_num(base.mean)} / {m:g}"
+        else f"the limit {format_metric(limit)} = baseline {format_metric(base.mean)} / {m:g}"
     )
     message = (
-        f"{name} {_num(cand.mean)} (n={cand.labelled}) {verb} {bound} (n={base.labelled}): "
+        f"{name} {format_metric(cand.mean)} (n={cand.labelled}) {verb} {bound} "
+        f"(n={base.labelled}): "
         f"p={p:.2g} {'<=' if worse else '>'} {alpha:.2g}"
     )
     return CriterionResult(
@@ -1270,13 +1272,12 @@ def _short(result: CriterionResult) -> str:
         figures = f"error rate {result.candidate:.2%} vs limit {result.limit:.2%}"
     else:
         bound = "floor" if result.criterion == "accuracy" else "limit"
-        figures = f"{result.criterion} {_num(result.candidate)} vs {bound} {_num(result.limit)}"
+        figures = (
+            f"{result.criterion} {format_metric(result.candidate)} "
+            f"vs {bound} {format_metric(result.limit)}"
+        )
     return f"{figures} (n={result.n_candidate}/{result.n_baseline}, p={result.p_value:.2g})"
 
 
 def _pct(share: float) -> str:
     return f"{share * 100:g}%"
-
-
-def _num(x: float) -> str:
-    return f"{x:.3f}" if x == 0 or 0.001 <= abs(x) < 1000 else f"{x:.4g}"

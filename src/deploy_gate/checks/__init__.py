@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from deploy_gate.categories import CATEGORIES
-from deploy_gate.checks.common import describe_exc
+from deploy_gate.errors import describe_exc
 
 if TYPE_CHECKING:
     from deploy_gate.artifact import ModelProfile

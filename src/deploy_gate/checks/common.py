@@ -143,11 +143,6 @@ def is_clear_error(
     return isinstance(exc, kinds) and bool(str(exc).strip())
 
 
-def describe_exc(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0] if text else '(no message)'}"
-
-
 def show(value: Any) -> str:
     """A model output as a person reads it: 0.25, 'yes', [0.2 0.9]."""
     import numpy as np

@@ -25,14 +25,13 @@ import pytest
 from deploy_gate import validation as v
 from deploy_gate.checks import BUILTIN, Check
 from deploy_gate.checks.common import (
-    describe_exc,
     first_row,
     numeric_feature,
     output_tolerance,
     same_outputs,
     show,
 )
-from deploy_gate.errors import CheckFailure, ConfigError
+from deploy_gate.errors import CheckFailure, ConfigError, describe_exc
 
 if TYPE_CHECKING:
     from pathlib import Path

@@ -11,7 +11,6 @@ import pytest
 from deploy_gate import validation as v
 from deploy_gate.checks import check
 from deploy_gate.checks.common import (
-    describe_exc,
     first_row,
     has_proba,
     is_clear_error,
@@ -23,7 +22,7 @@ from deploy_gate.checks.common import (
     sample,
     show,
 )
-from deploy_gate.errors import CheckFailure
+from deploy_gate.errors import CheckFailure, describe_exc
 
 if TYPE_CHECKING:
     import numpy as np

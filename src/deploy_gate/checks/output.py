@@ -12,7 +12,6 @@ import pytest
 from deploy_gate import validation as v
 from deploy_gate.checks import check
 from deploy_gate.checks.common import (
-    describe_exc,
     fmt,
     has_proba,
     is_clear_error,
@@ -20,7 +19,7 @@ from deploy_gate.checks.common import (
     require_real_rows,
     show,
 )
-from deploy_gate.errors import CheckFailure
+from deploy_gate.errors import CheckFailure, describe_exc
 from deploy_gate.validation import plain
 
 if TYPE_CHECKING:
