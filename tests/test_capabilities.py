@@ -31,7 +31,8 @@ from deploy_gate.capabilities import (
     model_task,
     profile_task,
 )
-from deploy_gate.checks.baseline import ColumnSelector, baseline_checks
+from deploy_gate.checks.baseline import ColumnSelector
+from deploy_gate.checks.baseline import checks as baseline_checks
 from deploy_gate.checks.common import has_proba
 from deploy_gate.compare import adapt_model, default_metrics, infer_task, predict_outputs
 from deploy_gate.deployment import ModelDeployment

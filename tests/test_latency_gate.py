@@ -10,7 +10,8 @@ import pytest
 from conftest import GateRun, failed, junit_outcomes, messages
 from junit_properties import properties
 
-from deploy_gate.checks.latency import derived_budgets, latency_budgets, latency_checks
+from deploy_gate.checks.latency import checks as latency_checks
+from deploy_gate.checks.latency import derived_budgets, latency_budgets
 from deploy_gate.options import Settings, parse_budget
 
 
@@ -217,7 +218,7 @@ def test_a_batch_budget_comes_from_the_single_row_one_unless_set() -> None:
     assert latency_budgets(settings("p99@32=100ms"))[("p99", 32)] == 100.0
     assert derived_budgets(settings("p99@32=none")) == {}
     assert derived_budgets(settings("p99@1=none")) == {}
-    ids = [c.case for c in latency_checks(settings(sizes=(1, 32)))]
+    ids = [c.case for c in latency_checks(None, settings(sizes=(1, 32)))]
     assert "batch-vs-single-batch=32" in ids
     assert not any(i.startswith("batch-vs-single-batch=1") for i in ids)
 

@@ -40,6 +40,7 @@ LIBRARY = (
     "deploy_gate.identity",
     "deploy_gate.files",
     "deploy_gate.safeload",
+    "deploy_gate.internals",
     "deploy_gate.adapters",
     "deploy_gate.artifact",
     "deploy_gate.capabilities",

@@ -238,3 +238,54 @@ def test_the_scale_is_not_judged_on_fewer_than_a_hundred_rows() -> None:
     x, y = _prices(198)
     model = LinearRegression().fit(x[:99], np.log(y[:99]))
     assert worse_than_chance("regressor", model.predict(x[99:]), y[99:]) is None
+
+
+def _skewed(n: int = 2000, sigma: float = 1.5) -> tuple[np.ndarray, np.ndarray]:
+    """Features and a log-normal target whose log lies among its values (0.1 to 2,000)."""
+    x = RNG.standard_normal((n, 4))
+    signal = x[:, 0] - 0.8 * x[:, 1] + 0.5 * x[:, 2] + 0.3 * RNG.standard_normal(n)
+    return x, np.exp(sigma * signal / signal.std() + 3)
+
+
+def test_a_log_target_model_whose_outputs_lie_among_skewed_labels_fails() -> None:
+    # log(y) is 0 to 7.6 for labels of 0.1 to 2,000 with a median of 20: its typical output is
+    # among the labels, and its error only a little above a constant's. exp() brings it back.
+    from sklearn.linear_model import Ridge
+
+    x, y = _skewed()
+    served = Ridge().fit(x[:1000], np.log(y[:1000])).predict(x[1000:])
+    assert np.min(y[1000:]) < np.median(served) < np.max(y[1000:])
+    reason = worse_than_chance("regressor", served, y[1000:])
+    assert reason is not None
+    assert reason.startswith("predictions are off the labels' scale: exp of them is within ")
+    log10 = Ridge().fit(x[:1000], np.log10(y[:1000])).predict(x[1000:])
+    assert "10 to the power of them" in (worse_than_chance("regressor", log10, y[1000:]) or "")
+
+
+def test_healthy_regressors_that_no_inverse_brings_closer_pass() -> None:
+    # Weak, over-regularised, overfit and quantile models on skewed, small and tiny labels:
+    # none is on another scale, though some err more than a constant.
+    from sklearn.ensemble import GradientBoostingRegressor
+    from sklearn.linear_model import Ridge
+    from sklearn.tree import DecisionTreeRegressor
+
+    x, skewed = _skewed(sigma=2.5)
+    signal = x[:, 0] - 0.8 * x[:, 1] + 0.5 * x[:, 2]
+    noise = RNG.standard_normal(2000)
+    targets = {
+        "skewed": skewed,
+        "0 to 3": np.clip(1.5 + 0.5 * signal + 0.3 * noise, 0, 3),
+        "rates": 0.02 + 0.005 * signal + 0.002 * noise,
+        "small log-normal": np.exp(0.3 * signal + 0.2 * noise),
+    }
+    models = [
+        Ridge(),
+        Ridge(alpha=1e5),
+        DecisionTreeRegressor(random_state=0),
+        GradientBoostingRegressor(loss="quantile", alpha=0.05, n_estimators=30, random_state=0),
+        GradientBoostingRegressor(loss="quantile", alpha=0.95, n_estimators=30, random_state=0),
+    ]
+    for name, y in targets.items():
+        for model in models:
+            served = model.fit(x[:1000], y[:1000]).predict(x[1000:])
+            assert worse_than_chance("regressor", served, y[1000:]) is None, (name, model)

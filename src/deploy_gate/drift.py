@@ -44,7 +44,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 import numpy as np
 import pandas as pd
 
-from deploy_gate.errors import ConfigError, DataError
+from deploy_gate.errors import CheckFailure, ConfigError, DataError
 from deploy_gate.sketch import MAX_K, SKETCH_KIND, QuantileSketch
 
 # Reading data in chunks has one home, deploy_gate.sources; re-exported here, where it always was.
@@ -171,6 +171,12 @@ class FeatureDrift:
 
 # --------------------------------------------------------------------------------------------
 # Profile
+
+
+#: A feature (or ``prediction``) to its drift verdict, to why it has none (a skip), or to why
+#: the model could not score the rows (a failure of ``drift[prediction]``): what the gate's
+#: drift checks compute once per artifact.
+DriftResults: TypeAlias = "dict[str, FeatureDrift | str | CheckFailure]"
 
 
 @dataclass(frozen=True)

@@ -15,11 +15,10 @@ from deploy_gate.errors import DataError, UnsafeArtifactError
 
 if TYPE_CHECKING:
     from deploy_gate.artifact import LoadedArtifact
-    from deploy_gate.checks.drift import DriftResults
     from deploy_gate.compare import BaselineComparison
     from deploy_gate.data import GateData
     from deploy_gate.deployment import Deployment
-    from deploy_gate.endpoint.target import EndpointTarget
+    from deploy_gate.drift import DriftResults
     from deploy_gate.latency import LatencyMeasurement, LatencyVerdict
     from deploy_gate.options import Settings
     from deploy_gate.rollout import StageResult
@@ -44,12 +43,6 @@ class Memo(Generic[K, V]):
         if key not in self._values:
             self._values[key] = compute()
         return self._values[key]
-
-    def values(self) -> list[V]:
-        return list(self._values.values())
-
-    def clear(self) -> None:
-        self._values.clear()
 
 
 #: What a model worker imports before the model's own load deadline starts.
@@ -97,8 +90,7 @@ class Gate:
         self.endpoint_latency: Memo[tuple[str, int], LatencyMeasurement[Any]] = Memo()
         #: The client's own ms per request, by endpoint name.
         self.endpoint_overhead: Memo[str, float] = Memo()
-        #: The run's endpoints (one key: None).
-        self.endpoint_targets: Memo[None, list[EndpointTarget]] = Memo()
+        self._at_close: list[Callable[[], None]] = []
         self._deployments: Memo[tuple[Callable[[Path], Deployment], Path], Deployment] = Memo()
         self._factories: Memo[Callable[[Path], Deployment], Callable[[Path], Deployment]] = Memo()
         self._default_factory: DefaultFactory | None = None
@@ -164,10 +156,12 @@ class Gate:
         for worker in self._workers.values():
             worker.close()
         self._workers.clear()
-        for targets in self.endpoint_targets.values():
-            for target in targets:
-                target.close()  # the endpoints' HTTP connections (deploy_gate.endpoint)
-        self.endpoint_targets.clear()
+        while self._at_close:
+            self._at_close.pop()()  # the endpoints' HTTP connections (deploy_gate.endpoint)
+
+    def at_close(self, close: Callable[[], None]) -> None:
+        """Call ``close`` when the gate closes (at the end of the session)."""
+        self._at_close.append(close)
 
     def is_artifact(self, path: Path) -> bool:
         return path.resolve() in self._resolved

@@ -18,7 +18,6 @@ from __future__ import annotations
 import bz2
 import codecs
 import collections
-import copyreg
 import dataclasses
 import functools
 import importlib
@@ -40,10 +39,17 @@ from typing import IO, Any, Final
 
 import joblib
 import numpy as np
-from joblib.numpy_pickle import NumpyArrayWrapper, NumpyUnpickler
-from joblib.numpy_pickle_utils import _validate_fileobject_and_memmap
 
 from deploy_gate.errors import ArtifactLoadError, ConfigError, UnsafeArtifactError
+from deploy_gate.internals import (
+    COMPAT_IMPORT_MAPPING,
+    COMPAT_NAME_MAPPING,
+    PICKLE_LOAD_BUILD,
+    JoblibUnpickler,
+    NumpyArrayWrapper,
+    copyreg_reconstructor,
+    open_joblib_stream,
+)
 
 __all__ = [
     "ALLOWED_METHOD_NAMES",
@@ -314,7 +320,7 @@ def _safe_reconstructor(cls: type, base: type, state: object) -> object:
     """``copyreg._reconstructor`` limited to plain builtin bases (protocol 0/1 instances)."""
     if base not in _SAFE_RECONSTRUCTOR_BASES or not isinstance(cls, type):
         raise _CallRefusedError(f"copyreg:_reconstructor with base {_describe(base)}")
-    return copyreg._reconstructor(cls, base, state)  # type: ignore[attr-defined]
+    return copyreg_reconstructor(cls, base, state)
 
 
 class _CallRefusedError(Exception):
@@ -810,16 +816,7 @@ class _Findings:
             self.missing.append(entry)
 
 
-_PICKLE_LOAD_BUILD: Final = pickle._Unpickler.load_build  # type: ignore[attr-defined]
-_COMPAT_NAME_MAPPING: Final[Mapping[tuple[str, str], tuple[str, str]]] = {
-    key: value
-    for key, value in __import__("_compat_pickle").NAME_MAPPING.items()
-    if isinstance(key, tuple)
-}
-_COMPAT_IMPORT_MAPPING: Final[Mapping[str, str]] = __import__("_compat_pickle").IMPORT_MAPPING
-
-
-class _GuardedUnpickler(NumpyUnpickler):  # type: ignore[misc]
+class _GuardedUnpickler(JoblibUnpickler):  # type: ignore[misc]
     """joblib's unpickler (so arrays read identically) restricted to an ``ImportPolicy``.
 
     A refused global becomes an inert stand-in and is recorded; every call that would involve a
@@ -828,7 +825,7 @@ class _GuardedUnpickler(NumpyUnpickler):  # type: ignore[misc]
     modules and functions.
     """
 
-    dispatch = NumpyUnpickler.dispatch.copy()
+    dispatch = JoblibUnpickler.dispatch.copy()
 
     def __init__(
         self,
@@ -847,10 +844,10 @@ class _GuardedUnpickler(NumpyUnpickler):  # type: ignore[misc]
     def find_class(self, module: str, name: str) -> object:
         if self.proto < 3:
             # Python 2 names, as pickle's own find_class maps them.
-            if (module, name) in _COMPAT_NAME_MAPPING:
-                module, name = _COMPAT_NAME_MAPPING[(module, name)]
-            elif module in _COMPAT_IMPORT_MAPPING:
-                module = _COMPAT_IMPORT_MAPPING[module]
+            if (module, name) in COMPAT_NAME_MAPPING:
+                module, name = COMPAT_NAME_MAPPING[(module, name)]
+            elif module in COMPAT_IMPORT_MAPPING:
+                module = COMPAT_IMPORT_MAPPING[module]
         if module == "_loss":  # scikit-learn 1.5-1.8 Cython classes
             module = "sklearn._loss._loss"
         if module.startswith("numpy.core."):
@@ -949,7 +946,7 @@ class _GuardedUnpickler(NumpyUnpickler):  # type: ignore[misc]
                 stack.pop()
                 stack[-1] = _REFUSED
                 return
-        _PICKLE_LOAD_BUILD(self)
+        PICKLE_LOAD_BUILD(self)
         if type(stack[-1]) is NumpyArrayWrapper:
             stack[-1] = self._read_array(stack[-1])
 
@@ -1587,7 +1584,7 @@ def _load_pickle(path: Path, fmt: ArtifactFormat, trust: tuple[str, ...]) -> obj
     obj: object = None
     with path.open("rb") as raw:
         try:
-            with _validate_fileobject_and_memmap(raw, str(path)) as (handle, _mmap_mode):
+            with open_joblib_stream(raw, str(path)) as (handle, _mmap_mode):
                 obj = _GuardedUnpickler(str(path), handle, policy, findings).load()
                 if fmt.compression is not None:
                     _check_stream_end(handle)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import itertools
 import numbers
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -298,6 +298,26 @@ CHANCE_MIN_ROWS = 20
 SCALE_ERROR_RATIO = 2.0
 #: ... judged on at least this many labelled rows.
 SCALE_MIN_ROWS = 100
+#: Outputs whose error a usual inverse transform cuts to half of theirs and to this share of the
+#: labels' median's are on another scale (see ``off_scale``).
+SCALE_INVERSE_GAIN = 0.75
+
+
+def _inverses() -> tuple[tuple[str, Callable[[np.ndarray], np.ndarray]], ...]:
+    """The usual transforms' inverses, by the name a message gives them."""
+    import numpy as np
+
+    return (
+        ("exp", np.exp),
+        ("expm1", np.expm1),
+        ("10 to the power", lambda p: np.power(10.0, p)),
+        ("100 times", lambda p: 100.0 * p),
+        ("1000 times", lambda p: 1000.0 * p),
+        ("a hundredth", lambda p: p / 100.0),
+        ("a thousandth", lambda p: p / 1000.0),
+    )
+
+
 #: A target column with more different values than this is not a classifier's labels (a
 #: regression target gated beside it): labels that are none of its values are not judged.
 CHANCE_MAX_LABELS = 50
@@ -363,11 +383,18 @@ def off_scale(predictions: np.ndarray, target: np.ndarray) -> str | None:
 
     Outputs of a model trained on a transformed target (``log(y)``, cents for euros, kelvin
     for degrees) and served without the inverse still rank the rows right, so only their size
-    tells. Both must hold, on at least ``SCALE_MIN_ROWS`` rows: the median output lies outside
-    everything the labels hold (below the smallest or above the largest), and the mean absolute
-    error is more than ``SCALE_ERROR_RATIO`` times that of one constant, the labels' median. A
-    weak, biased or quantile model's typical output lies among its labels; one fitted to the
-    99.9th percentile that learned nothing would not.
+    tells. Judged on at least ``SCALE_MIN_ROWS`` rows, either of:
+
+    - the median output lies outside everything the labels hold (below the smallest or above
+      the largest), and the mean absolute error is more than ``SCALE_ERROR_RATIO`` times that
+      of one constant, the labels' median. A weak, biased or quantile model's typical output
+      lies among its labels; one fitted to the 99.9th percentile that learned nothing would not.
+    - the inverse of a usual transform (``exp``, ``expm1``, ``10**``, a factor of 100 or 1000)
+      cuts the outputs' mean absolute error to half, and to ``SCALE_INVERSE_GAIN`` of the
+      labels' median's. With skewed labels (prices, durations), ``log(y)`` lies among the
+      labels; a healthy model does not get much closer to its labels when its outputs are
+      exponentiated or scaled by a hundred (a low quantile's, on small labels, comes near the
+      labels' median's error: hence the margin).
     """
     import numpy as np
 
@@ -375,20 +402,35 @@ def off_scale(predictions: np.ndarray, target: np.ndarray) -> str | None:
         return None
     center = float(np.median(target))
     spread = float(np.mean(np.abs(target - center)))
+    if not spread > 0:
+        return None
     middle = float(np.median(predictions))
     low, high = float(np.min(target)), float(np.max(target))
-    if not spread > 0 or low <= middle <= high:
-        return None
     error = float(np.mean(np.abs(predictions - target)))
-    if error <= SCALE_ERROR_RATIO * spread:
-        return None
-    return (
-        f"predictions are off the labels' scale: the median prediction, {middle:.4g}, lies "
-        f"outside every label ({low:.4g} to {high:.4g}), and the mean absolute error, "
-        f"{error:.4g}, is {error / spread:.1f} times that of always predicting the labels' "
-        f"median ({center:.4g}); a model trained on a transformed target (log, other units) "
-        "served without the inverse transform?"
+    versus = (
+        f"the mean absolute error, {error:.4g}, is {error / spread:.1f} times that of always "
+        f"predicting the labels' median ({center:.4g}); a model trained on a transformed target "
+        "(log, other units) served without the inverse transform?"
     )
+    if not low <= middle <= high and error > SCALE_ERROR_RATIO * spread:
+        return (
+            f"predictions are off the labels' scale: the median prediction, {middle:.4g}, lies "
+            f"outside every label ({low:.4g} to {high:.4g}), and {versus}"
+        )
+    for name, inverse in _inverses():
+        with np.errstate(all="ignore"):
+            back = inverse(predictions.astype(np.float64))
+            restored = float(np.mean(np.abs(back - target)))
+        halved = restored <= error / 2 and restored <= SCALE_INVERSE_GAIN * spread
+        if np.isfinite(restored) and halved:
+            return (
+                f"predictions are off the labels' scale: {name} of them is within "
+                f"{restored:.4g} of the labels on average, against {error:.4g} as served and "
+                f"{spread:.4g} for always predicting the labels' median ({center:.4g}); a model "
+                "trained on a transformed target (log, other units) served without the inverse "
+                "transform?"
+            )
+    return None
 
 
 def worse_than_chance(

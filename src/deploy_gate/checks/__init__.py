@@ -3,9 +3,10 @@
 Each check takes fixtures by name (``deployment``, ``deploy_gate_data``, ...), so a project that
 overrides ``deployment`` in its conftest.py has every check run against its own wrapper. A check
 passes by returning, fails by raising :class:`CheckFailure` with a message whose first line is
-enough to act on, and skips with the reason when it cannot run. One module per category:
-``smoke``, ``output``, ``errors``, ``version``, ``baseline`` (with the rollout), ``drift``,
-``latency``.
+enough to act on, and skips with the reason when it cannot run. One module per category
+(``smoke``, ``output``, ``errors``, ``version``, ``baseline``, ``rollout``, ``drift``,
+``latency``), each with the same function, ``checks(profile, settings)``: its checks for a
+model with that profile, every one a :class:`Check` whose ``applies`` is honoured.
 """
 
 from __future__ import annotations
@@ -23,12 +24,14 @@ if TYPE_CHECKING:
     from deploy_gate.options import Settings
 
 __all__ = [
-    "BUILTIN",
     "CATEGORIES",
+    "RUN_ORDER",
     "BaselineRun",
     "Check",
+    "applicable",
     "builtin_checks",
     "check",
+    "declared",
     "describe_exc",
     "iter_checks",
 ]
@@ -56,7 +59,11 @@ class Check:
         return doc.splitlines()[0] if doc else self.name
 
 
-BUILTIN: list[Check] = []
+#: The category modules of ``deploy_gate.checks``, in the order their items run: the latency
+#: measurements last, after every other check of the artifact (and its baseline) has run.
+RUN_ORDER = ("smoke", "output", "errors", "version", "baseline", "rollout", "drift", "latency")
+
+_DECLARED = "_deploy_gate_check"
 
 
 def check(
@@ -64,32 +71,40 @@ def check(
     case: str,
     applies: Callable[[ModelProfile | None, Settings], bool] | None = None,
 ) -> Callable[[Callable[..., None]], Callable[..., None]]:
-    def register(func: Callable[..., None]) -> Callable[..., None]:
-        BUILTIN.append(Check(category, case, func, applies or (lambda p, s: True)))
+    """Declare a function of a category module a check; the module's ``checks`` lists it.
+    Nothing is registered anywhere: importing a module has no side effect."""
+
+    def declare(func: Callable[..., None]) -> Callable[..., None]:
+        setattr(func, _DECLARED, Check(category, case, func, applies or (lambda p, s: True)))
         return func
 
-    return register
+    return declare
+
+
+def declared(module: str) -> list[Check]:
+    """The checks that module ``module`` declared with ``@check``, in the order it defines them."""
+    import sys
+
+    found = (getattr(obj, _DECLARED, None) for obj in vars(sys.modules[module]).values())
+    return [c for c in found if isinstance(c, Check)]
+
+
+def applicable(
+    checks: Iterable[Check], profile: ModelProfile | None, settings: Settings
+) -> list[Check]:
+    return [c for c in checks if c.applies(profile, settings)]
 
 
 def builtin_checks(profile: ModelProfile | None, settings: Settings) -> list[Check]:
-    """The built-in checks that apply to a model with this profile."""
-    from deploy_gate.checks import errors, output, smoke, version  # noqa: F401 - register
-    from deploy_gate.checks.baseline import baseline_checks, rollout_checks
-    from deploy_gate.checks.drift import drift_checks
-    from deploy_gate.checks.latency import latency_checks
+    """The built-in checks that apply to a model with this profile: each category module's
+    ``checks(profile, settings)``, in ``RUN_ORDER``."""
+    import importlib
 
-    # In category order (smoke first), whatever order the modules registered in.
-    static = sorted(
-        (c for c in BUILTIN if c.applies(profile, settings)),
-        key=lambda c: CATEGORIES.index(c.category),
-    )
-    return (
-        static
-        + baseline_checks(profile, settings)
-        + rollout_checks(settings)
-        + drift_checks(profile, settings)
-        + latency_checks(settings)
-    )
+    out: list[Check] = []
+    for category in RUN_ORDER:
+        module = importlib.import_module(f"deploy_gate.checks.{category}")
+        out += applicable(module.checks(profile, settings), profile, settings)
+    return out
 
 
 def iter_checks(

@@ -24,7 +24,6 @@ if TYPE_CHECKING:
     from deploy_gate.deployment import Deployment, ProbabilisticDeployment
     from deploy_gate.gate import Gate
     from deploy_gate.options import Settings
-    from deploy_gate.rollout import StageResult
 
 
 class ColumnSelector:
@@ -65,7 +64,7 @@ def with_baseline(profile: ModelProfile | None, settings: Settings) -> bool:
     return settings.baseline is not None
 
 
-def baseline_checks(profile: ModelProfile | None, settings: Settings) -> list[Check]:
+def checks(profile: ModelProfile | None, settings: Settings) -> list[Check]:
     """``baseline[<metric>]`` per metric, then ``baseline[error-rate]`` and
     ``baseline[prediction-shift]``; none without --deploy-gate-baseline."""
     from deploy_gate.capabilities import comparison_task
@@ -99,7 +98,7 @@ def comparison(
     def compute() -> BaselineComparison:
         settings = gate.settings
         return compare_models(
-            *_pair(deployment, baseline, data),
+            *pair(deployment, baseline, data),
             data.table,
             data.target,
             # The task the items were collected for (the artifact's profile): inferred again
@@ -117,7 +116,7 @@ def comparison(
     return gate.comparisons.get(artifact.path.resolve(), compute)
 
 
-def _pair(
+def pair(
     deployment: Deployment, baseline: BaselineRun, data: GateData
 ) -> tuple[ColumnSelector, ColumnSelector]:
     """Candidate and baseline, each fed the columns its model takes from the same table."""
@@ -217,86 +216,3 @@ def baseline_prediction_shift(
     deploy_gate_property("shift", shift.message.splitlines()[0])
     if not shift.passed:
         raise CheckFailure(shift.message)
-
-
-def rollout_checks(settings: Settings) -> list[Check]:
-    """``rollout[5%]`` ... ``rollout[100%]``; none without --deploy-gate-baseline."""
-    from deploy_gate.rollout import StageResult
-
-    if settings.baseline is None:
-        return []
-    labels = [StageResult(share, "advanced", "").label for share in settings.rollout_stages]
-    return [
-        Check("rollout", label, _stage_check(index, label), with_baseline)
-        for index, label in enumerate(labels)
-    ]
-
-
-def rollout_results(
-    gate: Gate,
-    artifact: LoadedArtifact,
-    deployment: Deployment,
-    baseline: BaselineRun,
-    data: GateData,
-) -> list[StageResult]:
-    """The simulated rollout of this candidate, replayed once per artifact."""
-    from deploy_gate.capabilities import comparison_task
-    from deploy_gate.rollout import simulate_rollout
-
-    def compute() -> list[StageResult]:
-        settings = gate.settings
-        # The replay judges on labels: rows without one are left out (the stages say how many).
-        labelled = data.labelled()
-        assert labelled.target is not None  # the stage checks skip without labels
-        return simulate_rollout(
-            *_pair(deployment, baseline, labelled),
-            labelled.table,
-            labelled.target,
-            task=comparison_task(artifact.profile.task),
-            stages=settings.rollout_stages,
-            key=settings.rollout_key,
-            order_by=settings.rollout_order_by,
-            confidence=settings.rollout_confidence,
-            min_samples=settings.rollout_min_samples,
-            seed=settings.rollout_seed,
-            min_relative=settings.min_relative,
-            max_error_ratio=settings.max_error_ratio,
-            error_floor=settings.error_floor,
-        )
-
-    return gate.rollouts.get(artifact.path.resolve(), compute)
-
-
-def _stage_check(index: int, label: str) -> Callable[..., None]:
-    def rollout_stage(
-        deploy_gate: Gate,
-        model_artifact: LoadedArtifact,
-        deployment: Deployment,
-        deploy_gate_baseline: BaselineRun,
-        deploy_gate_data: GateData,
-        deploy_gate_property: Callable[[str, object], None],
-    ) -> None:
-        require_real_rows(deploy_gate_data)
-        if deploy_gate_data.target is None:
-            pytest.skip("the rollout is judged on labels: pass --deploy-gate-target")
-        unlabelled = deploy_gate_data.n_unlabelled
-        if unlabelled == deploy_gate_data.n_rows:
-            pytest.skip(f"the rollout is judged on labels: none of the {unlabelled} rows has one")
-        if unlabelled:
-            deploy_gate_property("unlabelled_rows", unlabelled)
-        results = rollout_results(
-            deploy_gate, model_artifact, deployment, deploy_gate_baseline, deploy_gate_data
-        )
-        stage = results[index]
-        record_baseline(deploy_gate_baseline, deploy_gate_property)
-        deploy_gate_property("stage", label)
-        deploy_gate_property("status", stage.status)
-        deploy_gate_property("rows", stage.rows)
-        deploy_gate_property("candidate_requests", stage.candidate_requests)
-        if stage.outcome == "skipped":
-            pytest.skip(stage.message)
-        if stage.outcome == "failed":
-            raise CheckFailure(stage.message)
-
-    rollout_stage.__doc__ = f"The simulated rollout passes the {label} stage without rollback."
-    return rollout_stage

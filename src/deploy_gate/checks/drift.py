@@ -21,13 +21,9 @@ if TYPE_CHECKING:
     from deploy_gate.artifact import LoadedArtifact, ModelProfile
     from deploy_gate.data import GateData
     from deploy_gate.deployment import Deployment
-    from deploy_gate.drift import DriftThresholds, FeatureDrift
+    from deploy_gate.drift import DriftResults, DriftThresholds
     from deploy_gate.gate import Gate
     from deploy_gate.options import Settings
-
-    #: A feature (or ``prediction``) to its drift verdict, to why it has none (a skip), or to
-    #: why the model could not score the rows (a failure of ``drift[prediction]``).
-    DriftResults = dict[str, FeatureDrift | str | CheckFailure]
 
 
 def drift_features(profile: ModelProfile | None, settings: Settings) -> tuple[str, ...]:
@@ -45,18 +41,18 @@ def drift_features(profile: ModelProfile | None, settings: Settings) -> tuple[st
     return ()
 
 
-def drift_checks(profile: ModelProfile | None, settings: Settings) -> list[Check]:
+def checks(profile: ModelProfile | None, settings: Settings) -> list[Check]:
     """``drift[<feature>]`` per feature and ``drift[prediction]`` with --deploy-gate-current;
     ``drift[save-profile]`` with --deploy-gate-save-profile."""
-    checks = []
+    found = []
     if settings.current is not None:
-        checks = [
+        found = [
             Check("drift", name, _drift_check(name)) for name in drift_features(profile, settings)
         ]
-        checks.append(Check("drift", "prediction", _drift_check("prediction")))
+        found.append(Check("drift", "prediction", _drift_check("prediction")))
     if settings.save_profile is not None:
-        checks.append(Check("drift", "save-profile", drift_save_profile))
-    return checks
+        found.append(Check("drift", "save-profile", drift_save_profile))
+    return found
 
 
 def _scores(deployment: Deployment, names: Sequence[str]) -> Callable[[pd.DataFrame], np.ndarray]:

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from deploy_gate import validation as v
-from deploy_gate.checks import BUILTIN, Check
+from deploy_gate.checks import Check, applicable
 from deploy_gate.checks.common import (
     first_row,
     numeric_feature,
@@ -90,13 +90,12 @@ def endpoint_checks(
     profile: ModelProfile | None, settings: Settings, *, with_artifact: bool
 ) -> list[Check]:
     """The checks of one endpoint, ``profile`` being the model it serves (None: unusable)."""
-    from deploy_gate.checks import builtin_checks
+    from deploy_gate.checks import output, smoke
 
-    builtin_checks(profile, settings)  # registers the built-in modules' checks
     checks = [Check("smoke", "ready", endpoint_ready)]
-    shared = {c.name: c for c in BUILTIN if c.applies(profile, settings)}
+    shared = {c.name: c for c in applicable(smoke.checks(profile, settings), profile, settings)}
     checks += [shared[name] for name in SHARED if name.startswith("smoke") and name in shared]
-    checks += [c for c in BUILTIN if c.category == "output" and c.applies(profile, settings)]
+    checks += applicable(output.checks(profile, settings), profile, settings)
     for level in settings.endpoint_concurrency or ():
         labels = dict.fromkeys([*PERCENTILES, *endpoint_budgets(settings, level)])
         checks += [

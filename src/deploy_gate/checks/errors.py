@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from deploy_gate import validation as v
-from deploy_gate.checks import check
+from deploy_gate.checks import Check, check, declared
 from deploy_gate.checks.common import (
     first_row,
     has_proba,
@@ -28,9 +28,10 @@ if TYPE_CHECKING:
     import numpy as np
     import pandas as pd
 
-    from deploy_gate.artifact import LoadedArtifact
+    from deploy_gate.artifact import LoadedArtifact, ModelProfile
     from deploy_gate.data import GateData
     from deploy_gate.deployment import Deployment
+    from deploy_gate.options import Settings
 
 #: The string fed to a numeric feature by errors[wrong-dtype].
 NOT_A_NUMBER = "deploy-gate-not-a-number"
@@ -219,12 +220,14 @@ def errors_unseen_category(
         row.loc[row.index[0], column] = UNSEEN_CATEGORY
 
     features = deploy_gate_data.features
+    # Text and categories only: a duration, period or interval column holds no category, and
+    # pandas refuses a string in it (the gate's own edit would fail, not the model).
     columns = [
         column
         for column in features.columns
-        if not pd.api.types.is_numeric_dtype(features[column])
-        and not pd.api.types.is_bool_dtype(features[column])
-        and not pd.api.types.is_datetime64_any_dtype(features[column])
+        if isinstance(features[column].dtype, pd.CategoricalDtype)
+        or pd.api.types.is_object_dtype(features[column])
+        or pd.api.types.is_string_dtype(features[column])
     ]
     if not columns:
         pytest.skip("no text or categorical feature to put an unseen value into")
@@ -435,3 +438,8 @@ def errors_not_loaded(
     raise CheckFailure(
         f"predicting before load_model() returned {show(result)}; expected ValueError 'not loaded'"
     )
+
+
+def checks(profile: ModelProfile | None, settings: Settings) -> list[Check]:
+    """The ``errors`` checks, as this module declares them."""
+    return declared(__name__)

@@ -19,7 +19,7 @@ from deploy_gate.errors import CheckFailure
 if TYPE_CHECKING:
     import numpy as np
 
-    from deploy_gate.artifact import LoadedArtifact
+    from deploy_gate.artifact import LoadedArtifact, ModelProfile
     from deploy_gate.data import GateData
     from deploy_gate.deployment import Deployment
     from deploy_gate.gate import Gate
@@ -66,23 +66,23 @@ def latency_budgets(settings: Settings) -> dict[tuple[str, int], float | None]:
     return {**_set_budgets(settings), **derived_budgets(settings)}
 
 
-def latency_checks(settings: Settings) -> list[Check]:
+def checks(profile: ModelProfile | None, settings: Settings) -> list[Check]:
     """``latency[p50-batch=1]`` ... per batch size, ``latency[batch-vs-single-batch=N]`` per
     batch size N > 1, and ``latency[p99-vs-baseline-batch=N]`` with a baseline."""
     budgets = latency_budgets(settings)
-    checks = []
+    found: list[Check] = []
     for batch in settings.latency_batch_sizes:
         labels = dict.fromkeys([*PERCENTILES, *(p for p, b in budgets if b == batch)])
-        checks += [
+        found += [
             Check("latency", f"{label}-batch={batch}", _latency_check(label, batch))
             for label in labels
         ]
         if batch > 1:
-            checks.append(
+            found.append(
                 Check("latency", f"batch-vs-single-batch={batch}", _batch_vs_single_check(batch))
             )
         if settings.baseline is not None:
-            checks.append(
+            found.append(
                 Check(
                     "latency",
                     f"p99-vs-baseline-batch={batch}",
@@ -90,7 +90,7 @@ def latency_checks(settings: Settings) -> list[Check]:
                     with_baseline,
                 )
             )
-    return checks
+    return found
 
 
 def _latency_settings(settings: Settings) -> LatencySettings:

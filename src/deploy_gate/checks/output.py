@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, overload
 import pytest
 
 from deploy_gate import validation as v
-from deploy_gate.checks import check
+from deploy_gate.checks import Check, check, declared
 from deploy_gate.checks.common import (
     fmt,
     has_proba,
@@ -614,3 +614,8 @@ def _output_range(data: GateData, settings: Settings) -> tuple[float, float, str
     lo, hi = float(target.min()), float(target.max())
     span = hi - lo
     return lo - span, hi + span, f"target range [{lo:.6g}, {hi:.6g}] widened by its span"
+
+
+def checks(profile: ModelProfile | None, settings: Settings) -> list[Check]:
+    """The ``output`` checks, as this module declares them."""
+    return declared(__name__)

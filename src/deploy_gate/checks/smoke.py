@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from deploy_gate import validation as v
-from deploy_gate.checks import check
+from deploy_gate.checks import Check, check, declared
 from deploy_gate.checks.common import (
     SAMPLE_ROWS,
     first_row,
@@ -27,7 +27,7 @@ from deploy_gate.errors import CheckFailure, describe_exc
 if TYPE_CHECKING:
     import numpy as np
 
-    from deploy_gate.artifact import LoadedArtifact
+    from deploy_gate.artifact import LoadedArtifact, ModelProfile
     from deploy_gate.checks.common import Tolerance
     from deploy_gate.data import GateData
     from deploy_gate.deployment import Deployment
@@ -291,3 +291,8 @@ def smoke_latency_sanity(
             f"(n={len(timings)} calls after 2 warm-up calls, "
             f"threads={'auto' if threads is None else threads}; deploy_gate_smoke_latency_ms)"
         )
+
+
+def checks(profile: ModelProfile | None, settings: Settings) -> list[Check]:
+    """The ``smoke`` checks, as this module declares them."""
+    return declared(__name__)

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from deploy_gate.checks import check
+from deploy_gate.checks import Check, check, declared
 from deploy_gate.errors import CheckFailure
 
 if TYPE_CHECKING:
@@ -97,3 +97,8 @@ def version_pinned_hash(
     if mismatch is not None:
         raise CheckFailure(mismatch)
     deploy_gate_property("sha256", sha256_file(deploy_gate_artifact_path))
+
+
+def checks(profile: ModelProfile | None, settings: Settings) -> list[Check]:
+    """The ``version`` checks, as this module declares them."""
+    return declared(__name__)

@@ -3,6 +3,7 @@ rows to send it, and what it can do (its profile), worked out once per process."
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -108,23 +109,36 @@ class EndpointTarget:
         self.deployment.close()
 
 
+#: Each gate's endpoints, built once per process and closed with the gate.
+_TARGETS: weakref.WeakKeyDictionary[Gate, list[EndpointTarget]] = weakref.WeakKeyDictionary()
+
+
 def endpoint_targets(gate: Gate) -> list[EndpointTarget]:
     """The run's endpoints, each probed once per process (names made unique)."""
+    targets = _TARGETS.get(gate)
+    if targets is None:
+        targets = _TARGETS[gate] = _build_targets(gate)
+        gate.at_close(lambda: _close_targets(gate))
+    return targets
 
-    def build() -> list[EndpointTarget]:
-        specs: list[EndpointSpec] = list(gate.settings.endpoint or ())
-        targets: list[EndpointTarget] = []
-        seen: set[str] = set()
-        for spec in specs:
-            base = spec.name or default_name(spec.url, None)
-            name, n = base, 2
-            while name in seen:
-                name, n = f"{base}-{n}", n + 1
-            seen.add(name)
-            targets.append(EndpointTarget(gate, spec, name))
-        return targets
 
-    return gate.endpoint_targets.get(None, build)
+def _close_targets(gate: Gate) -> None:
+    for target in _TARGETS.pop(gate, ()):
+        target.close()
+
+
+def _build_targets(gate: Gate) -> list[EndpointTarget]:
+    specs: list[EndpointSpec] = list(gate.settings.endpoint or ())
+    targets: list[EndpointTarget] = []
+    seen: set[str] = set()
+    for spec in specs:
+        base = spec.name or default_name(spec.url, None)
+        name, n = base, 2
+        while name in seen:
+            name, n = f"{base}-{n}", n + 1
+        seen.add(name)
+        targets.append(EndpointTarget(gate, spec, name))
+    return targets
 
 
 def describe(target: EndpointTarget) -> dict[str, Any]:
