@@ -2,7 +2,7 @@
 of the three protocols the gate speaks, healthy or with one fault.
 
     python endpoint_servers.py --model model.joblib --protocol json|v2|mlflow \
-        --fault none|nan500|hang|wrong-length --port 8000
+        --fault none|nan500|hang|wrong-length|slow --port 8000
 
 Faults: ``nan500`` answers 500 when a value is missing (a crash, not a refusal); ``hang`` never
 answers such a request; ``wrong-length`` drops the last prediction of a batch.
@@ -54,6 +54,8 @@ def build(model_path: Path, protocol: str, fault: str, name: str = "churn") -> F
                     raise Refused(422, f"row {i}: feature {f!r} must be a number, not {value!r}")
         if not rows:
             return [], []
+        if fault == "slow":  # a healthy service across a network: 150 ms a request
+            await asyncio.sleep(0.15)
         frame = pd.DataFrame(rows, columns=features)
         labels = model.predict(frame).tolist()
         proba = model.predict_proba(frame).tolist()

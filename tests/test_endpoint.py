@@ -203,6 +203,24 @@ def _outcomes(pytester: pytest.Pytester) -> dict[str, str]:
     return found
 
 
+def test_a_service_is_held_to_its_own_latency_budget_in_smoke_not_a_models(
+    pytester: pytest.Pytester, models: Path, serve: object
+) -> None:
+    # 150 ms a request: over the 100 ms smoke default of a model in process, well within the
+    # endpoint's p99 budget (5 s in QUICK; 500 ms by default). A set smoke budget still holds.
+    url = serve("json", "slow")  # type: ignore[operator]
+    quick = [a for a in QUICK if not a.startswith("--deploy-gate-smoke-latency-ms")]
+    for name in ("model.joblib", "holdout.csv"):
+        (pytester.path / name).write_bytes((models / name).read_bytes())
+    args = ["--deploy-gate", "model.joblib", "--deploy-gate-data", "holdout.csv"]
+    args += [f"--deploy-gate-endpoint=churn={url}", "-k", "endpoint and latency-sanity", *quick]
+    result = pytester.runpytest(*args)
+    assert _outcomes(pytester) == {"smoke[latency-sanity]": "passed"}, result.stdout.str()
+    result = pytester.runpytest(*args, "--deploy-gate-smoke-latency-ms=100ms")
+    assert _outcomes(pytester) == {"smoke[latency-sanity]": "failed"}
+    result.stdout.fnmatch_lines(["*mean single-row latency * ms exceeds budget 100.0 ms*"])
+
+
 @pytest.mark.parametrize("protocol", ["json", "v2", "mlflow"])
 def test_a_healthy_server_is_approved_in_each_protocol(
     pytester: pytest.Pytester, models: Path, serve: object, protocol: str

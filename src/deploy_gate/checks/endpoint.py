@@ -85,6 +85,26 @@ def endpoint_budgets(settings: Settings, concurrency: int) -> dict[str, float | 
     return budgets
 
 
+def endpoint_latency_sanity(
+    deployment: Deployment,
+    deploy_gate_data: GateData,
+    deploy_gate_settings: Settings,
+    deploy_gate_property: Callable[[str, object], None],
+) -> None:
+    """Mean single-row latency is under a generous budget: deploy_gate_smoke_latency_ms if
+    set, else the larger of its default and the endpoint's p99 budget of single requests."""
+    from deploy_gate.checks.smoke import smoke_latency_sanity
+
+    settings = deploy_gate_settings
+    if settings.source("smoke_latency_ms") == "default":
+        # Every request crosses a network and a server: a model's 100 ms for one row in
+        # process would block a service its own latency budget (500 ms) approves.
+        p99 = endpoint_budgets(settings, 1).get("p99")
+        budget = max(float(settings.smoke_latency_ms), p99 or 0.0)
+        settings = dataclasses.replace(settings, smoke_latency_ms=budget)
+    smoke_latency_sanity(deployment, deploy_gate_data, settings, deploy_gate_property)
+
+
 # -- the catalogue --------------------------------------------------------------------------
 def endpoint_checks(
     profile: ModelProfile | None, settings: Settings, *, with_artifact: bool
@@ -94,6 +114,8 @@ def endpoint_checks(
 
     checks = [Check("smoke", "ready", endpoint_ready)]
     shared = {c.name: c for c in applicable(smoke.checks(profile, settings), profile, settings)}
+    if "smoke[latency-sanity]" in shared:
+        shared["smoke[latency-sanity]"] = Check("smoke", "latency-sanity", endpoint_latency_sanity)
     checks += [shared[name] for name in SHARED if name.startswith("smoke") and name in shared]
     checks += applicable(output.checks(profile, settings), profile, settings)
     for level in settings.endpoint_concurrency or ():
