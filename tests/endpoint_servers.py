@@ -2,7 +2,7 @@
 of the three protocols the gate speaks, healthy or with one fault.
 
     python endpoint_servers.py --model model.joblib --protocol json|v2|mlflow \
-        --fault none|nan500|hang|wrong-length|slow --port 8000
+        --fault none|nan500|hang|wrong-length|slow|every10th500 --port 8000
 
 Faults: ``nan500`` answers 500 when a value is missing (a crash, not a refusal); ``hang`` never
 answers such a request; ``wrong-length`` drops the last prediction of a batch.
@@ -36,6 +36,7 @@ def build(model_path: Path, protocol: str, fault: str, name: str = "churn") -> F
     features = [str(f) for f in model.feature_names_in_]
     sha256 = hashlib.sha256(model_path.read_bytes()).hexdigest()
     app = FastAPI()
+    served = [0]
 
     async def predict(rows: list[dict[str, Any]]) -> tuple[list[Any], list[list[float]]]:
         for i, row in enumerate(rows):
@@ -56,6 +57,11 @@ def build(model_path: Path, protocol: str, fault: str, name: str = "churn") -> F
             return [], []
         if fault == "slow":  # a healthy service across a network: 150 ms a request
             await asyncio.sleep(0.15)
+        if fault == "every10th500":
+            served[0] += 1
+            if served[0] % 10 == 0:
+                raise RuntimeError("every tenth request crashes")  # an unhandled crash: a 500
+            await asyncio.sleep(0.02)  # the others stay in flight meanwhile
         frame = pd.DataFrame(rows, columns=features)
         labels = model.predict(frame).tolist()
         proba = model.predict_proba(frame).tolist()

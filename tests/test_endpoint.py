@@ -22,6 +22,7 @@ import joblib
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import messages
 from sklearn.linear_model import LogisticRegression
 
 pytest.importorskip("httpx")
@@ -219,6 +220,20 @@ def test_a_service_is_held_to_its_own_latency_budget_in_smoke_not_a_models(
     result = pytester.runpytest(*args, "--deploy-gate-smoke-latency-ms=100ms")
     assert _outcomes(pytester) == {"smoke[latency-sanity]": "failed"}
     result.stdout.fnmatch_lines(["*mean single-row latency * ms exceeds budget 100.0 ms*"])
+
+
+def test_a_server_that_crashes_under_concurrent_load_is_reported_as_its_500s(
+    pytester: pytest.Pytester, models: Path, serve: object
+) -> None:
+    # Each 500 gives the next requests a fresh connection; the gate used to close the shared
+    # client under the other requests in flight, which then failed as "ReadError: Bad file
+    # descriptor", a fault of the gate's own by its look.
+    url = serve("json", "every10th500")  # type: ignore[operator]
+    _gate(pytester, models, url, "-k", "endpoint and latency")
+    found = messages(ET.parse(pytester.path / "deploy-gate.xml").getroot())
+    assert found, "the latency items should fail"
+    for name, text in found.items():
+        assert text.startswith("HTTP 500 from POST"), (name, text)
 
 
 @pytest.mark.parametrize("protocol", ["json", "v2", "mlflow"])

@@ -66,6 +66,7 @@ CHUNK = 1000
 #: Rows version[matches-artifact] sends at most.
 MAX_MATCH_ROWS = 20_000
 DEFAULT_BUDGET_MS = 500.0
+_PLURAL = {"prediction": "predictions", "probability": "probabilities"}
 _VERSION_ID = re.compile(r"^v_\d{8}T\d{6}Z_([0-9a-f]{8})$")
 
 NOT_A_NUMBER = "deploy-gate-not-a-number"
@@ -328,7 +329,8 @@ def endpoint_matches_artifact(
                 for i in differ[:10]
             )
             problems.append(
-                f"{what}s differ on {v.describe_rows(differ, len(rows))} ({tolerance})\n{lines}"
+                f"{_PLURAL[what]} differ on {v.describe_rows(differ, len(rows))} "
+                f"({tolerance})\n{lines}"
             )
     if problems:
         head, *rest = problems

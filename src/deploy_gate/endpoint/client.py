@@ -86,6 +86,8 @@ class EndpointDeployment:
         self._max_connections = max_connections
         self._client: httpx.Client | None = None
         self._lock = threading.Lock()
+        #: Requests in flight per client (a retired client is closed when it has none).
+        self._busy: dict[httpx.Client, int] = {}
         self.metadata: wire.Metadata | None = None
         self.last_version: str | None = None
         self._latency: dict[str, LatencyTracker] = {
@@ -97,33 +99,58 @@ class EndpointDeployment:
     # -- the HTTP client -------------------------------------------------------------------
     @property
     def client(self) -> httpx.Client:
-        if self._client is None:
-            with self._lock:
-                if self._client is None:
-                    try:
-                        import httpx
-                    except ImportError:
-                        raise ConfigError(
-                            "--deploy-gate-endpoint needs httpx: pip install "
-                            '"pytest-deploy-gate[endpoint]"'
-                        ) from None
+        with self._lock:
+            return self._current()
 
-                    limits = httpx.Limits(
-                        max_connections=self._max_connections,
-                        max_keepalive_connections=self._max_connections,
-                    )
-                    self._client = httpx.Client(
-                        timeout=httpx.Timeout(self.timeout),
-                        limits=limits,
-                        transport=httpx.HTTPTransport(retries=CONNECT_RETRIES, limits=limits),
-                        headers={"user-agent": "pytest-deploy-gate"},
-                    )
+    def _current(self) -> httpx.Client:
+        """The client new requests use (made on first use); call with ``_lock`` held."""
+        if self._client is None:
+            try:
+                import httpx
+            except ImportError:
+                raise ConfigError(
+                    '--deploy-gate-endpoint needs httpx: pip install "pytest-deploy-gate[endpoint]"'
+                ) from None
+
+            limits = httpx.Limits(
+                max_connections=self._max_connections,
+                max_keepalive_connections=self._max_connections,
+            )
+            self._client = httpx.Client(
+                timeout=httpx.Timeout(self.timeout),
+                limits=limits,
+                transport=httpx.HTTPTransport(retries=CONNECT_RETRIES, limits=limits),
+                headers={"user-agent": "pytest-deploy-gate"},
+            )
         return self._client
 
+    def _acquire(self) -> httpx.Client:
+        with self._lock:
+            client = self._current()
+            self._busy[client] = self._busy.get(client, 0) + 1
+            return client
+
+    def _release(self, client: httpx.Client, *, retire: bool) -> None:
+        """One request on ``client`` ended; ``retire`` gives the next requests a new client.
+        A retired client is closed once its last request in flight has ended: closing it under
+        the others (concurrent latency measurements) broke their transfers mid-way."""
+        with self._lock:
+            left = self._busy[client] - 1
+            if left:
+                self._busy[client] = left
+            else:
+                del self._busy[client]
+            if retire and self._client is client:
+                self._client = None
+            idle = not left and self._client is not client
+        if idle:
+            client.close()
+
     def close(self) -> None:
-        if self._client is not None:
-            self._client.close()
-            self._client = None
+        with self._lock:
+            client, self._client = self._client, None
+        if client is not None:
+            client.close()
 
     def send(self, request: wire.Request, raw: bytes | None = None) -> Exchange:
         """Send one request and return its answer whatever the status; a timeout, a refused
@@ -135,10 +162,13 @@ class EndpointDeployment:
             content = json.dumps(request.body, allow_nan=False).encode()
         headers = {"content-type": "application/json"} if content is not None else {}
         start = time.perf_counter()
+        client = self._acquire()
+        retire = True
         try:
-            response = self.client.request(
-                request.method, request.url, content=content, headers=headers
-            )
+            response = client.request(request.method, request.url, content=content, headers=headers)
+            # A server that crashed on a request may drop its kept-alive connection without
+            # saying so (uvicorn does): the next request must not be sent down a dead one.
+            retire = response.status_code >= 500
         except httpx.TimeoutException:
             raise EndpointTimeout(
                 f"no answer from {request.method} {request.url} within {self.timeout:g} s "
@@ -150,16 +180,13 @@ class EndpointDeployment:
                 "the server running and listening there?"
             ) from None
         except httpx.TransportError as exc:
-            self.close()
             raise EndpointError(
                 f"{request.method} {request.url} failed: {type(exc).__name__}: {exc}"
             ) from None
+        finally:
+            self._release(client, retire=retire)
         seconds = time.perf_counter() - start
         text = response.text
-        if response.status_code >= 500:
-            # A server that crashed on a request may drop its kept-alive connection without
-            # saying so (uvicorn does): the next request must not be sent down a dead one.
-            self.close()
         try:
             body = json.loads(text) if text.strip() else None
         except ValueError:
