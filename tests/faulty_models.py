@@ -364,6 +364,48 @@ class MutatesInput(ThresholdClassifier):
         return super().predict(X)
 
 
+class ProbaMutatesInput(ThresholdClassifier):
+    """predict() leaves the caller's frame alone; predict_proba() clips column a in place."""
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        if isinstance(X, pd.DataFrame):
+            X["a"] = X["a"].clip(-0.5, 0.5)
+        return super().predict_proba(X)
+
+
+class FillsInPlace(ThresholdClassifier):
+    """Fills missing values with 0 in the caller's frame (fillna(inplace=True))."""
+
+    def predict(self, X: Any) -> np.ndarray:
+        if isinstance(X, pd.DataFrame):
+            X.fillna(0.0, inplace=True)
+        return super().predict(X)
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        if isinstance(X, pd.DataFrame):
+            X = X.fillna(0.0)
+        return super().predict_proba(X)
+
+
+class SortsInPlace(ThresholdClassifier):
+    """Sorts the caller's frame by a in place, then answers in the order it was given."""
+
+    def predict(self, X: Any) -> np.ndarray:
+        if isinstance(X, pd.DataFrame):
+            order = X.index.copy()
+            X.sort_values("a", inplace=True)
+            return super().predict(X.loc[order])
+        return super().predict(X)
+
+
+class ScalarForOneRow(ThresholdClassifier):
+    """Answers a batch with one label per row, but a single row with a bare 0-d scalar."""
+
+    def predict(self, X: Any) -> Any:
+        labels = super().predict(X)
+        return np.asarray(labels[0]) if len(labels) == 1 else labels
+
+
 class Hangs(ThresholdClassifier):
     """Never returns from predict() on a batch of more than one row."""
 

@@ -166,3 +166,14 @@ def test_a_duration_feature_is_not_given_an_unseen_category(gate: GateRun) -> No
     assert outcomes.pop("errors[unseen-category]") == "skipped"
     assert set(outcomes.values()) == {"passed"}, messages(gate.junit())
     assert result.ret == 0
+
+
+def test_a_scalar_for_one_row_is_named_as_the_models_output(gate: GateRun) -> None:
+    # The gate's own deployment indexed the scalar: "IndexError: too many indices for array".
+    gate.artifact(fm.ScalarForOneRow())
+    gate.run("model.joblib", "-k", "inference-single")
+    text = messages(gate.junit())["smoke[inference-single]"]
+    first = text.splitlines()[0]
+    assert first.endswith(
+        "InvalidOutputError: predict returned a scalar for one row; expected one output per row"
+    ), first

@@ -90,6 +90,36 @@ def test_more_classes_fail_when_a_class_is_predicted_where_it_is_less_likely() -
     assert "swapped" in found[1]
 
 
+@pytest.mark.parametrize("seed", [0, 1])
+@pytest.mark.filterwarnings("ignore:The `probability` parameter was deprecated:FutureWarning")
+def test_two_swapped_columns_of_four_classes_fail_and_the_healthy_models_pass(seed: int) -> None:
+    # Columns 2 and 3 swapped, predict() right: the medians of a column over the rows predicted
+    # its class and over the rest can still agree (a forest, seed 1), so the check also asks
+    # how well each column ranks the rows predicted its class above the others: 99.5% and up
+    # for healthy models, 45-67% swapped.
+    from sklearn.ensemble import RandomForestClassifier
+    from sklearn.naive_bayes import GaussianNB
+
+    X, y = make_classification(
+        3000, 10, n_informative=6, n_classes=4, n_clusters_per_class=1,
+        weights=[0.4, 0.3, 0.2, 0.1], random_state=seed,
+    )  # fmt: skip
+    models = [
+        LogisticRegression(max_iter=1000),
+        SVC(probability=True, class_weight="balanced", random_state=0),
+        RandomForestClassifier(50, random_state=0),
+        GaussianNB(),
+    ]
+    for model in models:
+        model.fit(X[:2000], y[:2000])
+        held = X[2000:]
+        assert _judge(model, held) is None, model
+        swapped = model.predict_proba(held)[:, [0, 1, 3, 2]]
+        found = label_probability_mismatch(model.predict(held), swapped, model.classes_)
+        assert found is not None, model
+        assert "swapped" in found[1]
+
+
 @pytest.mark.filterwarnings("ignore:The `probability` parameter was deprecated:FutureWarning")
 def test_a_weighted_svc_whose_votes_differ_from_its_probabilities_passes() -> None:
     # One-vs-one votes with balanced class weights pick rare classes that the (unweighted)

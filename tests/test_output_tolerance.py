@@ -32,12 +32,12 @@ def test_float32_outputs_far_beyond_rounding_differ() -> None:
     assert not same_outputs(batch, batch * np.float32(1.001)).any()
 
 
-def test_float64_outputs_must_agree_to_a_billionth() -> None:
+def test_float64_outputs_must_agree_to_a_ten_millionth() -> None:
     a = np.array([240.608, 1.5])
 
-    assert not same_outputs(a, a * (1 + 1e-7)).any()
-    assert same_outputs(a, a * (1 + 1e-12)).all()
-    assert output_tolerance(a, a).rtol == pytest.approx(1e-9)
+    assert not same_outputs(a, a * (1 + 1e-5)).any()
+    assert same_outputs(a, a * (1 + 1e-8)).all()
+    assert output_tolerance(a, a).rtol == pytest.approx(1e-7)
     assert output_tolerance(a, a).why == "float64 outputs"
 
 

@@ -5,8 +5,10 @@ from __future__ import annotations
 import hashlib
 import pickle
 from pathlib import Path
+from typing import Any
 
 import faulty_models as fm
+import numpy as np
 import pytest
 from conftest import GateRun, failed, junit_outcomes, messages
 from malicious_corpus import tofile_gadget
@@ -124,6 +126,28 @@ def test_a_model_that_mutates_its_input_fails_input_mutation(gate: GateRun) -> N
     root = gate.junit()
     assert failed(root) == {"errors[input-mutation]"}
     assert "column 'a' modified" in messages(root)["errors[input-mutation]"]
+
+
+@pytest.mark.parametrize(
+    ("model", "said"),
+    [
+        (fm.ProbaMutatesInput(), "batch_predict_proba changed the caller's DataFrame: column 'a'"),
+        (fm.FillsInPlace(), "batch_predict changed the caller's DataFrame: column 'c' modified"),
+        (fm.SortsInPlace(), "batch_predict changed the caller's DataFrame: rows reordered"),
+    ],
+    ids=["probabilities", "fills-late-missing-values", "sorts"],
+)
+def test_input_mutation_sees_probabilities_late_missing_values_and_reordered_rows(
+    gate: GateRun, model: Any, said: str
+) -> None:
+    gate.artifact(model)
+    frame = fm.make_frame()
+    frame.loc[[120, 170], "c"] = np.nan  # none in the first 50 rows
+    gate.data(frame)
+    gate.run("model.joblib", "-k", "input-mutation")
+    root = gate.junit()
+    assert failed(root) == {"errors[input-mutation]"}
+    assert messages(root)["errors[input-mutation]"].startswith(said)
 
 
 def test_a_hanging_model_fails_on_the_check_timeout(gate: GateRun) -> None:

@@ -165,12 +165,11 @@ class ModelDeployment:
     def predict_single(self, features: Mapping[str, Any]) -> Any:
         """Predict one row given as a mapping of feature name to value."""
         frame = self._frame_from_mapping(features)
-        out = self._predict(frame, "predict", "single")
-        return plain(out[0])
+        return plain(_first(self._predict(frame, "predict", "single"), "predict"))
 
     def predict_proba_single(self, features: Mapping[str, Any]) -> np.ndarray:
         frame = self._frame_from_mapping(features)
-        out: np.ndarray = self._predict(frame, "predict_proba", "single")[0]
+        out: np.ndarray = _first(self._predict(frame, "predict_proba", "single"), "predict_proba")
         return out
 
     def batch_predict(self, rows: pd.DataFrame | Sequence[Mapping[str, Any]]) -> np.ndarray:
@@ -268,3 +267,14 @@ class ModelDeployment:
             raise SchemaError(
                 f"feature(s) given more than once: {', '.join(map(repr, twice))} (ambiguous)"
             )
+
+
+def _first(out: np.ndarray, method: str) -> Any:
+    """The one row's output; an ``InvalidOutputError`` (not an ``IndexError`` of the gate's
+    own) when the model gave none for it: a scalar, or nothing."""
+    if out.ndim == 0 or len(out) == 0:
+        what = "a scalar" if out.ndim == 0 else "no output"
+        raise InvalidOutputError(
+            f"{method} returned {what} for one row; expected one output per row"
+        )
+    return out[0]

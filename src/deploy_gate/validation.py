@@ -22,9 +22,11 @@ PROBA_SUM_TOLERANCE = 1e-6
 
 #: Outputs that should be equal (a batch and its rows one by one, two calls, two column
 #: orders) agree within this relative tolerance, by the precision the outputs were computed
-#: in: a float32 model sums its trees or products at 7 significant digits, float64 at 16.
-#: Integers and labels must be equal.
-RELATIVE_TOLERANCE = {"float16": 1e-3, "float32": 1e-5, "float64": 1e-9}
+#: in: a float32 model sums its trees or products at 7 significant digits, float64 at 16, less
+#: what cancellation takes (a kernel ridge with a small alpha, dual coefficients of 3e5 that
+#: cancel to outputs of 6, differed between a batch and one row by 2.5e-9). Integers and
+#: labels must be equal.
+RELATIVE_TOLERANCE = {"float16": 1e-3, "float32": 1e-5, "float64": 1e-7}
 
 
 @dataclass(frozen=True)
@@ -273,19 +275,43 @@ def label_probability_mismatch(
     index, values = index[kept], values[kept]
     if k == 2:
         return _binary_mismatch(kept, index == 1, values[:, 1], classes)
+    from scipy import stats
+
     for position, label in enumerate(classes):
         chosen = index == position
         if chosen.all() or not chosen.any():
             continue
-        mine, others = np.median(values[chosen, position]), np.median(values[~chosen, position])
-        if mine < others:
+        mine, others = values[chosen, position], values[~chosen, position]
+        rows = tuple(kept[np.flatnonzero(chosen)].tolist())
+        if np.median(mine) < np.median(others):
             return (
-                tuple(kept[np.flatnonzero(chosen)].tolist()),
+                rows,
                 f"rows predicted {label!r} are less likely to be {label!r} (median probability "
-                f"{mine:.3g}) than the other rows ({others:.3g}): labels or probability columns "
-                "swapped",
+                f"{np.median(mine):.3g}) than the other rows ({np.median(others):.3g}): labels "
+                "or probability columns swapped",
+            )
+        if min(len(mine), len(others)) < CLASS_RANKING_MIN_ROWS:
+            continue
+        # The share of (predicted, other) row pairs that the column orders right: about 1 for a
+        # healthy model (0.995 and up, an SVC with class weights voting one-vs-one included),
+        # about a half or less for two columns swapped, where the medians may still agree.
+        u = stats.mannwhitneyu(mine, others).statistic
+        ranking = float(u) / (len(mine) * len(others))
+        if ranking < CLASS_RANKING_FLOOR:
+            return (
+                rows,
+                f"the probability column of {label!r} ranks the rows predicted {label!r} above "
+                f"the others in only {ranking:.0%} of pairs, where a model's own labels and "
+                "probabilities agree in 99% and more: labels or probability columns swapped",
             )
     return None
+
+
+#: More than two classes: a class's probability column must rank the rows predicted it above
+#: the others in at least this share of pairs (``label_probability_mismatch``) ...
+CLASS_RANKING_FLOOR = 0.75
+#: ... judged when at least this many rows are predicted it, and as many are not.
+CLASS_RANKING_MIN_ROWS = 10
 
 
 #: One-sided p-value below which outputs count as worse than chance: a gate that blocks on
@@ -782,10 +808,43 @@ def plain(value: Any) -> Any:
     return item() if callable(item) and getattr(value, "ndim", 0) == 0 else value
 
 
+def input_changes(
+    deployment: Any, rows: pd.DataFrame, more: pd.DataFrame | None = None
+) -> dict[str, list[str]]:
+    """What ``batch_predict`` and, when the deployment has it, ``batch_predict_proba`` change
+    in a copy of ``rows`` each is given, then in one of ``more`` (:func:`frame_changes`).
+    ``batch_predict``'s errors on ``rows`` propagate; every other error is left to the checks
+    made for it (``more`` holds missing values, which a model may refuse)."""
+    found: dict[str, list[str]] = {}
+    for frame in (rows, more):
+        if frame is None or not len(frame):
+            continue
+        for method in ("batch_predict", "batch_predict_proba"):
+            call = getattr(deployment, method, None)
+            if call is None or found.get(method):
+                continue
+            given = frame.copy(deep=True)
+            try:
+                call(given)
+            except Exception:
+                if method == "batch_predict" and frame is rows:
+                    raise
+                continue
+            found[method] = frame_changes(frame, given)
+    return found
+
+
 def frame_changes(before: pd.DataFrame, after: pd.DataFrame) -> list[str]:
-    """What a call did to a frame it was given: columns modified, dropped or added."""
+    """What a call did to a frame it was given: rows reordered, dropped or added, the index
+    replaced, columns modified, dropped or added."""
     if after.equals(before):
         return []
+    if len(after) != len(before):
+        return [f"{len(before)} rows became {len(after)}"]
+    if not after.index.equals(before.index):
+        if after.index.sort_values().equals(before.index.sort_values()):
+            return ["rows reordered (sorted in place?)"]
+        return ["the index replaced"]
     changed = [
         str(c) for c in before.columns if c not in after.columns or not after[c].equals(before[c])
     ]

@@ -399,18 +399,19 @@ def _is_gate_default(deployment: Deployment) -> bool:
 def errors_input_mutation(deployment: Deployment, deploy_gate_data: GateData) -> None:
     """Predicting leaves the caller's DataFrame unchanged."""
     from deploy_gate.gate import beside
-    from deploy_gate.validation import frame_changes
+    from deploy_gate.validation import input_changes
 
-    rows = deploy_gate_data.features.iloc[:50].copy()
+    features = deploy_gate_data.features
+    rows = features.iloc[:50].copy()
+    # Then rows with missing values: a model that fills them in place changes only those (NaN
+    # at rows 100, 400 and 700 of 1000 went unseen in the first 50).
+    later = features.iloc[50:]
+    more = later[later.isna().any(axis=1)].iloc[:50].copy()
     probe = beside(deployment, "deploy_gate.worker.inside:InputMutationProbe")
-    if probe is not None:
-        changes = probe.run(rows)
-    else:
-        before = rows.copy(deep=True)
-        predict(deployment, rows)
-        changes = frame_changes(before, rows)
-    if changes:
-        raise CheckFailure("batch_predict changed the caller's DataFrame: " + ", ".join(changes))
+    changed = input_changes(deployment, rows, more) if probe is None else probe.run(rows, more)
+    for method, changes in changed.items():
+        if changes:
+            raise CheckFailure(f"{method} changed the caller's DataFrame: " + ", ".join(changes))
 
 
 @check("errors", "not-loaded")

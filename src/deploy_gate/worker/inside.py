@@ -36,16 +36,15 @@ def preload() -> list[str]:
 
 
 class InputMutationProbe:
-    """errors[input-mutation] next to the model: what ``batch_predict`` changed in the frame it
-    was given. Across the process boundary the caller's own frame is a copy that nothing can
-    change, so the comparison has to happen here."""
+    """errors[input-mutation] next to the model: what ``batch_predict`` and
+    ``batch_predict_proba`` changed in the frame each was given. Across the process boundary
+    the caller's own frame is a copy that nothing can change, so the comparison has to happen
+    here."""
 
     def __init__(self, deployment: Any) -> None:
         self.deployment = deployment
 
-    def run(self, rows: Any) -> list[str]:
-        from deploy_gate.validation import frame_changes
+    def run(self, rows: Any, more: Any = None) -> dict[str, list[str]]:
+        from deploy_gate.validation import input_changes
 
-        before = rows.copy(deep=True)
-        self.deployment.batch_predict(rows)
-        return frame_changes(before, rows)
+        return input_changes(self.deployment, rows, more)
