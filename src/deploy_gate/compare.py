@@ -871,7 +871,8 @@ def _noise_interval(
 ) -> tuple[float, float] | None:
     """How far past its limit the candidate is, as a one-sided interval (low, point) from a
     paired bootstrap over the rows (``scipy.stats.bootstrap``: both models' terms of a row and
-    its label stay together), or None for ROC AUC or too few rows."""
+    its label stay together; for a binary ROC AUC, ``_auc_interval``), or None for a
+    multi-class ROC AUC or too few rows."""
     import inspect
 
     import numpy as np
@@ -959,9 +960,10 @@ def _auc_interval(
         ranks = stats.rankdata(score)
         per_positive.append((ranks[positive] - stats.rankdata(score[positive])) / n_neg)
         per_negative.append(1 - (ranks[~positive] - stats.rankdata(score[~positive])) / n_pos)
-    # The floor of a baseline AUC b >= 0 is min_relative * b (``_limit``).
+    # The floor of a baseline AUC b >= 0 is min_relative * b (``_limit``): the difference is
+    # linear in the two AUCs, and so are its influence terms.
     m = min_relative
-    point = float(m * per_positive[1].mean() - per_positive[0].mean())
+    point = float(_limit(per_positive[1].mean(), True, m) - per_positive[0].mean())
     over_positives = m * per_positive[1] - per_positive[0]
     over_negatives = m * per_negative[1] - per_negative[0]
     variance = over_positives.var(ddof=1) / n_pos + over_negatives.var(ddof=1) / n_neg

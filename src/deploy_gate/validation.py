@@ -283,12 +283,13 @@ def label_probability_mismatch(
             continue
         mine, others = values[chosen, position], values[~chosen, position]
         rows = tuple(kept[np.flatnonzero(chosen)].tolist())
-        if np.median(mine) < np.median(others):
+        typical, elsewhere = np.median(mine), np.median(others)
+        if typical < elsewhere:
             return (
                 rows,
                 f"rows predicted {label!r} are less likely to be {label!r} (median probability "
-                f"{np.median(mine):.3g}) than the other rows ({np.median(others):.3g}): labels "
-                "or probability columns swapped",
+                f"{typical:.3g}) than the other rows ({elsewhere:.3g}): labels or probability "
+                "columns swapped",
             )
         if min(len(mine), len(others)) < CLASS_RANKING_MIN_ROWS:
             continue
@@ -433,10 +434,11 @@ def off_scale(predictions: np.ndarray, target: np.ndarray) -> str | None:
     middle = float(np.median(predictions))
     low, high = float(np.min(target)), float(np.max(target))
     error = float(np.mean(np.abs(predictions - target)))
+    hint = "a model trained on a transformed target (log, other units) served without the "
+    hint += "inverse transform?"
     versus = (
         f"the mean absolute error, {error:.4g}, is {error / spread:.1f} times that of always "
-        f"predicting the labels' median ({center:.4g}); a model trained on a transformed target "
-        "(log, other units) served without the inverse transform?"
+        f"predicting the labels' median ({center:.4g}); {hint}"
     )
     if not low <= middle <= high and error > SCALE_ERROR_RATIO * spread:
         return (
@@ -452,9 +454,7 @@ def off_scale(predictions: np.ndarray, target: np.ndarray) -> str | None:
             return (
                 f"predictions are off the labels' scale: {name} of them is within "
                 f"{restored:.4g} of the labels on average, against {error:.4g} as served and "
-                f"{spread:.4g} for always predicting the labels' median ({center:.4g}); a model "
-                "trained on a transformed target (log, other units) served without the inverse "
-                "transform?"
+                f"{spread:.4g} for always predicting the labels' median ({center:.4g}); {hint}"
             )
     return None
 

@@ -97,11 +97,6 @@ class EndpointDeployment:
         #: Client-side time per request spent encoding the body and decoding the answer, ns.
 
     # -- the HTTP client -------------------------------------------------------------------
-    @property
-    def client(self) -> httpx.Client:
-        with self._lock:
-            return self._current()
-
     def _current(self) -> httpx.Client:
         """The client new requests use (made on first use); call with ``_lock`` held."""
         if self._client is None:
