@@ -260,6 +260,57 @@ class HugeAtZeroRegressor(LinearRegressor):
         return out
 
 
+class LookupBeyondTraining(ThresholdClassifier):
+    """Scores feature a through a table fitted on its training range (|a| <= 4.5, past any value
+    the holdout of make_frame holds): a value beyond it is an IndexError, as production's first
+    record-breaking input would be. Only an edge row past the holdout's maximum reaches it."""
+
+    def _matrix(self, X: Any) -> np.ndarray:
+        values = super()._matrix(X)
+        beyond = np.abs(values[:, 0]) > 4.5
+        if beyond.any():
+            index = int(np.abs(values[beyond, 0]).max() * 2)
+            raise IndexError(f"index {index} is out of bounds for axis 0 with size 10")
+        return values
+
+
+class NaNBeyondTraining(LinearRegressor):
+    """Answers NaN where feature a lies beyond its training range (|a| > 4.5), as an
+    interpolating lookup with no rule for the ends does."""
+
+    def predict(self, X: Any) -> np.ndarray:
+        out = super().predict(X)
+        out[np.abs(self._matrix(X)[:, 0]) > 4.5] = np.nan
+        return out
+
+
+class RecordsBatches(LinearRegressor):
+    """Healthy regressor that imputes a missing value with 0 and appends each call's row count
+    to the file ``log`` (run it with ``--deploy-gate-isolation none`` to read the file)."""
+
+    def __init__(self, log: str = "") -> None:
+        super().__init__()
+        self.log = log
+
+    def _matrix(self, X: Any) -> np.ndarray:
+        return np.nan_to_num(super()._matrix(pd.DataFrame(X).fillna(0.0)))
+
+    def predict(self, X: Any) -> np.ndarray:
+        with open(self.log, "a", encoding="utf-8") as calls:
+            calls.write(f"{len(X)}\n")
+        return super().predict(X)
+
+
+class CrashesOnNaNInC(LinearRegressor):
+    """Imputes a missing a, b or d with 0 but crashes with RuntimeError on a missing c."""
+
+    def _matrix(self, X: Any) -> np.ndarray:
+        frame = pd.DataFrame(X)
+        if frame["c"].isna().any():
+            raise RuntimeError("imputer table has no entry for c")
+        return super()._matrix(frame.fillna(0.0))
+
+
 class NotAModel:
     """Has no predict() at all."""
 
@@ -923,4 +974,6 @@ FAULTS: list[tuple[Any, str, list[str], str]] = [
     (AcceptsStrings(), "label", ["errors[wrong-dtype]"], "was accepted silently"),
     (EmptyBatchCrash(), "label", ["errors[empty-batch]"], "IndexError"),
     (CrashesOnZero(), "label", ["output[edge-rows]"], "edge row a=zero: TypeError"),
+    (LookupBeyondTraining(), "label", ["output[edge-rows]"], "edge row a=above-max("),
+    (NaNBeyondTraining(), "y", ["output[no-nan]"], "edge row a=above-max("),
 ]

@@ -177,3 +177,24 @@ def test_a_scalar_for_one_row_is_named_as_the_models_output(gate: GateRun) -> No
     assert first.endswith(
         "InvalidOutputError: predict returned a scalar for one row; expected one output per row"
     ), first
+
+
+def test_a_model_that_takes_every_edited_row_answers_them_in_one_batch(gate: GateRun) -> None:
+    # errors[nan-input] sends the rows with one feature missing each as one batch first: one
+    # call per feature through the worker made a table of 500 features outlive its deadline.
+    log = gate.path / "calls.txt"
+    gate.artifact(fm.RecordsBatches(str(log)))
+    result = gate.run("model.joblib", "-k", "nan-input", "--deploy-gate-isolation=none", target="y")
+    assert junit_outcomes(gate.junit()) == {"errors[nan-input]": "passed"}
+    assert log.read_text().split() == [str(len(fm.FEATURES))]
+    assert result.ret == pytest.ExitCode.OK
+
+
+def test_a_feature_refused_in_the_batch_is_named_by_its_row_alone(gate: GateRun) -> None:
+    # The batch of edited rows fails when one row does; each row alone then names the feature.
+    gate.artifact(fm.CrashesOnNaNInC())
+    result = gate.run("model.joblib", "-k", "nan-input", target="y")
+    text = messages(gate.junit())["errors[nan-input]"]
+    assert "NaN input mishandled for 1 of 4 features" in text
+    assert "c=NaN: RuntimeError" in text
+    assert result.ret == pytest.ExitCode.TESTS_FAILED

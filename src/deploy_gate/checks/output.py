@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -116,9 +117,10 @@ _observations: weakref.WeakKeyDictionary[Deployment, tuple[int, Observation]] = 
 
 
 def edge_rows(data: GateData) -> tuple[pd.DataFrame, list[str], list[bool]]:
-    """Copies of the first row with one feature at its observed min, max, 0, or missing; their
-    labels; and whether each one's value lies outside the feature's observed range (a zero
-    where every observed value is positive, or every one negative)."""
+    """Copies of the first row with one feature at its observed min, max, 0, beyond its range
+    (see ``_beyond``), or missing; their labels; and whether each one's value lies outside the
+    feature's observed range (beyond it, or a zero where every observed value is positive, or
+    every one negative)."""
     import numpy as np
     import pandas as pd
 
@@ -134,7 +136,7 @@ def edge_rows(data: GateData) -> tuple[pd.DataFrame, list[str], list[bool]]:
         low = high = None
         if numeric:
             low, high = values.min(), values.max()
-            cases += [("min", low), ("max", high), ("zero", 0)]
+            cases += [("min", low), ("max", high), ("zero", 0), *_beyond(values, low, high)]
         # A missing flag or category is None in an object column; a missing number is NaN. A
         # column of a dtype whose missing value is pandas' NA (nullable boolean, string[python],
         # Arrow) keeps its dtype: as an object column it would carry the NA of the other edge
@@ -151,8 +153,56 @@ def edge_rows(data: GateData) -> tuple[pd.DataFrame, list[str], list[bool]]:
             rows.append(row)
             shown = "" if case in ("zero", "missing") else f"({fmt(plain(value))})"
             labels.append(f"edge row {column}={case}{shown}")
-            extrapolated.append(case == "zero" and _excludes_zero(low, high))
+            extrapolated.append(
+                case in BEYOND_CASES or (case == "zero" and _excludes_zero(low, high))
+            )
     return pd.concat(rows, ignore_index=True), labels, extrapolated
+
+
+#: The edge cases whose value lies beyond the feature's observed range.
+BEYOND_CASES = ("above-max", "below-min")
+
+
+def _beyond(values: pd.Series, low: Any, high: Any) -> list[tuple[str, Any]]:
+    """Values a span beyond the observed range: above the maximum, and below the minimum when
+    the feature takes negative values (for one that never does, the zero edge row already lies
+    below it, and a negative count or price is no input a service receives).
+
+    Production sends values the holdout never held (a new record price, an older customer), and
+    a model that looks them up in a table fitted on the training range crashes on the first one:
+    a classifier raising RuntimeError for x1 above its training maximum was approved, since no
+    edge row went past the holdout's own maximum. A span beyond stays a value of the feature's
+    scale (the year 2033 where years run 2015-2024), not an overflow. Integer columns get an
+    integer their dtype holds, or no such row when the maximum is the dtype's own.
+    """
+    import numpy as np
+    import pandas as pd
+
+    try:
+        low_f, high_f = float(low), float(high)
+    except (TypeError, ValueError):  # pandas' NA: a column with no value
+        return []
+    if not (math.isfinite(low_f) and math.isfinite(high_f)):
+        return []
+    span = high_f - low_f or max(abs(high_f), 1.0)
+    cases: list[tuple[str, Any]] = [("above-max", high_f + span)]
+    if low_f < 0:
+        cases.append(("below-min", low_f - span))
+    dtype: Any = values.dtype  # a numpy dtype, or pandas' nullable one with its numpy_dtype
+    kind: Any = np.dtype(getattr(dtype, "numpy_dtype", dtype))
+    if not pd.api.types.is_integer_dtype(values):
+        if pd.api.types.is_float_dtype(values):
+            top = float(np.finfo(kind).max)
+            return [(case, value) for case, value in cases if abs(value) < top]
+        return cases
+    info = np.iinfo(kind)
+    found = []
+    for case, value in cases:
+        whole = math.ceil(value) if value > 0 else math.floor(value)
+        whole = min(max(whole, int(info.min)), int(info.max))
+        if (case == "above-max" and whole > high_f) or (case == "below-min" and whole < low_f):
+            found.append((case, whole))
+    return found
 
 
 def _excludes_zero(low: Any, high: Any) -> bool:
