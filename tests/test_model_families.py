@@ -327,3 +327,73 @@ def test_a_model_that_cannot_take_the_missing_value_is_still_blocked(gate: GateR
     assert junit_outcomes(root)["smoke[inference-single]"] == "failed"
     assert "Input X contains NaN" in messages(root)["smoke[inference-single]"]
     assert result.ret == 1
+
+
+# --- text gaps and object columns of Parquet types ------------------------------------------------
+# Under pandas 3 a Parquet text column is pandas' ``str`` dtype, whose missing value is NaN. A
+# single row built from a mapping holding only that NaN was a float column, and a one-hot
+# encoder fitted with missing values as a category refused it in every single-row check.
+# Parquet DECIMAL and DATE columns are object columns of ``Decimal`` and ``date`` values, which
+# the model worker could not send: 23 checks failed on a pipeline that drops them.
+
+
+def _text_gap_frame(n: int = 400, seed: int = 0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    frame = pd.DataFrame(
+        {
+            "x": rng.standard_normal(n),
+            "pay": rng.choice(["card", "bank", "cash"], n).astype(object),
+        }
+    )
+    frame.loc[::7, "pay"] = None
+    frame.loc[0, "pay"] = None  # row 0, the one the single-row checks edit, has the gap
+    frame["label"] = ((frame.x > 0) ^ (frame.pay == "cash")).astype(int)
+    return frame
+
+
+def test_a_one_hot_pipeline_that_learned_missing_text_as_a_category_is_approved(
+    gate: GateRun,
+) -> None:
+    from sklearn.compose import ColumnTransformer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import OneHotEncoder
+
+    train = _text_gap_frame(seed=1)
+    gate.data(_text_gap_frame(), "holdout.parquet")
+    model = make_pipeline(
+        ColumnTransformer(
+            [("pay", OneHotEncoder(handle_unknown="ignore"), ["pay"])], remainder="passthrough"
+        ),
+        LogisticRegression(),
+    )
+    train = pd.read_parquet(gate.data(train, "train.parquet"))  # the dtypes Parquet gives
+    gate.artifact(model.fit(train[["x", "pay"]], train["label"]))
+
+    result = gate.run("model.joblib", "--deploy-gate-data=holdout.parquet", *FAST, target="label")
+
+    _approved(gate, result)
+
+
+def test_a_pipeline_dropping_decimal_date_and_zoned_columns_is_approved(gate: GateRun) -> None:
+    import datetime
+    import decimal
+
+    from sklearn.compose import ColumnTransformer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+
+    frame = _text_gap_frame().drop(columns="pay")
+    n = len(frame)
+    frame["price"] = [decimal.Decimal(f"{i}.25") for i in range(n)]
+    frame["day"] = [datetime.date(2024, 1, 1) + datetime.timedelta(days=i) for i in range(n)]
+    frame["seen"] = pd.date_range("2024-01-01", periods=n, freq="h", tz="Europe/Paris")
+    gate.data(frame, "holdout.parquet")
+    model = make_pipeline(
+        ColumnTransformer([("x", "passthrough", ["x"])], remainder="drop"), LogisticRegression()
+    )
+    gate.artifact(model.fit(frame.drop(columns="label"), frame["label"]))
+
+    result = gate.run("model.joblib", "--deploy-gate-data=holdout.parquet", *FAST, target="label")
+
+    _approved(gate, result)

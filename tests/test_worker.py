@@ -695,6 +695,48 @@ def test_the_codec_round_trips_arrays_scalars_and_containers() -> None:
     assert out["na"][1] is pd.NaT
 
 
+def test_decimals_dates_times_and_zoned_timestamps_cross_as_data() -> None:
+    # What Parquet DECIMAL, DATE and TIME columns hold in pandas (object columns of these
+    # values), and a tz-aware timestamp in a single row: a healthy pipeline that drops such a
+    # column failed 23 checks with "decimal.Decimal has no data-only encoding" in the worker.
+    import datetime
+    import decimal
+    import zoneinfo
+
+    paris = zoneinfo.ZoneInfo("Europe/Paris")
+    value = [
+        decimal.Decimal("12.3400"),
+        datetime.date(2024, 2, 29),
+        datetime.datetime(2024, 1, 2, 3, 4, 5, 678),
+        datetime.datetime(2024, 1, 2, 3, 4, 5, tzinfo=datetime.timezone.utc),
+        datetime.datetime(2024, 7, 2, 3, 4, 5, tzinfo=paris),
+        datetime.time(12, 30, 1, 5),
+        pd.Timestamp("2024-03-01 10:00", tz="America/New_York"),
+    ]
+    out = _round_trip(value)
+    assert out == value
+    assert [type(x) for x in out] == [type(x) for x in value]
+    assert out[4].tzinfo == paris  # the zone by name, not only its summer offset
+    frame = pd.DataFrame(
+        {"price": [decimal.Decimal("1.50"), None], "day": [datetime.date(2020, 1, 1), None]}
+    )
+    pd.testing.assert_frame_equal(_round_trip(frame), frame)
+
+
+def test_a_malformed_date_in_a_frame_is_a_frame_error() -> None:
+    from deploy_gate.worker import codec
+
+    decoder = codec.Decoder([], lambda ref: ref)
+    for bad in (
+        {"$t": "date", "v": "2024-02-30"},
+        {"$t": "dec", "v": "twelve"},
+        {"$t": "dtm", "v": "2024-01-01T00:00", "z": "../../etc/passwd"},
+        {"$t": "dtm", "v": "2024-01-01T00:00", "z": "No/Such_Zone"},
+    ):
+        with pytest.raises(codec.FrameError):
+            decoder.value(bad)
+
+
 def test_numbers_json_cannot_hold_cross_as_data() -> None:
     # A long double's item() is a long double again, and Python's complex is no JSON number:
     # the first crashed the worker's encoder, the second came back as a remote object.

@@ -57,6 +57,19 @@ class GateData:
                     out[str(name)] = levels
         return out
 
+    def text_dtypes(self) -> dict[str, tuple[str, str]]:
+        """The pandas string dtype of each text column of the table that has one, as
+        ``(storage, missing)``: storage ``python`` or ``pyarrow``, and ``nan`` for pandas 3's
+        ``str`` (NaN for a missing value) or ``na`` for ``string`` (``pd.NA``)."""
+        import pandas as pd
+
+        out: dict[str, tuple[str, str]] = {}
+        for name, dtype in self.table.dtypes.items():
+            if isinstance(dtype, pd.StringDtype) and dtype.storage in ("python", "pyarrow"):
+                missing = "na" if getattr(dtype, "na_value", pd.NA) is pd.NA else "nan"
+                out[str(name)] = (str(dtype.storage), missing)
+        return out
+
     def labelled(self) -> GateData:
         """The rows that have a label, for the checks that need one (metrics, the rollout);
         the others keep every row."""

@@ -74,6 +74,13 @@ class ModelDeployment:
     among them added), as a serving process that casts request JSON to the training schema
     does. LightGBM and XGBoost models fitted on categorical columns refuse the column as plain
     strings.
+
+    ``text_dtypes`` does the same for text columns of a pandas string dtype (the gate passes
+    those of its data), as ``(storage, missing)`` pairs (see ``GateData.text_dtypes``): the
+    column of a row given as a mapping gets that dtype, so a missing value (JSON's null, or NaN)
+    is the missing value the model was trained on. Built from the mapping alone, a column
+    holding only NaN is a float column, and scikit-learn's encoders refused it with
+    ``TypeError: ufunc 'isnan' not supported``; as None it is a category the model never saw.
     """
 
     def __init__(
@@ -86,6 +93,7 @@ class ModelDeployment:
         latency_window: int = 10_000,
         artifact: LoadedArtifact | None = None,
         categories: Mapping[str, Sequence[Any]] | None = None,
+        text_dtypes: Mapping[str, Sequence[str]] | None = None,
     ) -> None:
         from deploy_gate.latency import LatencyTracker
 
@@ -95,6 +103,7 @@ class ModelDeployment:
         self._given_names = tuple(feature_names) if feature_names is not None else None
         self._preloaded = artifact
         self._categories = {str(k): list(v) for k, v in (categories or {}).items()}
+        self._text_dtypes = {str(k): _string_dtype(*v) for k, v in (text_dtypes or {}).items()}
         self._artifact: LoadedArtifact | None = None
         self._feature_names: tuple[str, ...] | None = self._given_names
         self._positional = False
@@ -216,16 +225,13 @@ class ModelDeployment:
         names = self._feature_names or tuple(str(k) for k in features)
         self._check_names(list(features), names)
         frame = pd.DataFrame([[features[n] for n in names]], columns=list(names))
-        return self._categorical(frame)
+        return self._schema(frame)
 
     def _frame(self, rows: pd.DataFrame | Sequence[Mapping[str, Any]]) -> pd.DataFrame:
         import pandas as pd
 
         self.artifact  # noqa: B018 - raises NotLoadedError before any other complaint
-        if isinstance(rows, pd.DataFrame):
-            frame = rows
-        else:
-            frame = self._categorical(pd.DataFrame(list(rows)))
+        frame = rows if isinstance(rows, pd.DataFrame) else self._schema(pd.DataFrame(list(rows)))
         names = self._feature_names
         if names is not None and (len(frame.columns) or len(frame)):
             given = [str(c) for c in frame.columns]
@@ -235,9 +241,10 @@ class ModelDeployment:
                 frame = frame.set_axis(given, axis=1)[list(names)]
         return frame
 
-    def _categorical(self, frame: pd.DataFrame) -> pd.DataFrame:
+    def _schema(self, frame: pd.DataFrame) -> pd.DataFrame:
         """``frame`` (built here from mappings) with the columns named in ``categories`` as
-        categoricals of those categories, plus any value of the rows not among them."""
+        categoricals of those categories, plus any value of the rows not among them, and those
+        named in ``text_dtypes`` in their string dtype."""
         import pandas as pd
 
         for name, levels in self._categories.items():
@@ -247,6 +254,12 @@ class ModelDeployment:
             known = set(levels)
             new = [v for v in pd.unique(column.dropna()) if v not in known]
             frame[name] = pd.Categorical(column, categories=[*levels, *new])
+        for name, dtype in self._text_dtypes.items():
+            if dtype is not None and name in frame.columns and frame[name].dtype != dtype:
+                try:
+                    frame[name] = frame[name].astype(dtype)
+                except (TypeError, ValueError):  # left as sent: the model judges it
+                    continue
         return frame
 
     @staticmethod
@@ -278,3 +291,17 @@ def _first(out: np.ndarray, method: str) -> Any:
             f"{method} returned {what} for one row; expected one output per row"
         )
     return out[0]
+
+
+def _string_dtype(storage: str, missing: str) -> Any:
+    """pandas' string dtype of ``storage`` whose missing value is NaN (``missing="nan"``,
+    pandas 3's ``str``) or ``pd.NA``; None where this pandas has no such dtype."""
+    import numpy as np
+    import pandas as pd
+
+    try:
+        if missing == "nan":
+            return pd.StringDtype(storage=storage, na_value=np.nan)  # type: ignore[call-arg,unused-ignore]
+        return pd.StringDtype(storage=storage)  # type: ignore[arg-type,unused-ignore]
+    except (TypeError, ValueError, ImportError):  # pandas before 2.3, or no pyarrow
+        return None

@@ -394,6 +394,7 @@ class DefaultFactory:
         # Single rows arrive as mappings: categorical columns of the data stay categorical.
         real = gate.data()
         categories = real.categories() if real is not None else {}
+        text_dtypes = real.text_dtypes() if real is not None else {}
         if not gate.isolated:
             return ModelDeployment(
                 path,
@@ -402,6 +403,7 @@ class DefaultFactory:
                 on_invalid_output="record",
                 artifact=artifact,
                 categories=categories,
+                text_dtypes=text_dtypes,
             )
         remote = gate.remote_artifact(path)
         kwargs: dict[str, Any] = {
@@ -409,6 +411,7 @@ class DefaultFactory:
             "trust": list(trust),
             "on_invalid_output": "record",
             "categories": categories,
+            "text_dtypes": {k: list(v) for k, v in text_dtypes.items()},
         }
         if remote is not None:
             kwargs["artifact"] = remote  # a proxy arrives in the worker as the object itself

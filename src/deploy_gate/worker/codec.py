@@ -18,7 +18,10 @@ included); a JSON object with a ``"$t"`` key is a tagged value:
            mask), ``str`` (pandas string dtypes: values with None for missing), ``dtz``
            (tz-aware datetimes as UTC values plus the zone)
 ``ri``     pandas RangeIndex; ``ix`` any other flat Index
-``na``     ``pd.NA``; ``nat`` ``pd.NaT``
+``na``     ``pd.NA``; ``nat`` ``pd.NaT``; ``tsz`` a tz-aware ``pd.Timestamp`` (UTC value, zone)
+``dec``    ``decimal.Decimal`` as its text; ``date``, ``dtm``, ``time``: ``datetime`` values in
+           ISO 8601, a zoneinfo zone by name (what Parquet DECIMAL, DATE and TIME columns and
+           JSON-parsed requests hold in object columns)
 ``ref``    an object that stays in the worker, named by a handle
 ``fn``     "this attribute is a method" (answer to ``getattr``)
 =========  ====================================================================================
@@ -37,6 +40,8 @@ from __future__ import annotations
 
 import builtins
 import contextlib
+import datetime
+import decimal
 import json
 import math
 import os
@@ -256,6 +261,14 @@ class Encoder:
             return {_TAG: "bytes", "b": len(self.buffers) - 1}
         if t is complex:  # as numpy's complex scalar, which is data
             return self._scalar(np.complex128(v))
+        if t is decimal.Decimal:
+            return {_TAG: "dec", "v": str(v)}
+        if t in _CLOCK_TAGS:
+            out = {_TAG: _CLOCK_TAGS[t], "v": v.isoformat()}
+            key = getattr(getattr(v, "tzinfo", None), "key", None)
+            if isinstance(key, str):  # a zoneinfo zone keeps its name, not only today's offset
+                out["z"] = key
+            return out
         module = t.__module__
         if module.startswith("pandas"):
             return self._pandas(v, depth)
@@ -330,7 +343,10 @@ class Encoder:
         if v is pd.NaT:
             return {_TAG: "nat"}
         if isinstance(v, pd.Timestamp):
-            return self.value(v.to_datetime64(), depth) if v.tz is None else self._unencodable(v)
+            if v.tz is None:
+                return self.value(v.to_datetime64(), depth)
+            utc = v.tz_convert("UTC").tz_localize(None).to_datetime64()
+            return {_TAG: "tsz", "z": str(v.tz), "v": self.value(utc, depth)}
         if isinstance(v, pd.Timedelta):
             return self.value(v.to_timedelta64(), depth)
         return self._unencodable(v)
@@ -481,7 +497,9 @@ class Decoder:
             return bytes(self._buffer(v["b"]))
         if tag == "path":
             return Path(_text(v["v"], 4096))
-        if tag in ("df", "ser", "ri", "ix", "na", "nat"):
+        if tag in _CLOCK_TYPES or tag == "dec":
+            return _clock_or_decimal(tag, v)
+        if tag in ("df", "ser", "ri", "ix", "na", "nat", "tsz"):
             return self._pandas(tag, v, d)
         raise FrameError(f"unknown value tag {clean_text(tag, 40)!r}")
 
@@ -519,6 +537,11 @@ class Decoder:
             return pd.NA
         if tag == "nat":
             return pd.NaT
+        if tag == "tsz":
+            value = self.value(v["v"], depth)
+            if not isinstance(value, np.datetime64):
+                raise FrameError("tz-aware timestamp without a datetime")
+            return pd.Timestamp(value).tz_localize("UTC").tz_convert(_zone(v["z"]))
         if tag in ("ri", "ix"):
             return self._index(v, depth)
         if tag == "ser":
@@ -614,14 +637,45 @@ class Decoder:
                 out[mask] = pd.NA
             return out
         if tag == "dtz":
-            zone = _text(v["z"], 64)
-            if not _TZ.match(zone):
-                raise FrameError(f"time zone {zone!r} not allowed")
+            zone = _zone(v["z"])
             values = self._column(v["v"], depth)
             if values.dtype.kind != "M":
                 raise FrameError("tz-aware column without datetimes")
             return pd.DatetimeIndex(values).tz_localize("UTC").tz_convert(zone).array
         raise FrameError(f"unknown column tag {clean_text(tag, 40)!r}")
+
+
+_CLOCK_TAGS: dict[type, str] = {
+    datetime.date: "date",
+    datetime.datetime: "dtm",
+    datetime.time: "time",
+}
+_CLOCK_TYPES: dict[str, Any] = {tag: t for t, tag in _CLOCK_TAGS.items()}
+
+
+def _zone(raw: Any) -> str:
+    zone = _text(raw, 64)
+    if not _TZ.match(zone):
+        raise FrameError(f"time zone {zone!r} not allowed")
+    return zone
+
+
+def _clock_or_decimal(tag: str, v: dict[str, Any]) -> Any:
+    """A ``decimal.Decimal`` or a ``datetime`` date, datetime or time, parsed from its text
+    (``fromisoformat`` and ``Decimal`` only parse; nothing named in the frame is imported)."""
+    text = _text(v["v"], 200)
+    try:
+        if tag == "dec":
+            return decimal.Decimal(text)
+        value = _CLOCK_TYPES[tag].fromisoformat(text)
+        if "z" in v:
+            import zoneinfo
+
+            zone = zoneinfo.ZoneInfo(_zone(v["z"]))
+            value = value.astimezone(zone) if tag == "dtm" else value.replace(tzinfo=zone)
+        return value
+    except (ValueError, ArithmeticError, LookupError) as exc:  # ZoneInfoNotFoundError: KeyError
+        raise FrameError(f"malformed {tag} value {text!r}") from exc
 
 
 def _exact(values: Any) -> Any:
