@@ -284,6 +284,18 @@ class NaNBeyondTraining(LinearRegressor):
         return out
 
 
+class ShiftsMidSizedBatches(LinearRegressor):
+    """Answers batches of 22 to 150 rows in chunks of 21 joined with an off-by-one: from row 21
+    on, each row gets the answer of the row before. Single rows, small batches and the whole
+    data (200 rows) are right."""
+
+    def predict(self, X: Any) -> np.ndarray:
+        out = super().predict(X)
+        if 22 <= len(out) <= 150:
+            out[21:] = out[20:-1].copy()
+        return out
+
+
 class RecordsBatches(LinearRegressor):
     """Healthy regressor that imputes a missing value with 0 and appends each call's row count
     to the file ``log`` (run it with ``--deploy-gate-isolation none`` to read the file)."""
@@ -975,5 +987,11 @@ FAULTS: list[tuple[Any, str, list[str], str]] = [
     (EmptyBatchCrash(), "label", ["errors[empty-batch]"], "IndexError"),
     (CrashesOnZero(), "label", ["output[edge-rows]"], "edge row a=zero: TypeError"),
     (LookupBeyondTraining(), "label", ["output[edge-rows]"], "edge row a=above-max("),
+    (
+        ShiftsMidSizedBatches(),
+        "y",
+        ["smoke[batch-consistency]"],
+        "in the rows as one batch of 117",
+    ),
     (NaNBeyondTraining(), "y", ["output[no-nan]"], "edge row a=above-max("),
 ]

@@ -574,6 +574,33 @@ def test_a_uniformly_slow_round_is_never_flattered_by_setting_calls_aside() -> N
     np.testing.assert_array_equal(set_aside_preempted(durations, 150), durations)
 
 
+def test_an_input_the_model_is_slow_on_is_not_set_aside_as_preempted() -> None:
+    # The model spends 30 ms on one input in 25 (a row with a missing value, say), and the OS
+    # preempts it on exactly those long calls. Timed again, the input is slow again: the time
+    # is the model's, and its p99 exceeds the budget. Setting the calls aside reported 1 ms.
+    clock = FakeClock()
+    switches = 0
+
+    def predict(row: int) -> None:
+        nonlocal switches
+        if row == 24:
+            switches += 1
+            clock.spend(30.0)
+        clock.spend(1.0)
+
+    verdict = LatencyMeasurement(
+        predict,
+        list(range(25)),
+        {"p99": 5.0},
+        settings=FIXED,
+        clock=clock,
+        switches=lambda: switches,
+    ).verdict("p99")
+    assert verdict.status is LatencyStatus.FAILED
+    assert verdict.figures["preempted_calls_set_aside"] == 0
+    assert verdict.value > 5.0
+
+
 def test_other_jobs_preempting_the_model_do_not_fail_its_budget() -> None:
     clock = FakeClock()
     preemptions = itertools.count()
@@ -592,9 +619,11 @@ def test_other_jobs_preempting_the_model_do_not_fail_its_budget() -> None:
         predict, [0], budgets, settings=FIXED, clock=clock, switches=lambda: switches
     ).verdict("p99")
     assert discounted.status is LatencyStatus.PASSED
-    set_aside = 5 * discounted.rounds  # one call in 20 of every round of 100
+    # One call in 20 of every round of 100; each is timed again, and the few whose second call
+    # was the 20th again (slow twice) are kept.
+    set_aside = discounted.figures["preempted_calls_set_aside"]
+    assert 4 * discounted.rounds <= int(set_aside) <= 5 * discounted.rounds
     assert f"{set_aside} preempted calls set aside, threads=auto)" in discounted.message
-    assert discounted.figures["preempted_calls_set_aside"] == set_aside
 
     kept = LatencySettings(
         threads=None,

@@ -723,6 +723,23 @@ def test_decimals_dates_times_and_zoned_timestamps_cross_as_data() -> None:
     pd.testing.assert_frame_equal(_round_trip(frame), frame)
 
 
+def test_array_subclasses_cross_as_their_data() -> None:
+    # A model returning a masked array crashed the worker's encoder (its buffer holds more than
+    # its elements), and the gate reported that as the model's failure in another check.
+    labels = np.ma.MaskedArray(np.arange(200), mask=False)
+    np.testing.assert_array_equal(_round_trip(labels), np.arange(200))
+    gaps = _round_trip(np.ma.MaskedArray([1.0, 2.0, 3.0], mask=[0, 1, 0]))
+    assert type(gaps) is np.ndarray
+    assert [gaps[0], gaps[2]] == [1.0, 3.0]
+    assert math.isnan(gaps[1])
+    assert list(_round_trip(np.ma.MaskedArray([1, 2, 3], mask=[0, 1, 0]))) == [1, None, 3]
+    with pytest.warns(PendingDeprecationWarning):
+        old_style = np.matrix([[1, 2], [3, 4]])
+    matrix = _round_trip(old_style)
+    assert type(matrix) is np.ndarray
+    np.testing.assert_array_equal(matrix, [[1, 2], [3, 4]])
+
+
 def test_a_malformed_date_in_a_frame_is_a_frame_error() -> None:
     from deploy_gate.worker import codec
 

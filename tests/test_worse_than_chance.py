@@ -4,8 +4,10 @@ against the labels fail; weak, constant, imbalanced or tuned healthy models pass
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 from conftest import GateRun, junit_outcomes, messages
+from junit_properties import properties
 from sklearn.linear_model import LinearRegression, LogisticRegression
 
 from deploy_gate.validation import worse_than_chance
@@ -289,3 +291,56 @@ def test_healthy_regressors_that_no_inverse_brings_closer_pass() -> None:
         for model in models:
             served = model.fit(x[:1000], y[:1000]).predict(x[1000:])
             assert worse_than_chance("regressor", served, y[1000:]) is None, (name, model)
+
+
+def test_a_model_of_the_standardised_target_served_without_the_inverse_fails() -> None:
+    # A lifetime value around 1,000 whose refunds reach below 0: z-scores around 0 lie among
+    # the labels, and no usual inverse brings them back; a straight line does.
+    from sklearn.linear_model import Ridge
+
+    x = RNG.standard_normal((2000, 3))
+    signal = x[:, 0] - 0.5 * x[:, 1] + 0.3 * RNG.standard_normal(2000)
+    y = 1000 + 300 * signal / signal.std()
+    y[::50] = -300.0  # refunds
+    mean, std = y[:1000].mean(), y[:1000].std()
+    served = Ridge().fit(x[:1000], (y[:1000] - mean) / std).predict(x[1000:])
+    assert np.min(y[1000:]) < np.median(served) < np.max(y[1000:])
+    reason = worse_than_chance("regressor", served, y[1000:])
+    assert reason is not None
+    assert reason.startswith("predictions are off the labels' scale: ")
+    assert "x each is within" in reason
+    assert "standardised target" in reason
+    # Served with the inverse, and shrunk towards the mean (over-regularised): both pass.
+    restored = mean + std * served
+    assert worse_than_chance("regressor", restored, y[1000:]) is None
+    shrunk = mean + 0.3 * (restored - mean)
+    assert worse_than_chance("regressor", shrunk, y[1000:]) is None
+
+
+def test_repeated_rows_count_once(gate: GateRun) -> None:
+    # 30 rows on which a healthy model is unlucky (18 of its labels disagree): not significant
+    # on 30 rows, "significant" on the same 30 rows repeated ten times (a request log with
+    # retries, an oversampled holdout), which blocked it. Each distinct row counts once.
+    import faulty_models as fm
+
+    frame = fm.make_frame(30, seed=3)
+    predicted = ((frame.a + frame.b) > 0).astype(int)
+    frame["label"] = predicted
+    frame.loc[:17, "label"] = 1 - predicted[:18]
+    model = fm.ThresholdClassifier()
+    proba = model.predict_proba(frame[list(fm.FEATURES)])
+    assert worse_than_chance("classifier", predicted, frame["label"], proba, [0, 1]) is None
+    tenfold = pd.concat([frame] * 10, ignore_index=True)
+    assert worse_than_chance(
+        "classifier", np.tile(predicted, 10), tenfold["label"], np.tile(proba, (10, 1)), [0, 1]
+    )
+    gate.artifact(model)
+    gate.data(tenfold)
+
+    gate.run("model.joblib", "-k", "not-worse-than-chance")
+
+    root = gate.junit()
+    assert junit_outcomes(root) == {"output[not-worse-than-chance]": "passed"}
+    props = properties(root, "output[not-worse-than-chance]")
+    assert props["labelled_rows"] == "300"
+    assert props["distinct_labelled_rows"] == "30"

@@ -359,15 +359,22 @@ CONSTANT_MIN_ROWS = 20
 
 def distinct_rows(frame: pd.DataFrame) -> int:
     """How many different rows ``frame`` holds (missing values equal to each other)."""
+    return int(first_of_each_row(frame).sum())
+
+
+def first_of_each_row(frame: pd.DataFrame) -> np.ndarray:
+    """A boolean mask of the rows of ``frame`` that no earlier row repeats (missing values
+    equal to each other)."""
+    import numpy as np
     import pandas as pd
 
     if frame.shape[1] == 0:
-        return min(len(frame), 1)
+        return np.arange(len(frame)) < 1
     try:
         hashes = pd.util.hash_pandas_object(frame, index=False)
     except TypeError:  # unhashable cells (lists, dicts): their text stands in for them
         hashes = pd.util.hash_pandas_object(frame.astype(str), index=False)
-    return int(hashes.nunique())
+    return np.asarray(~hashes.duplicated().to_numpy(), dtype=bool)
 
 
 def constant_output(outputs: np.ndarray) -> str | None:
@@ -422,6 +429,9 @@ def off_scale(predictions: np.ndarray, target: np.ndarray) -> str | None:
       labels; a healthy model does not get much closer to its labels when its outputs are
       exponentiated or scaled by a hundred (a low quantile's, on small labels, comes near the
       labels' median's error: hence the margin).
+    - outputs that err more than ``SCALE_ERROR_RATIO`` times the labels' median, which a
+      straight line (least squares, rising) brings to half their error and to
+      ``SCALE_INVERSE_GAIN`` of the median's: a standardised target served as z-scores.
     """
     import numpy as np
 
@@ -455,6 +465,20 @@ def off_scale(predictions: np.ndarray, target: np.ndarray) -> str | None:
                 f"predictions are off the labels' scale: {name} of them is within "
                 f"{restored:.4g} of the labels on average, against {error:.4g} as served and "
                 f"{spread:.4g} for always predicting the labels' median ({center:.4g}); {hint}"
+            )
+    if error > SCALE_ERROR_RATIO * spread and float(np.ptp(predictions)) > 0:
+        # A standardised target (z-scores) served without its inverse: no usual transform
+        # brings it back, but a straight line does. Judged only on outputs that err more than
+        # twice a constant's, which no healthy model does, however weak or shrunk.
+        slope, intercept = np.polyfit(predictions.astype(np.float64), target, 1)
+        restored = float(np.mean(np.abs(intercept + slope * predictions - target)))
+        if slope > 0 and restored <= error / 2 and restored <= SCALE_INVERSE_GAIN * spread:
+            return (
+                f"predictions are off the labels' scale: {intercept:.4g} + {slope:.4g} x each "
+                f"is within {restored:.4g} of the labels on average, against {error:.4g} as "
+                f"served and {spread:.4g} for always predicting the labels' median "
+                f"({center:.4g}); a model trained on a standardised target served without "
+                "the inverse?"
             )
     return None
 

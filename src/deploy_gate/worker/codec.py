@@ -299,6 +299,8 @@ class Encoder:
         raise EncodeError(f"numpy scalar of dtype {v.dtype} has no data-only encoding")
 
     def array(self, a: np.ndarray, depth: int, *, scalar: bool = False) -> Any:
+        if type(a) is not np.ndarray:  # np.ma.MaskedArray, np.matrix, np.memmap: their data
+            a = _plain_array(a)
         dtype = a.dtype
         if dtype.kind in _RAW_KINDS and dtype.fields is None and dtype.subdtype is None:
             if not a.flags.c_contiguous:
@@ -676,6 +678,23 @@ def _clock_or_decimal(tag: str, v: dict[str, Any]) -> Any:
         return value
     except (ValueError, ArithmeticError, LookupError) as exc:  # ZoneInfoNotFoundError: KeyError
         raise FrameError(f"malformed {tag} value {text!r}") from exc
+
+
+def _plain_array(a: np.ndarray) -> np.ndarray:
+    """The plain ndarray of a subclass's data; a masked array's masked entries as NaN (floats)
+    or None (an object array), what a model's missing output is elsewhere. A masked array's
+    own buffer holds more than its elements, and encoding it as raw bytes raised."""
+    if isinstance(a, np.ma.MaskedArray):
+        mask = np.ma.getmaskarray(a)
+        data = np.asarray(a.data)
+        if not mask.any():
+            return data
+        if data.dtype.kind in "fc":
+            return np.where(mask, np.nan, data)
+        out = data.astype(object)
+        out[mask] = None
+        return out
+    return np.asarray(a)
 
 
 def _exact(values: Any) -> Any:
