@@ -117,6 +117,16 @@ def test_a_model_that_raises_shows_its_own_exception(gate: GateRun) -> None:
     result = gate.run("model.joblib")
     assert "smoke[inference-single]" in failed(gate.junit())
     result.stdout.fnmatch_lines(["*RuntimeError: model exploded*"])
+    # The model's own frames, from the worker, under the failure; not the channel's frames.
+    result.stdout.fnmatch_lines(
+        [
+            "*- model traceback (in the model worker) -*",
+            "Traceback (most recent call last):",
+            '*faulty_models.py", line *, in predict',
+            "*raise RuntimeError*",
+        ]
+    )
+    assert "worker/client.py" not in result.stdout.str()
 
 
 def test_a_model_that_crashes_on_a_category_it_never_saw_fails_naming_the_feature(

@@ -201,6 +201,32 @@ def pytest_runtest_call(item: pytest.Item) -> Any:
         return (yield)
 
 
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    """A model's own exception, raised in the model worker, carries its traceback there: shown
+    under the failure as a section of its own. The gate's frames that carried it are hidden
+    (``__tracebackhide__``), so the failure reads as the check's call and the model's frames."""
+    report = yield
+    if call.excinfo is not None:
+        text = _model_traceback(call.excinfo.value)
+        if text:
+            report.sections.append(("model traceback (in the model worker)", text))
+    return report
+
+
+def _model_traceback(exc: BaseException) -> str:
+    """The worker's traceback of ``exc``, or of the exception it was raised from."""
+    seen: set[int] = set()
+    found: BaseException | None = exc
+    while found is not None and id(found) not in seen:
+        seen.add(id(found))
+        text = getattr(found, "remote_traceback", "")
+        if isinstance(text, str) and text.strip():
+            return text
+        found = found.__cause__ or (None if found.__suppress_context__ else found.__context__)
+    return ""
+
+
 @contextlib.contextmanager
 def _time_limit(item: pytest.Item, phase: str) -> Iterator[None]:
     """A gate check runs under its time limit, with thread pools limited to

@@ -378,6 +378,7 @@ class ModelWorker:
 
         The construction is replayed on every restart, so the proxy stays valid.
         """
+        __tracebackhide__ = True  # the model's failure, not the channel's: see session.py
         handle = f"h{next(self._ids)}"
         encoder = codec.Encoder()
         fields = {
@@ -415,6 +416,7 @@ class ModelWorker:
         ``replay`` (default: ``method`` is in ``config.replay_methods``) records the call, once it
         succeeded, to be repeated on a restarted worker.
         """
+        __tracebackhide__ = True  # the model's failure, not the channel's: see session.py
         handle = _handle(obj)
         ref = f"h{next(self._ids)}"
         encoder = codec.Encoder()
@@ -483,6 +485,7 @@ class ModelWorker:
         two workers from the gate, alternate requests between them (``calls=1`` interleaves call
         by call at the cost of one round trip per call, which is not in the figures).
         """
+        __tracebackhide__ = True  # the model's failure, not the channel's: see session.py
         fields = {
             "h": _handle(obj), "m": method, "key": inputs_key, "calls": int(calls),
             "start": int(start), "gc": gc,
@@ -506,6 +509,7 @@ class ModelWorker:
         timeout: float | None = None,
     ) -> TimedPairs:
         """``latency.time_pairs`` of two objects of this worker, alternating call by call."""
+        __tracebackhide__ = True  # the model's failure, not the channel's: see session.py
         fields = {
             "h": _handle(first), "h2": _handle(second), "m": method, "key": inputs_key,
             "calls": int(calls), "start": int(start), "gc": gc,
@@ -580,6 +584,7 @@ class ModelWorker:
         replay: bool = False,
         ref: str | None = None,
     ) -> Any:
+        __tracebackhide__ = True  # the model's failure, not the channel's: see session.py
         with self._lock:
             self._usable(during)
             if self._proc is None:
@@ -631,6 +636,7 @@ class ModelWorker:
         during: str,
     ) -> Any:
         assert self._reader is not None
+        __tracebackhide__ = True  # the model's failure, not the channel's: see session.py
         request_id = next(self._ids)
         chunks = codec.pack_frame({"op": op, "id": request_id, **fields}, buffers)
         deadline, why = self._deadline(timeout)
@@ -659,6 +665,7 @@ class ModelWorker:
 
     def _answer(self, request_id: int, header: dict[str, Any], frames: Any, during: str) -> Any:
         """The result an answer carries, or the error it reports raised."""
+        __tracebackhide__ = True  # the model's failure, not the channel's: see session.py
         ns = header.get("ns")
         self._last_call_ns = ns if type(ns) is int else None
         if header.get("id") != request_id:
@@ -970,6 +977,7 @@ class _RemoteMethod:
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         obj = self._obj
+        __tracebackhide__ = True  # the model's failure, not the channel's: see session.py
         return obj._dg_worker.call(obj, self._name, args, kwargs)
 
     def __repr__(self) -> str:
