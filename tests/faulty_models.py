@@ -781,6 +781,16 @@ class DecimalRegressor(LinearRegressor):
         return np.array([decimal.Decimal(str(x)) for x in super().predict(X)], dtype=object)
 
 
+class FractionRegressor(LinearRegressor):
+    """Its values as ``fractions.Fraction`` objects, which have no data-only encoding: the
+    model worker cannot send them to the gate."""
+
+    def predict(self, X: Any) -> np.ndarray:
+        import fractions
+
+        return np.array([fractions.Fraction(x) for x in super().predict(X)], dtype=object)
+
+
 class DropsRepeatedRows(ThresholdClassifier):
     """Answers each distinct row once: a batch holding the same row twice gets one output
     fewer (``X.drop_duplicates()`` before predicting)."""

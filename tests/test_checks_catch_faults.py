@@ -54,13 +54,24 @@ def test_healthy_models_pass_every_check(gate: GateRun, model: object, target: s
 def test_outputs_the_worker_cannot_send_as_data_are_named_not_called_a_scalar(
     gate: GateRun,
 ) -> None:
-    gate.artifact(fm.DecimalRegressor())
+    gate.artifact(fm.FractionRegressor())
     result = gate.run("model.joblib", "-k", "smoke[batch] or output[shape]", target="y")
     texts = messages(gate.junit())
     for item in ("smoke[batch]", "output[shape]"):
         first = texts[item].splitlines()[0]
         assert "got a numpy.ndarray that the model process could not send as data" in first
         assert "scalar" not in first
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+
+
+def test_decimal_outputs_cross_and_fail_as_non_numeric(gate: GateRun) -> None:
+    # Decimals cross the worker as data (Parquet DECIMAL inputs do); as outputs they are
+    # numbers to Python, not to a JSON client.
+    gate.artifact(fm.DecimalRegressor())
+    result = gate.run("model.joblib", "-k", "output", target="y")
+    root = gate.junit()
+    assert failed(root) == {"output[numeric-dtype]", "output[regression-range]"}
+    assert messages(root)["output[numeric-dtype]"].startswith("non-numeric output (dtype object)")
     assert result.ret == pytest.ExitCode.TESTS_FAILED
 
 

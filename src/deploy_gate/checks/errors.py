@@ -161,7 +161,8 @@ def _each_feature_edited(
         row = base.copy()
         edit(row, column)
         rows.append(row)
-    if len(rows) > 1 and _answers_validly(deployment, _stacked(rows, columns), classes):
+    batch = _stacked(rows, columns) if len(rows) > 1 else None
+    if batch is not None and _answers_validly(deployment, batch, classes):
         return []
     for column, row in zip(columns, rows, strict=True):
         try:
@@ -186,19 +187,28 @@ def _each_feature_edited(
     return failures
 
 
-def _stacked(rows: list[pd.DataFrame], columns: list[Any]) -> pd.DataFrame:
+def _stacked(rows: list[pd.DataFrame], columns: list[Any]) -> pd.DataFrame | None:
     """The edited rows as one frame, ``columns[i]`` edited in ``rows[i]``, each column of the
-    dtype its edited row gave it, as when that row is sent alone: pandas would otherwise make a
-    float column with NaN and integers a nullable ``Float64`` holding ``NA``, which scikit-learn
-    cannot read, and a categorical column with a new category an object column, which a model
-    reading pandas' categories (LightGBM) refuses."""
+    dtype its edited row gave it, as when that row is sent alone; None when a column cannot be
+    cast to it. pandas would otherwise make a float column with NaN and integers a nullable
+    ``Float64`` holding ``NA``, which scikit-learn cannot read, and a categorical column with a
+    new category an object column, which a model reading pandas' categories (LightGBM)
+    refuses."""
+    import numpy as np
     import pandas as pd
 
     batch = pd.concat(rows, ignore_index=True)
     for column, row in zip(columns, rows, strict=True):
         dtype = row[column].dtype
-        if batch[column].dtype != dtype:
-            batch[column] = batch[column].astype(dtype)
+        if batch[column].dtype == dtype:
+            continue
+        try:
+            if isinstance(dtype, np.dtype) and dtype.kind == "f":  # pandas' NA (other rows) as NaN
+                batch[column] = batch[column].to_numpy(dtype=dtype, na_value=np.nan)
+            else:
+                batch[column] = batch[column].astype(dtype)
+        except (TypeError, ValueError):  # each row alone, then
+            return None
     return batch
 
 
