@@ -141,8 +141,13 @@ def edge_rows(data: GateData) -> tuple[pd.DataFrame, list[str], list[bool]]:
         # column of a dtype whose missing value is pandas' NA (nullable boolean, string[python],
         # Arrow) keeps its dtype: as an object column it would carry the NA of the other edge
         # rows' values (row 0's gaps) to the model as objects scikit-learn cannot read.
-        cases.append(("missing", np.nan if numeric else None))
-        keeps_dtype = getattr(values.dtype, "na_value", None) is pd.NA
+        # A date or duration column keeps its dtype with NaT: as an object column of None,
+        # pandas 2.0 could not concatenate it with the tz-aware rows of the other edge rows.
+        timely = pd.api.types.is_datetime64_any_dtype(values) or pd.api.types.is_timedelta64_dtype(
+            values
+        )
+        cases.append(("missing", np.nan if numeric else pd.NaT if timely else None))
+        keeps_dtype = timely or getattr(values.dtype, "na_value", None) is pd.NA
         for case, value in cases:
             row = base.copy()
             if value is None and not keeps_dtype:
