@@ -344,3 +344,17 @@ def test_repeated_rows_count_once(gate: GateRun) -> None:
     props = properties(root, "output[not-worse-than-chance]")
     assert props["labelled_rows"] == "300"
     assert props["distinct_labelled_rows"] == "30"
+
+
+def test_a_high_quantile_models_bias_is_not_taken_for_another_scale() -> None:
+    # Fitted to the 99th percentile of skewed prices, it errs about three times as much as the
+    # labels' median, and a line of slope near 1 (a shift) halves that: a bias, not a scale.
+    from sklearn.ensemble import GradientBoostingRegressor
+
+    rng = np.random.default_rng(7)
+    for _ in range(10):
+        x = rng.standard_normal((2000, 3))
+        y = np.exp(11.5 + 0.4 * x[:, 0] + 0.2 * x[:, 1] + 0.25 * rng.standard_normal(2000))
+        model = GradientBoostingRegressor(loss="quantile", alpha=0.99, n_estimators=30)
+        served = model.fit(x[:1000], y[:1000]).predict(x[1000:])
+        assert worse_than_chance("regressor", served, y[1000:]) is None
