@@ -608,43 +608,12 @@ def output_not_constant(
         value = v.constant_output(outputs[:n])
     except ValueError as exc:
         pytest.skip(f"outputs not judged: {exc}")
-    if value is not None and (moved := _edge_rows_answered_otherwise(obs, outputs)):
-        # A tree whose holdout falls in one leaf (a one-segment holdout) answers every data row
-        # alike and is not input-blind: it was blocked as one.
-        shown = ", ".join(moved[:3]) + (f" and {len(moved) - 3} more" if len(moved) > 3 else "")
-        deploy_gate_property(
-            "constant_on_data_rows", f"{what} {value} on all {n} data rows; others on {shown}"
-        )
-        return
     if value is not None:
         raise CheckFailure(
             f"the model gives the same {what} {value} for all {n} rows ({distinct} distinct "
             "rows of the data): its outputs do not depend on its input (a step that discards "
             "the features, or a model that learned nothing?)"
         )
-
-
-def _edge_rows_answered_otherwise(obs: Observation, outputs: np.ndarray) -> list[str]:
-    """The edge rows (a feature at its min, max, zero or beyond its range; not a missing value,
-    which an imputer answers with the same constant a broken model would) whose output differs
-    from the first data row's."""
-    import numpy as np
-
-    n = obs.n_data_rows
-    ok = [e for e in obs.edges if e.error is None]
-    if len(outputs) != n + len(ok):
-        return []
-    moved = []
-    for i, edge in enumerate(ok):
-        if edge.label.endswith("=missing"):
-            continue
-        pair = np.asarray(outputs)[[0, n + i]]
-        try:
-            if v.constant_output(pair) is None:
-                moved.append(edge.label)
-        except ValueError:  # a non-finite output: output[no-nan] and output[no-inf] judge it
-            continue
-    return moved
 
 
 @check("output", "regression-range", applies=_regressor)
