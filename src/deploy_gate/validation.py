@@ -459,17 +459,25 @@ def off_scale(predictions: np.ndarray, target: np.ndarray) -> str | None:
             f"predictions are off the labels' scale: the median prediction, {middle:.4g}, lies "
             f"outside every label ({low:.4g} to {high:.4g}), and {versus}"
         )
+
+    def brought_back(how: str, restored: float, why: str) -> str | None:
+        """The message when ``how`` brings the outputs to half their error and to
+        ``SCALE_INVERSE_GAIN`` of the labels' median's, else None."""
+        halved = restored <= error / 2 and restored <= SCALE_INVERSE_GAIN * spread
+        if not (np.isfinite(restored) and halved):
+            return None
+        return (
+            f"predictions are off the labels' scale: {how} is within {restored:.4g} of the "
+            f"labels on average, against {error:.4g} as served and {spread:.4g} for always "
+            f"predicting the labels' median ({center:.4g}); {why}"
+        )
+
     for name, inverse in _inverses():
         with np.errstate(all="ignore"):
             back = inverse(predictions.astype(np.float64))
             restored = float(np.mean(np.abs(back - target)))
-        halved = restored <= error / 2 and restored <= SCALE_INVERSE_GAIN * spread
-        if np.isfinite(restored) and halved:
-            return (
-                f"predictions are off the labels' scale: {name} of them is within "
-                f"{restored:.4g} of the labels on average, against {error:.4g} as served and "
-                f"{spread:.4g} for always predicting the labels' median ({center:.4g}); {hint}"
-            )
+        if (message := brought_back(f"{name} of them", restored, hint)) is not None:
+            return message
     if error > SCALE_ERROR_RATIO * spread and float(np.ptp(predictions)) > 0:
         # A standardised target (z-scores) served without its inverse: no usual transform
         # brings it back, but a straight line does. Judged only on outputs that err more than
@@ -479,14 +487,11 @@ def off_scale(predictions: np.ndarray, target: np.ndarray) -> str | None:
         # 0.87-1.23 took half of it away.
         slope, intercept = np.polyfit(predictions.astype(np.float64), target, 1)
         restored = float(np.mean(np.abs(intercept + slope * predictions - target)))
-        rescales = slope > 0 and max(slope, 1 / slope) >= SCALE_LINE_FACTOR
-        if rescales and restored <= error / 2 and restored <= SCALE_INVERSE_GAIN * spread:
-            return (
-                f"predictions are off the labels' scale: {intercept:.4g} + {slope:.4g} x each "
-                f"is within {restored:.4g} of the labels on average, against {error:.4g} as "
-                f"served and {spread:.4g} for always predicting the labels' median "
-                f"({center:.4g}); a model trained on a standardised target served without "
-                "the inverse?"
+        if slope > 0 and max(slope, 1 / slope) >= SCALE_LINE_FACTOR:
+            return brought_back(
+                f"{intercept:.4g} + {slope:.4g} x each",
+                restored,
+                "a model trained on a standardised target served without the inverse?",
             )
     return None
 

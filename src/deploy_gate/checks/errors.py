@@ -166,10 +166,7 @@ def _each_feature_edited(
         return []
     for column, row in zip(columns, rows, strict=True):
         try:
-            out = predict(deployment, row)
-            proba = (
-                v.as_array(deployment.batch_predict_proba(row)) if has_proba(deployment) else None
-            )
+            out, proba = _outputs(deployment, row)
         except Exception as exc:
             if is_clear_error(exc):
                 continue
@@ -212,12 +209,18 @@ def _stacked(rows: list[pd.DataFrame], columns: list[Any]) -> pd.DataFrame | Non
     return batch
 
 
+def _outputs(deployment: Deployment, rows: pd.DataFrame) -> tuple[np.ndarray, np.ndarray | None]:
+    """The deployment's outputs on ``rows``, and its probabilities where it serves them."""
+    out = predict(deployment, rows)
+    proba = v.as_array(deployment.batch_predict_proba(rows)) if has_proba(deployment) else None
+    return out, proba
+
+
 def _answers_validly(deployment: Deployment, batch: pd.DataFrame, classes: Any) -> bool:
     """Whether the deployment answers every row of ``batch`` with a valid output (and valid
     probabilities, where it serves them) without raising."""
     try:
-        out = predict(deployment, batch)
-        proba = v.as_array(deployment.batch_predict_proba(batch)) if has_proba(deployment) else None
+        out, proba = _outputs(deployment, batch)
     except Exception:  # the rows alone say which feature it was
         return False
     return not v.find_problems(out, n_rows=len(batch), proba=proba, classes=classes)

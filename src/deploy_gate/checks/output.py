@@ -547,14 +547,15 @@ def output_not_worse_than_chance(
     if len(obs.predictions) < n or (obs.proba is not None and len(obs.proba) < n):
         pytest.skip("not one output per row: output[shape] judges that")
     labelled = deploy_gate_data.target.notna().to_numpy()
-    deploy_gate_property("labelled_rows", int(labelled.sum()))
+    count = int(labelled.sum())
+    deploy_gate_property("labelled_rows", count)
     # Each distinct row (features and label) once: a holdout of 30 rows repeated ten times (a
     # request log with retries, an oversampled holdout) is 30 rows of evidence, not 300, and a
     # healthy model's unlucky 0.41 balanced accuracy on them was "significant" at 300.
     table = deploy_gate_data.features.assign(**{"\0label": deploy_gate_data.target})
     labelled = labelled & v.first_of_each_row(table)
-    if int(labelled.sum()) < deploy_gate_data.n_rows - deploy_gate_data.n_unlabelled:
-        deploy_gate_property("distinct_labelled_rows", int(labelled.sum()))
+    if (distinct := int(labelled.sum())) < count:
+        deploy_gate_property("distinct_labelled_rows", distinct)
     proba = obs.proba[:n][labelled] if obs.proba is not None else None
     classes = getattr(deployment, "classes", None) or model_artifact.profile.classes
     task = model_artifact.profile.task or ""
