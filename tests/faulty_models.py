@@ -530,6 +530,34 @@ class Float32Regressor(LinearRegressor):
         return np.nextafter(out, np.float32(np.inf)) if len(out) > 1 else out
 
 
+class Float32Widened(Float32Regressor):
+    """Healthy: computes in float32 as ``Float32Regressor`` does (a batch one float32 rounding
+    step off its rows alone) and answers float64, as a network run in float32 behind a wrapper
+    that returns float64 or Python floats does."""
+
+    def predict(self, X: Any) -> np.ndarray:
+        return super().predict(X).astype(np.float64)
+
+
+class SparseColumnRegressor(LinearRegressor):
+    """Healthy: answers its outputs as a scipy sparse column, as estimators fitted on sparse
+    targets do."""
+
+    def predict(self, X: Any) -> Any:
+        from scipy import sparse
+
+        return sparse.csr_matrix(super().predict(X).reshape(-1, 1))
+
+
+class DictLabels(ThresholdClassifier):
+    """Answers one ``{"label", "score"}`` mapping per row instead of labels, as a serving
+    wrapper's JSON does."""
+
+    def predict(self, X: Any) -> Any:
+        score = self._score(X)
+        return [{"label": int(s > 0), "score": float(s)} for s in score]
+
+
 class Float32BatchDrift(LinearRegressor):
     """float32 outputs whose batches are 0.1% off the single-row outputs: far beyond rounding."""
 

@@ -36,9 +36,18 @@ def test_check_fails_on_the_model_with_its_fault(
         (fm.ThresholdClassifier(), "label"),
         (fm.LinearRegressor(), "y"),
         (fm.Float32Regressor(), "y"),
+        (fm.Float32Widened(), "y"),
         (fm.LongDoubleRegressor(), "y"),
+        (fm.SparseColumnRegressor(), "y"),
     ],
-    ids=["classifier", "regressor", "float32-regressor", "long-double-regressor"],
+    ids=[
+        "classifier",
+        "regressor",
+        "float32-regressor",
+        "float32-answering-float64",
+        "long-double-regressor",
+        "sparse-column-regressor",
+    ],
 )
 def test_healthy_models_pass_every_check(gate: GateRun, model: object, target: str) -> None:
     gate.artifact(model)
@@ -62,6 +71,29 @@ def test_outputs_the_worker_cannot_send_as_data_are_named_not_called_a_scalar(
         assert "got a numpy.ndarray that the model process could not send as data" in first
         assert "scalar" not in first
     assert result.ret == pytest.ExitCode.TESTS_FAILED
+
+
+def test_a_classifier_answering_mappings_fails_on_its_labels_not_on_the_gates_errors(
+    gate: GateRun,
+) -> None:
+    # Unhashable outputs reached set lookups in the gate: "TypeError: unhashable type: 'dict'"
+    # failed 14 checks, none saying what was wrong with the model.
+    gate.artifact(fm.DictLabels())
+    gate.run("model.joblib", "-k", "not latency")
+    root = gate.junit()
+    texts = messages(root)
+    assert failed(root) == {
+        "smoke[output-valid]",
+        "output[known-labels]",
+        "output[not-worse-than-chance]",
+    }, texts
+    assert not any("TypeError" in text for text in texts.values())
+    assert texts["output[known-labels]"].startswith("label not among classes [0, 1] in row 0")
+    assert "row 0: {'label': 1, 'score': 0.8}" in texts["output[known-labels]"]
+    assert (
+        "the model predicts [{'label': 1, 'score': 0.8}, "
+        in (texts["output[not-worse-than-chance]"])
+    )
 
 
 def test_decimal_outputs_cross_and_fail_as_non_numeric(gate: GateRun) -> None:

@@ -863,6 +863,84 @@ def test_quantile_intervals_are_those_of_scipy_quantile_test() -> None:
     assert calls_for_percentile(50.0, 0.95) == 6  # the min_rounds of a median interval
 
 
+def test_with_a_baseline_the_candidates_budgets_are_judged_on_the_comparisons_own_calls() -> None:
+    # One run of calls serves both: no call of the candidate is timed alone.
+    clock = FakeClock()
+    candidate, baseline, order = paired_models(
+        clock, lognormal(2.0, 0.2, seed=51), lognormal(1.0, 0.2, seed=52)
+    )
+    measurement = LatencyMeasurement(
+        candidate, [0], {"p50": None, "p99": 50.0}, settings=FIXED, clock=clock
+    )
+    comparison = LatencyComparison(
+        candidate, baseline, [0], settings=FIXED, clock=clock, candidate_measurement=measurement
+    )
+    assert not measurement.measured
+    compared = comparison.verdict()
+    assert compared.status is LatencyStatus.FAILED
+    assert measurement.measured
+    timed = "".join(order[2:])  # after each model's one warm-up call
+    assert "AA" not in timed.replace("ABBA", "")  # alternating throughout
+    verdicts = measurement.verdicts()
+    assert verdicts["p99"].status is LatencyStatus.PASSED
+    assert verdicts["p50"].status is LatencyStatus.MEASURED
+    assert verdicts["p99"].rounds == compared.rounds
+    assert measurement.figures()["calls"] == timed.count("A") == compared.figures["calls"]
+    assert measurement.figures()["timed_with_baseline"] is True
+    assert verdicts["p99"].message.startswith("p99 latency ")
+    assert "6 rounds x 100 calls, each call alternating with the baseline's, " in (
+        verdicts["p99"].message
+    )
+    # The candidate's own figures, not the pair's.
+    assert float(verdicts["p50"].value) == pytest.approx(2.0, rel=0.1)
+
+
+def test_a_decided_comparison_goes_on_while_the_candidates_budget_is_undecided() -> None:
+    # Equal models decide the comparison in six rounds; a p99 on the budget does not decide
+    # until the cap, which is the measurement's own (max_seconds), as when measured alone.
+    clock = FakeClock()
+    settings = LatencySettings(
+        threads=None, calls_per_round=100, warmup_calls=1, warmup_seconds=1e-9, max_seconds=5.0
+    )
+    # Rounds of 0.9 ms and 1.1 ms calls in turn: their p99s straddle a 1 ms budget for ever.
+    straddling = per_round([0.9, 1.1], warmup=1, calls=100)
+    candidate, baseline, _ = paired_models(clock, straddling, straddling)
+    alone = LatencyMeasurement(candidate, [0], {"p99": 1.0}, settings=settings, clock=clock)
+    comparison = LatencyComparison(
+        candidate, baseline, [0], settings=settings, clock=clock, candidate_measurement=alone
+    )
+    assert comparison.verdict().status is LatencyStatus.PASSED
+    verdict = alone.verdict("p99")
+    assert verdict.status is LatencyStatus.INCONCLUSIVE
+    assert verdict.rounds > settings.min_rounds
+    assert comparison.seconds <= settings.max_seconds
+    assert "still undecided at the 5 s cap" in verdict.message
+
+
+def test_a_candidate_over_budget_fails_it_when_measured_with_its_baseline() -> None:
+    clock = FakeClock()
+    candidate, baseline, _ = paired_models(clock, lambda n: 80.0, lambda n: 79.0)
+    measurement = LatencyMeasurement(candidate, [0], {"p99": 50.0}, settings=FIXED, clock=clock)
+    LatencyComparison(
+        candidate, baseline, [0], settings=FIXED, clock=clock, candidate_measurement=measurement
+    ).verdict()
+    verdict = measurement.verdict("p99")
+    assert verdict.status is LatencyStatus.FAILED
+    assert verdict.message.startswith("p99 latency 80.0 ms exceeds budget 50.0 ms")
+
+
+def test_a_measurement_is_shared_with_one_comparison_only_and_before_it_is_measured() -> None:
+    clock = FakeClock()
+    candidate, baseline, _ = paired_models(clock, lambda n: 1.0, lambda n: 1.0)
+    measured = LatencyMeasurement(candidate, [0], {"p99": 50.0}, settings=FIXED, clock=clock)
+    measured.verdicts()
+    with pytest.raises(ValueError, match="already been measured"):
+        LatencyComparison(candidate, baseline, [0], settings=FIXED, candidate_measurement=measured)
+    other = LatencyMeasurement(candidate, [0], {"p99": 50.0}, settings=FIXED, batch_size=8)
+    with pytest.raises(ValueError, match="same settings and batch size"):
+        LatencyComparison(candidate, baseline, [0], settings=FIXED, candidate_measurement=other)
+
+
 def test_comparison_rejects_bad_limits() -> None:
     with pytest.raises(ConfigError, match="max_ratio"):
         LatencyComparison(lambda x: None, lambda x: None, [0], max_ratio=0.0)

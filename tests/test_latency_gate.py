@@ -300,3 +300,54 @@ def test_a_candidate_is_compared_with_its_baseline_on_hundreds_of_calls(
     assert int(props["calls_needed"]) == 437
     if props["status"] == "passed" and "ratio_ci_high" in props:
         assert int(props["calls"]) >= 437
+
+
+@pytest.mark.parametrize("isolation", ["none", "sandbox"])
+def test_with_a_baseline_the_budgets_are_judged_on_the_calls_of_the_comparison(
+    gate: GateRun, isolation: str
+) -> None:
+    gate.artifact(fm.ThresholdClassifier(), "candidate.joblib")
+    gate.artifact(fm.ThresholdClassifier(), "baseline.joblib")
+    args = (
+        "candidate.joblib",
+        "--deploy-gate-baseline=baseline.joblib",
+        f"--deploy-gate-isolation={isolation}",
+        "--deploy-gate-latency-max-seconds=3",
+        "--deploy-gate-latency-batch-sizes=1",
+        "-k",
+    )
+    gate.run(*args, "latency")
+    root = gate.junit()
+    assert set(junit_outcomes(root).values()) == {"passed"}
+    budget = properties(root, "latency[p99-batch=1]", artifact="candidate.joblib")
+    compared = properties(root, "latency[p99-vs-baseline-batch=1]", artifact="candidate.joblib")
+    # One run of calls: the candidate was not timed a second time on its own.
+    assert budget["timed_with_baseline"] == "True"
+    assert budget["rounds"] == compared["rounds"]
+    # Without its comparison in the run, the candidate is measured alone.
+    gate.run(*args, "latency and not vs-baseline")
+    alone = properties(gate.junit(), "latency[p99-batch=1]", artifact="candidate.joblib")
+    assert "timed_with_baseline" not in alone
+
+
+def test_a_baseline_failing_in_the_shared_measurement_leaves_the_candidates_budgets_alone(
+    gate: GateRun,
+) -> None:
+    gate.artifact(fm.ThresholdClassifier(), "candidate.joblib")
+    gate.artifact(fm.RaisesOnPredict(), "baseline.joblib")
+    gate.run(
+        "candidate.joblib",
+        "--deploy-gate-baseline=baseline.joblib",
+        "--deploy-gate-latency-max-seconds=3",
+        "--deploy-gate-latency-batch-sizes=1",
+        "-k",
+        "latency",
+    )
+    root = gate.junit()
+    outcomes = junit_outcomes(root)
+    # The baseline's failure is its comparison's, named there; the candidate's budgets pass.
+    assert failed(root) == {"latency[p99-vs-baseline-batch=1]"}
+    assert outcomes["latency[p99-batch=1]"] == "passed"
+    assert "model exploded" in messages(root)["latency[p99-vs-baseline-batch=1]"]
+    budget = properties(root, "latency[p99-batch=1]", artifact="candidate.joblib")
+    assert "timed_with_baseline" not in budget

@@ -26,6 +26,33 @@ def test_float32_batch_against_single_rows_returned_as_python_floats_uses_float3
     assert same_outputs(batch, single).all()
 
 
+def test_float64_outputs_computed_in_float32_are_compared_as_float32() -> None:
+    # A network run in float32 behind a wrapper answering float64 (or Python floats): its
+    # batch sums in another order than one row, one float32 rounding step apart.
+    computed = np.array([2103.9912, 1.5, -0.3337, 7.0], dtype=np.float32)
+    batch = computed.astype(np.float64)
+    single = np.nextafter(computed, np.float32(np.inf)).astype(np.float64)
+    assert not np.allclose(batch, single, rtol=1e-7, atol=0.0)
+
+    assert same_outputs(batch, single).all()
+    assert same_outputs(batch, single.astype(object)).all()
+    tolerance = output_tolerance(batch, single)
+    assert tolerance.rtol == pytest.approx(1e-5)
+    assert tolerance.why == (
+        "float32 outputs (wider floats, each one a float32 number: computed in float32)"
+    )
+    # A change far beyond float32's rounding is still one.
+    assert not same_outputs(batch, batch * 1.001).any()
+
+
+def test_float64_outputs_of_a_float64_model_keep_float64s_tolerance() -> None:
+    # One output that happens to be a float32 number (1.5) does not make the model float32.
+    a = np.array([240.608, 1.5, 310.1])
+
+    assert output_tolerance(a, a).why == "float64 outputs"
+    assert not same_outputs(a, a * (1 + 1e-6))[[0, 2]].any()
+
+
 def test_float32_outputs_far_beyond_rounding_differ() -> None:
     batch = np.array([240.608, 1.5], dtype=np.float32)
 

@@ -135,6 +135,19 @@ def test_a_negated_regressor_fails_and_a_noisy_or_biased_one_passes() -> None:
     assert "Spearman correlation -0.7" in found
 
 
+def test_a_regressor_fitted_on_a_target_column_is_judged_on_its_one_output_column() -> None:
+    # LinearRegression fitted on y as a column answers shape (n, 1): one output per row all
+    # the same, which used to skip the check ("only one output per row is compared").
+    x = RNG.standard_normal((2000, 2))
+    y = x @ [1.0, 0.5] + RNG.standard_normal(2000)
+    model = LinearRegression().fit(x, y.reshape(-1, 1))
+    assert model.predict(x).shape == (2000, 1)
+    assert worse_than_chance("regressor", model.predict(x), y) is None
+    found = worse_than_chance("regressor", -model.predict(x), y)
+    assert found is not None
+    assert "Spearman correlation -0.7" in found
+
+
 def test_a_target_column_of_other_labels_blocks_the_gate_naming_both(gate: GateRun) -> None:
     # The model was trained on 0/1; the holdout spells the same column "no"/"yes". Before,
     # every label check skipped and the run was approved on metrics nothing had computed.

@@ -44,6 +44,9 @@ class Memo(Generic[K, V]):
             self._values[key] = compute()
         return self._values[key]
 
+    def __contains__(self, key: object) -> bool:
+        return key in self._values
+
 
 #: What a model worker imports before the model's own load deadline starts.
 _PRELOAD = "deploy_gate.worker.inside:preload"

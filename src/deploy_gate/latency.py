@@ -749,6 +749,8 @@ class LatencyMeasurement(Generic[T]):
         self._verdicts: dict[str, LatencyVerdict] | None = None
         self.calls_per_round = 0
         self.seconds = 0.0
+        #: Set when a ``LatencyComparison`` took this measurement's calls (``shared_with``).
+        self.paired = False
 
     @property
     def measured(self) -> bool:
@@ -790,6 +792,8 @@ class LatencyMeasurement(Generic[T]):
         out["batch_size"] = self.batch_size
         out["threads"] = self.settings.threads_label
         out["seconds"] = round(self.seconds, 3)
+        if self.paired:
+            out["timed_with_baseline"] = True
         return out
 
     def _measure(self) -> dict[str, LatencyVerdict]:
@@ -814,16 +818,22 @@ class LatencyMeasurement(Generic[T]):
                 # every budget is decided the measurement stops, before min_rounds when the
                 # calls decided it (the fastest call over budget, or all calls bounding the
                 # percentile within it); figures without a budget alone take min_rounds.
-                if (rounds >= settings.min_rounds or self._budgeted) and all(
-                    self._status(label, budget) is not None
-                    for label, budget in self.budgets_ms.items()
-                ):
+                if (rounds >= settings.min_rounds or self._budgeted) and self._decided():
                     break
                 # Stop before a round would overrun the cap rather than after it has.
                 if (now - begin) + longest > settings.max_seconds * 1e9:
                     break
                 if rounds >= settings.max_rounds:
                     break
+        return self._judge_all()
+
+    def _decided(self) -> bool:
+        """Whether every budget is decided on the rounds so far."""
+        return all(
+            self._status(label, budget) is not None for label, budget in self.budgets_ms.items()
+        )
+
+    def _judge_all(self) -> dict[str, LatencyVerdict]:
         figures = self._figures()
         return {
             label: self._verdict(label, budget, figures)
@@ -883,8 +893,9 @@ class LatencyMeasurement(Generic[T]):
         status = self._status(label, budget) or LatencyStatus.INCONCLUSIVE
         low_ms, high_ms = _fmt_ms(float(values.min())), _fmt_ms(float(values.max()))
         rounds = f"{values.size} round{'s' if values.size != 1 else ''}"
+        paired = ", each call alternating with the baseline's" if self.paired else ""
         detail = (
-            f"batch={self.batch_size}, {rounds} x {self.calls_per_round} calls, "
+            f"batch={self.batch_size}, {rounds} x {self.calls_per_round} calls{paired}, "
             f"round {label} range {low_ms}-{high_ms} ms"
         )
         decided_on = "rounds"
@@ -911,7 +922,8 @@ class LatencyMeasurement(Generic[T]):
             conf = _ci_note(self.settings.confidence, ci, _fmt_ms, " ms")
             message = (
                 f"{measured} inconclusive against budget {limit} ms, still undecided at the "
-                f"{self.settings.max_seconds:g} s cap ({detail}, {conf}, {threads})"
+                f"{max(self.settings.max_seconds, round(self.seconds)):g} s cap ({detail}, "
+                f"{conf}, {threads})"
             )
         figures = dict(figures)
         if budget is not None:
@@ -1023,6 +1035,13 @@ class LatencyComparison(Generic[T]):
     gate reports as a warning: a relative check blocks only what it is sure of. While the
     percentile still lacks the calls for its interval, a slow pair is timed past
     ``max_seconds``, up to ``settings.seconds_for_calls``.
+
+    ``candidate_measurement`` (not yet measured, with the same settings and batch size) judges
+    the candidate's own budgets on the candidate's calls of the comparison, so one run of calls
+    serves both: rounds go on while either is undecided, the measurement's within
+    ``max_seconds``. It is then measured (``verdicts()`` reads the result). Timed alternately
+    with the baseline's calls, each candidate call is what it is when a serving process answers
+    one request between other work.
     """
 
     def __init__(
@@ -1039,6 +1058,7 @@ class LatencyComparison(Generic[T]):
         clock: Clock = time.perf_counter_ns,
         switches: SwitchCounter | None = None,
         timers: tuple[RoundTimer, RoundTimer] | None = None,
+        candidate_measurement: LatencyMeasurement[T] | None = None,
     ) -> None:
         _check_inputs(candidate, inputs, "the candidate")
         _check_inputs(baseline, inputs, "the baseline")
@@ -1064,6 +1084,16 @@ class LatencyComparison(Generic[T]):
             self._pairs = interleaved_pair_timer(cand_timer, base_timer)
         self._candidate = _Timed(cand_timer, clock, [self.q], counted)
         self._baseline = _Timed(base_timer, clock, [self.q], counted)
+        self._also = candidate_measurement
+        if candidate_measurement is not None:
+            also = candidate_measurement
+            if also.measured or also.paired:
+                raise ValueError("candidate_measurement has already been measured")
+            if also.settings != self.settings or also.batch_size != batch_size:
+                raise ValueError("candidate_measurement needs the same settings and batch size")
+            # Its calls are the comparison's candidate calls: one record of them for both.
+            self._candidate = also._timed
+            also.paired = True
         self._clock = clock
         self._verdict: LatencyVerdict | None = None
         self.calls_per_round = 0
@@ -1108,15 +1138,25 @@ class LatencyComparison(Generic[T]):
                 self.seconds = (now - begin) / 1e9
                 pairs = len(self._candidate.rounds)
                 look, typical = self._looks()
-                if pairs >= settings.min_rounds and self._status(look, typical) is not None:
+                compared = pairs >= settings.min_rounds and self._status(look, typical) is not None
+                judged = self._also is None or self._also._decided()
+                if compared and judged:
                     break
-                # A percentile without the calls for its interval gets more time, within limits.
+                # A percentile without the calls for its interval gets more time, within limits;
+                # the candidate's own budgets get max_seconds, as when measured alone.
                 short = look.calls < self.calls_needed
-                self._cap_seconds = settings.seconds_for_calls if short else settings.max_seconds
-                if (now - begin) + longest > self._cap_seconds * 1e9:
+                extended = settings.seconds_for_calls if short else settings.max_seconds
+                cap = settings.max_seconds if compared else extended
+                if not compared:
+                    self._cap_seconds = extended
+                if (now - begin) + longest > cap * 1e9:
                     break
                 if pairs >= settings.max_rounds:
                     break
+        if self._also is not None:
+            self._also.calls_per_round = self.calls_per_round
+            self._also.seconds = self.seconds
+            self._also._verdicts = self._also._judge_all()
         return self._final()
 
     def _looks(self) -> tuple[_Relative, _Relative]:

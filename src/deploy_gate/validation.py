@@ -6,9 +6,10 @@ Every finder returns the offending row positions so a message can name them.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import numbers
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -42,9 +43,12 @@ class OutputProblem:
 
 
 def as_array(outputs: Any) -> np.ndarray:
-    """The model's output as an array; pandas objects and lists are accepted."""
+    """The model's output as an array; pandas objects, lists and sparse matrices (scipy's,
+    which ``np.asarray`` would wrap whole as one object) are accepted."""
     import numpy as np
 
+    if hasattr(outputs, "nnz") and callable(getattr(outputs, "toarray", None)):
+        return np.asarray(outputs.toarray())
     values = getattr(outputs, "to_numpy", None)
     return np.asarray(values() if callable(values) else outputs)
 
@@ -76,14 +80,35 @@ def numeric_view(arr: np.ndarray) -> np.ndarray | None:
 def precision(arr: np.ndarray) -> str:
     """The precision an output was computed in: ``float16``/``float32``/``float64`` for floats
     (numbers in an object array count as float64), ``exact`` for integers, booleans and
-    anything that is not a number."""
+    anything that is not a number.
+
+    Wider floats whose every finite value a float32 holds exactly were computed in float32 and
+    widened on the way out (a network run in float32 behind a wrapper that answers float64 or
+    Python floats): they count as float32. A value computed in float64 is a float32 number by
+    chance about once in 2**29, so this never mistakes a float64 model for a float32 one with
+    more than a few outputs; a float64 model whose outputs are all short binary fractions
+    (whole numbers, halves) is compared at float32's tolerance, which changes nothing for it.
+    """
     import numpy as np
 
     if np.issubdtype(arr.dtype, np.floating):
-        return "float64" if arr.dtype.itemsize >= 8 else f"float{arr.dtype.itemsize * 8}"
-    if arr.dtype == object and numeric_view(arr) is not None:
-        return "float64"
+        if arr.dtype.itemsize < 8:
+            return f"float{arr.dtype.itemsize * 8}"
+        return "float32" if _float32_numbers(arr) else "float64"
+    if arr.dtype == object and (floats := numeric_view(arr)) is not None:
+        return "float32" if _float32_numbers(floats) else "float64"
     return "exact"
+
+
+def _float32_numbers(arr: np.ndarray) -> bool:
+    """Whether every finite value of ``arr`` (at least one) is a float32 number."""
+    import numpy as np
+
+    finite = arr[np.isfinite(arr)]
+    if not finite.size:
+        return False
+    with np.errstate(over="ignore"):  # beyond float32's range: inf, unequal
+        return bool(np.array_equal(finite.astype(np.float32), finite))
 
 
 def non_numeric_rows(outputs: np.ndarray) -> tuple[int, ...]:
@@ -409,6 +434,28 @@ def constant_output(outputs: np.ndarray) -> str | None:
     return repr(shown[0] if len(shown) == 1 else shown)
 
 
+def _distinct(values: Iterable[Any]) -> list[Any]:
+    """Distinct values in the order they first come; those that cannot be hashed (a dict a
+    model answered) are told apart by equality."""
+    values = list(values)
+    with contextlib.suppress(TypeError):
+        return list(dict.fromkeys(values))
+    hashable: dict[Any, None] = {}
+    others: list[Any] = []
+    order: list[Any] = []
+    for value in values:
+        try:
+            if value in hashable:
+                continue
+            hashable[value] = None
+        except TypeError:
+            if value in others:
+                continue
+            others.append(value)
+        order.append(value)
+    return order
+
+
 def _some(values: Sequence[Any], most: int = 5) -> str:
     """A short list for a message: the first ``most`` values, then how many more."""
     more = f" and {len(values) - most} more" if len(values) > most else ""
@@ -521,6 +568,8 @@ def worse_than_chance(
     from scipy import stats
 
     n = len(predictions)
+    if predictions.ndim == 2 and predictions.shape[1] == 1:
+        predictions = predictions[:, 0]  # one column (a target fitted as a column): one output
     if predictions.ndim != 1 or len(target) != n:
         raise ValueError("only one output per row is compared with the labels")
     if n < CHANCE_MIN_ROWS:
@@ -558,7 +607,7 @@ def worse_than_chance(
     if overlap == 0:
         # Not a partial overlap (a holdout without some class) but none at all: the labels
         # the model gives are not the target's, and every metric against them is meaningless.
-        predicted = list(dict.fromkeys(plain(v) for v in np.asarray(predictions, dtype=object)))
+        predicted = _distinct(map(plain, np.asarray(predictions, dtype=object).flat))
         return (
             f"none of the {n} predicted labels is a value of the target column: the model "
             f"predicts {_some(predicted)}, the target holds {_some(values)}; a target column "
@@ -757,9 +806,17 @@ def _known_by_distinct_value(values: np.ndarray, known: set[Any]) -> np.ndarray:
 
 
 def _known_one_by_one(values: np.ndarray, known: set[Any]) -> np.ndarray:
+    """Membership value by value, where some value cannot be hashed (a dict, a list): such a
+    value is no class (every class is hashable, as a set of them), so it is unknown."""
     import numpy as np
 
-    found = np.fromiter((plain(v) in known for v in values.flat), dtype=bool, count=values.size)
+    def is_known(value: Any) -> bool:
+        try:
+            return plain(value) in known
+        except TypeError:
+            return False
+
+    found = np.fromiter(map(is_known, values.flat), dtype=bool, count=values.size)
     return found.reshape(values.shape)
 
 

@@ -88,7 +88,10 @@ def output_tolerance(a: np.ndarray, b: np.ndarray) -> Tolerance:
     if not floats:
         return Tolerance(0.0, "labels and integers")
     lowest = min(floats, key=order.index)
-    return Tolerance(v.RELATIVE_TOLERANCE[lowest], f"{lowest} outputs")
+    why = f"{lowest} outputs"
+    if lowest == "float32" and "float32" not in (a.dtype.name, b.dtype.name):
+        why += " (wider floats, each one a float32 number: computed in float32)"
+    return Tolerance(v.RELATIVE_TOLERANCE[lowest], why)
 
 
 def proba_tolerance(a: np.ndarray, b: np.ndarray) -> Tolerance:

@@ -7,7 +7,7 @@ import contextlib
 import json
 import os
 from collections.abc import Callable, Iterator, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from deploy_gate.checks import Check
 from deploy_gate.checks.baseline import BaselineRun, record_baseline, with_baseline
@@ -17,7 +17,10 @@ from deploy_gate.checks.common import (
 from deploy_gate.errors import CheckFailure
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     import numpy as np
+    import pytest
 
     from deploy_gate.artifact import LoadedArtifact, ModelProfile
     from deploy_gate.data import GateData
@@ -29,6 +32,8 @@ if TYPE_CHECKING:
     #: A timed call and the inputs it cycles through.
     Arm = tuple[Callable[[Any], object], Sequence[Any]]
 
+
+T = TypeVar("T")
 
 PERCENTILES = ("p50", "p95", "p99")
 #: Rows (or batches) the latency measurement cycles through.
@@ -218,26 +223,134 @@ def _threads(pid: int) -> list[int]:
         return [pid]
 
 
+def _budgets_of(settings: Settings, batch: int) -> dict[str, float | None]:
+    budgets = latency_budgets(settings)
+    labels = dict.fromkeys([*PERCENTILES, *(p for p, b in budgets if b == batch)])
+    return {label: budgets.get((label, batch)) for label in labels}
+
+
 def latency_measurement(
-    gate: Gate, artifact: LoadedArtifact, deployment: Deployment, data: GateData, batch: int
+    gate: Gate,
+    artifact: LoadedArtifact,
+    deployment: Deployment,
+    data: GateData,
+    batch: int,
+    baseline: BaselineRun | None = None,
 ) -> LatencyMeasurement[Any]:
-    """One measurement per artifact and batch size; it feeds all percentile items of the size."""
+    """One measurement per artifact and batch size; it feeds all percentile items of the size.
+
+    With a ``baseline`` whose comparison at this batch size is still to be measured, both come
+    from one run of calls (``_measured_together``); alone otherwise, or when the baseline fails.
+    """
     from deploy_gate.latency import LatencyMeasurement
 
+    key = (artifact.path.resolve(), batch)
+
     def compute() -> LatencyMeasurement[Any]:
-        budgets = latency_budgets(gate.settings)
         fn, inputs = _latency_inputs(deployment, data, batch)
-        labels = dict.fromkeys([*PERCENTILES, *(p for p, b in budgets if b == batch)])
         return LatencyMeasurement(
             fn,
             inputs,
-            {label: budgets.get((label, batch)) for label in labels},
+            _budgets_of(gate.settings, batch),
             batch_size=batch,
             settings=_latency_settings(gate.settings),
             timer=_worker_timer(fn, inputs, gate.settings),
         )
 
-    return gate.latency.get((artifact.path.resolve(), batch), compute)
+    if (
+        baseline is not None
+        and key not in gate.latency
+        and _comparison_key(key) not in (gate.latency_verdicts)
+    ):
+        with contextlib.suppress(_BaselineFailed):  # measured alone below
+            measurement, verdict = _measured_together(gate, deployment, baseline, data, batch)
+            gate.latency_verdicts.get(_comparison_key(key), lambda: verdict)
+            return gate.latency.get(key, lambda: measurement)
+    return gate.latency.get(key, compute)
+
+
+def _comparison_key(key: tuple[Path, int]) -> tuple[str, Path, int]:
+    return ("vs-baseline", *key)
+
+
+class _BaselineFailed(Exception):
+    """The baseline's side of a measurement shared with the candidate failed: the candidate is
+    measured alone, and its comparison item measures (and reports) the baseline's failure."""
+
+
+def _baseline_side(fn: Callable[..., T]) -> Callable[..., T]:
+    """``fn``, with any failure of it (the model's error, its worker dying or timing out) raised
+    as ``_BaselineFailed`` (a check's own deadline excepted, which ends the check)."""
+    from deploy_gate.timeouts import CheckTimeout
+    from deploy_gate.worker import WorkerError
+
+    def call(*args: Any) -> T:
+        try:
+            return fn(*args)
+        except CheckTimeout:
+            raise
+        except (Exception, WorkerError) as exc:
+            raise _BaselineFailed(str(exc)) from exc
+
+    return call
+
+
+def _paired_arms(
+    gate: Gate, deployment: Deployment, baseline: BaselineRun, data: GateData, batch: int
+) -> tuple[Callable[[Any], object], Callable[[Any], object], list[Any], tuple[Any, Any] | None]:
+    """The candidate's and the baseline's call on pairs of the same rows, the pairs, and a
+    worker timer for each arm (None when the calls are timed here)."""
+    cand_fn, cand_inputs = _latency_inputs(deployment, data, batch)
+    base_fn, base_inputs = _latency_inputs(
+        baseline.deployment,
+        data,
+        batch,
+        baseline.feature_names or tuple(data.features.columns),
+    )
+    pairs = list(zip(cand_inputs, base_inputs, strict=True))
+    timers = _worker_timers(gate.settings, (cand_fn, cand_inputs), (base_fn, base_inputs))
+    return (lambda pair: cand_fn(pair[0])), (lambda pair: base_fn(pair[1])), pairs, timers
+
+
+def _measured_together(
+    gate: Gate, deployment: Deployment, baseline: BaselineRun, data: GateData, batch: int
+) -> tuple[LatencyMeasurement[Any], LatencyVerdict]:
+    """The candidate's budgets and its comparison with the baseline, judged on one run of
+    calls: the candidate's calls of the comparison are its measurement, which saves measuring
+    it a second time alone (about a third of a gate run's latency time). Raises
+    ``_BaselineFailed`` when the baseline's side fails."""
+    from deploy_gate.latency import LatencyComparison, LatencyMeasurement
+
+    settings = gate.settings
+    candidate, base, pairs, timers = _baseline_side(_paired_arms)(
+        gate, deployment, baseline, data, batch
+    )
+    if timers is None:
+        base = _baseline_side(base)
+    else:
+        timers = (timers[0], _baseline_side(timers[1]))
+    measurement: LatencyMeasurement[Any] = LatencyMeasurement(
+        candidate,
+        pairs,
+        _budgets_of(settings, batch),
+        batch_size=batch,
+        settings=_latency_settings(settings),
+        timer=timers[0] if timers is not None else None,
+    )
+    comparison = LatencyComparison(
+        candidate,
+        base,
+        pairs,
+        max_ratio=settings.latency_max_ratio,
+        noise_floor_ms=settings.latency_noise_floor,
+        batch_size=batch,
+        settings=_latency_settings(settings),
+        timers=timers,
+        candidate_measurement=measurement,
+    )
+    with _one_cpu(deployment, baseline.deployment):
+        verdict = comparison.verdict()
+    return measurement, verdict
 
 
 def _histogram(durations_ns: Sequence[Any]) -> str:
@@ -298,16 +411,50 @@ def judge_latency(
         _warn(verdict.message)
 
 
+def _selected(request: pytest.FixtureRequest, name: str) -> bool:
+    """Whether the item ``name`` of the same artifact as ``request``'s item runs in this
+    session (not deselected by ``-k``, ``-m`` or a hook)."""
+    parent = request.node.nodeid.rpartition("::")[0]
+    wanted = f"{parent}::{name}"
+    return any(item.nodeid == wanted for item in request.session.items)
+
+
+def _baseline_for(gate: Gate, factory: Callable[[Path], Deployment]) -> BaselineRun | None:
+    """The baseline, served, for measuring latency together with it; None without one or when
+    it does not load (its own items report that)."""
+    from deploy_gate.timeouts import CheckTimeout
+    from deploy_gate.worker import WorkerError
+
+    path = gate.settings.baseline
+    if path is None:
+        return None
+    loaded = gate.artifact_or_error(path)
+    if isinstance(loaded, BaseException):
+        return None
+    try:
+        served = gate.loaded(factory, loaded.path)
+    except CheckTimeout:
+        raise
+    except (Exception, WorkerError):
+        return None
+    return BaselineRun(loaded, served, gate.feature_names(loaded))
+
+
 def _latency_check(label: str, batch: int) -> Callable[..., None]:
     def latency(
+        request: pytest.FixtureRequest,
         deploy_gate: Gate,
         model_artifact: LoadedArtifact,
         deployment: Deployment,
         deploy_gate_data: GateData,
+        deploy_gate_factory: Callable[[Path], Deployment],
         deploy_gate_property: Callable[[str, object], None],
     ) -> None:
+        baseline = None
+        if _selected(request, f"latency[p99-vs-baseline-batch={batch}]"):
+            baseline = _baseline_for(deploy_gate, deploy_gate_factory)
         measurement = latency_measurement(
-            deploy_gate, model_artifact, deployment, deploy_gate_data, batch
+            deploy_gate, model_artifact, deployment, deploy_gate_data, batch, baseline
         )
         verdict = measurement.verdict(label)
         # Before judging, so a failed check keeps its histogram and rounds for the reports.
@@ -328,6 +475,7 @@ def _latency_check(label: str, batch: int) -> Callable[..., None]:
 
 def _latency_vs_baseline_check(batch: int) -> Callable[..., None]:
     def latency_vs_baseline(
+        request: pytest.FixtureRequest,
         deploy_gate: Gate,
         model_artifact: LoadedArtifact,
         deployment: Deployment,
@@ -337,20 +485,26 @@ def _latency_vs_baseline_check(batch: int) -> Callable[..., None]:
     ) -> None:
         from deploy_gate.latency import LatencyComparison
 
-        def compute() -> LatencyVerdict:
-            settings = deploy_gate.settings
-            cand_fn, cand_inputs = _latency_inputs(deployment, deploy_gate_data, batch)
-            base_fn, base_inputs = _latency_inputs(
-                deploy_gate_baseline.deployment,
+        budgeted = _budgets_of(deploy_gate.settings, batch)
+        if any(_selected(request, f"latency[{label}-batch={batch}]") for label in budgeted):
+            # Run before its budget items (-p randomly, a hook's order): measure both now.
+            latency_measurement(
+                deploy_gate,
+                model_artifact,
+                deployment,
                 deploy_gate_data,
                 batch,
-                deploy_gate_baseline.feature_names or tuple(deploy_gate_data.features.columns),
+                deploy_gate_baseline,
             )
-            pairs = list(zip(cand_inputs, base_inputs, strict=True))
-            timers = _worker_timers(settings, (cand_fn, cand_inputs), (base_fn, base_inputs))
+
+        def compute() -> LatencyVerdict:
+            settings = deploy_gate.settings
+            candidate, base, pairs, timers = _paired_arms(
+                deploy_gate, deployment, deploy_gate_baseline, deploy_gate_data, batch
+            )
             comparison = LatencyComparison(
-                lambda pair: cand_fn(pair[0]),
-                lambda pair: base_fn(pair[1]),
+                candidate,
+                base,
                 pairs,
                 max_ratio=settings.latency_max_ratio,
                 noise_floor_ms=settings.latency_noise_floor,
@@ -361,9 +515,8 @@ def _latency_vs_baseline_check(batch: int) -> Callable[..., None]:
             with _one_cpu(deployment, deploy_gate_baseline.deployment):
                 return comparison.verdict()
 
-        verdict = deploy_gate.latency_verdicts.get(
-            ("vs-baseline", model_artifact.path.resolve(), batch), compute
-        )
+        key = (model_artifact.path.resolve(), batch)
+        verdict = deploy_gate.latency_verdicts.get(_comparison_key(key), compute)
         record_baseline(deploy_gate_baseline, deploy_gate_property)
         # Blocks only a confident regression; undecided is a warning.
         judge_latency(verdict, deploy_gate.settings, deploy_gate_property, undecided_blocks=False)
