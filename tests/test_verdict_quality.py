@@ -27,6 +27,7 @@ import pandas as pd
 import pytest
 from conftest import GateRun, failed, junit_outcomes, messages
 from faulty_models import FAULTS
+from junit_properties import properties
 from model_families import BY_NAME_WRAPPER, NUMERIC, frame, pipeline, single_tensor_onnx
 
 pytestmark = pytest.mark.verdict_quality
@@ -311,6 +312,13 @@ def _slower_call_than_baseline(factor: float) -> Callable[[], tuple[Any, Any, li
     return build
 
 
+def _over_budget_beside_baseline() -> tuple[Any, Any, list[str]]:
+    # Judged on the calls of its comparison with production (the same model, so that
+    # comparison must pass): the budget still fails, and nothing else does.
+    model, _, options = _over_budget()
+    return model, model, [*options, "--deploy-gate-latency-max-ratio=1.3"]
+
+
 LATENCY_CASES = {
     "healthy-fast": LatencyCase(_fast, frozenset()),
     "healthy-row-by-row-batches": LatencyCase(_row_by_row, frozenset()),
@@ -323,6 +331,9 @@ LATENCY_CASES = {
         # 30 ms for every batch of 8 rows, several times what 8 single rows take.
         lambda: (lm.SlowEveryBatch(seconds=0.03), None, []),
         frozenset({"latency[batch-vs-single-batch=8]"}),
+    ),
+    "faulty-over-budget-beside-baseline": LatencyCase(
+        _over_budget_beside_baseline, frozenset({"latency[p99-batch=1]"})
     ),
     "faulty-2.5x-slower-than-baseline": LatencyCase(
         _slower_call_than_baseline(2.5), frozenset({"latency[p99-vs-baseline-batch=1]"})
@@ -364,4 +375,7 @@ def test_latency_verdicts_hold_in_every_repeat_under_load(
             false_alarms[name] = extra
     assert not misses, f"{len(misses)} of {repeats} runs missed the fault: {misses}"
     assert not false_alarms, f"{len(false_alarms)} of {repeats} false alarms: {false_alarms}"
+    if baseline is not None:  # the budgets were judged on the calls of the comparison
+        shared = [properties(root, "latency[p99-batch=1]", artifact=n) for n in names]
+        assert all(p.get("timed_with_baseline") == "True" for p in shared), shared
     assert result.ret == (pytest.ExitCode.TESTS_FAILED if spec.must_fail else pytest.ExitCode.OK)
