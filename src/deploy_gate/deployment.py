@@ -294,14 +294,8 @@ def _first(out: np.ndarray, method: str) -> Any:
 
 
 def _string_dtype(storage: str, missing: str) -> Any:
-    """pandas' string dtype of ``storage`` whose missing value is NaN (``missing="nan"``,
-    pandas 3's ``str``) or ``pd.NA``; None where this pandas has no such dtype."""
-    import numpy as np
-    import pandas as pd
+    """The string dtype of a ``(storage, missing)`` pair of ``text_dtypes``; None where this
+    pandas has no such dtype (the column is then left as it comes)."""
+    from deploy_gate.dtypes import string_dtype
 
-    try:
-        if missing == "nan":
-            return pd.StringDtype(storage=storage, na_value=np.nan)  # type: ignore[call-arg,unused-ignore]
-        return pd.StringDtype(storage=storage)  # type: ignore[arg-type,unused-ignore]
-    except (TypeError, ValueError, ImportError):  # pandas before 2.3, or no pyarrow
-        return None
+    return string_dtype(storage, nan_missing=missing == "nan")

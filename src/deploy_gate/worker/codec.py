@@ -56,6 +56,7 @@ from typing import Any
 
 import numpy as np
 
+from deploy_gate.dtypes import string_dtype
 from deploy_gate.worker.errors import RemoteError
 
 __all__ = [
@@ -706,15 +707,12 @@ def _string_dtype(pd: Any, name: str, storage: Any) -> Any:
     if name not in ("string", "str", "string[python]", "string[pyarrow]"):
         raise FrameError(f"string dtype {name!r} not allowed")
     storage = storage if storage in ("python", "pyarrow") else None
-    if name == "str":
-        try:
-            return pd.StringDtype(storage=storage, na_value=np.nan)
-        except (TypeError, ImportError):  # pandas before 2.3 has no NaN-variant: plain objects
-            return object
-    try:
-        return pd.StringDtype(storage=storage)
-    except ImportError:  # pyarrow missing on this side
-        return pd.StringDtype("python")
+    dtype = string_dtype(storage, nan_missing=name == "str")
+    if dtype is not None:
+        return dtype
+    if name == "str":  # pandas before 2.3 has no NaN-variant: plain objects
+        return object
+    return pd.StringDtype("python")  # pyarrow missing on this side
 
 
 def _text(v: Any, limit: int) -> str:
