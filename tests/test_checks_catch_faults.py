@@ -243,6 +243,25 @@ def test_a_model_that_takes_every_edited_row_answers_them_in_one_batch(gate: Gat
     assert result.ret == pytest.ExitCode.OK
 
 
+def test_edge_rows_a_model_refuses_are_asked_alone_and_the_others_in_one_batch(
+    gate: GateRun,
+) -> None:
+    # A model that refuses NaN refuses the batch of edge rows; every edge row went one by one
+    # then, and on 300 features (900 edge rows, each call twice with probabilities) a healthy
+    # StandardScaler + LogisticRegression outlived the check's deadline and was blocked.
+    log = gate.path / "calls.txt"
+    gate.artifact(fm.RefusesNaNRecordsBatches(str(log)))
+    gate.run("model.joblib", "-k", "output[shape]", "--deploy-gate-isolation=none", target="y")
+    assert junit_outcomes(gate.junit()) == {"output[shape]": "passed"}
+    sizes = [int(n) for n in log.read_text().split()]
+    # The data, the edge rows without a missing value (one batch), those with one (refused
+    # as a batch), then each of those alone: one per feature.
+    assert sizes[0] == len(fm.make_frame())
+    assert sizes[3:] == [1] * len(fm.FEATURES)
+    assert sizes[2] == len(fm.FEATURES)
+    assert sizes[1] > len(fm.FEATURES)
+
+
 def test_a_feature_refused_in_the_batch_is_named_by_its_row_alone(gate: GateRun) -> None:
     # The batch of edited rows fails when one row does; each row alone then names the feature.
     gate.artifact(fm.CrashesOnNaNInC())

@@ -397,3 +397,29 @@ def test_a_pipeline_dropping_decimal_date_and_zoned_columns_is_approved(gate: Ga
     result = gate.run("model.joblib", "--deploy-gate-data=holdout.parquet", *FAST, target="label")
 
     _approved(gate, result)
+
+
+def test_a_pipeline_that_drops_an_id_column_is_asked_about_a_feature_it_reads(
+    gate: GateRun,
+) -> None:
+    # The holdout keeps its id column first; the pipeline's ColumnTransformer drops it
+    # (remainder="drop"), so a string there changes nothing. errors[wrong-dtype] put its
+    # string into the id and blocked this healthy model ("accepted silently").
+    from sklearn.compose import ColumnTransformer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"id": np.arange(600), "x1": rng.normal(size=600)})
+    frame["x2"] = rng.normal(size=600)
+    frame["label"] = (frame.x1 - frame.x2 + rng.normal(0, 0.5, 600) > 0).astype(int)
+    scaled = ColumnTransformer([("n", StandardScaler(), ["x1", "x2"])])
+    model = make_pipeline(scaled, LogisticRegression()).fit(frame[["id", "x1", "x2"]], frame.label)
+    gate.artifact(model)
+    gate.data(frame)
+
+    gate.run("model.joblib", "-k", "wrong-dtype")
+
+    root = gate.junit()
+    assert junit_outcomes(root) == {"errors[wrong-dtype]": "passed"}, messages(root)

@@ -294,8 +294,13 @@ def errors_unseen_category(
 
 @check("errors", "wrong-dtype")
 def errors_wrong_dtype(deployment: Deployment, deploy_gate_data: GateData) -> None:
-    """A string in a numeric feature gives a clear error, not a silent prediction."""
-    column = numeric_feature(deploy_gate_data)
+    """A string in a numeric feature gives a clear error, not a silent prediction.
+
+    The feature is the first numeric one whose value the model reads: a pipeline that drops a
+    column (an id left in the data, ``remainder="drop"``) cannot be asked about it, and
+    accepting a string there changes nothing.
+    """
+    column = _numeric_feature_read(deployment, deploy_gate_data)
     row = deploy_gate_data.features.iloc[[0]].copy()
     row[column] = row[column].astype(object)
     row.loc[row.index[0], column] = NOT_A_NUMBER
@@ -312,6 +317,46 @@ def errors_wrong_dtype(deployment: Deployment, deploy_gate_data: GateData) -> No
         f"a string ({NOT_A_NUMBER!r}) in numeric feature {column!r} was accepted silently: "
         f"the model returned {show(out)}"
     )
+
+
+#: Numeric features tried, in order, for one the model reads (one batch of two rows each).
+READ_PROBE_FEATURES = 50
+
+
+def _numeric_feature_read(deployment: Deployment, data: GateData) -> Any:
+    """The first numeric feature whose value changes the first row's output, moved to the
+    smallest and the largest value the data holds; the first numeric feature when none shows
+    it (a model that answers labels only may not change its label) or the model refuses the
+    batch. Skips without a numeric feature."""
+    import pandas as pd
+
+    first = numeric_feature(data)
+    features = data.features
+    types = pd.api.types
+    names = [
+        c
+        for c in features.columns
+        if types.is_numeric_dtype(features[c]) and not types.is_bool_dtype(features[c])
+    ][:READ_PROBE_FEATURES]
+    if len(names) < 2:
+        return first
+    probe = features.iloc[[0] * (1 + 2 * len(names))].reset_index(drop=True)
+    for i, name in enumerate(names):
+        probe.loc[1 + 2 * i, name] = features[name].min()
+        probe.loc[2 + 2 * i, name] = features[name].max()
+    try:
+        out, proba = _outputs(deployment, probe)
+    except Exception:  # the string's own question decides; this one only chooses the feature
+        return first
+    for got in (out, proba):
+        if got is None or got.ndim == 0 or len(got) != len(probe):
+            return first
+    for i, name in enumerate(names):
+        moved = [1 + 2 * i, 2 + 2 * i]
+        for got in (out, proba):
+            if got is not None and not same_outputs(got[moved], got[[0, 0]]).all():
+                return name
+    return first
 
 
 @check("errors", "empty-batch")
