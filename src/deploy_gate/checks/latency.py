@@ -26,7 +26,13 @@ if TYPE_CHECKING:
     from deploy_gate.data import GateData
     from deploy_gate.deployment import Deployment
     from deploy_gate.gate import Gate
-    from deploy_gate.latency import LatencyMeasurement, LatencySettings, LatencyVerdict, RoundTimer
+    from deploy_gate.latency import (
+        LatencyComparison,
+        LatencyMeasurement,
+        LatencySettings,
+        LatencyVerdict,
+        RoundTimer,
+    )
     from deploy_gate.options import Settings
 
     #: A timed call and the inputs it cycles through.
@@ -312,6 +318,31 @@ def _paired_arms(
     return (lambda pair: cand_fn(pair[0])), (lambda pair: base_fn(pair[1])), pairs, timers
 
 
+def _comparison(
+    settings: Settings,
+    candidate: Callable[[Any], object],
+    base: Callable[[Any], object],
+    pairs: list[Any],
+    batch: int,
+    timers: tuple[Any, Any] | None,
+    measurement: LatencyMeasurement[Any] | None = None,
+) -> LatencyComparison[Any]:
+    """The comparison of the candidate with the baseline at ``batch``, by the run's settings."""
+    from deploy_gate.latency import LatencyComparison
+
+    return LatencyComparison(
+        candidate,
+        base,
+        pairs,
+        max_ratio=settings.latency_max_ratio,
+        noise_floor_ms=settings.latency_noise_floor,
+        batch_size=batch,
+        settings=_latency_settings(settings),
+        timers=timers,
+        candidate_measurement=measurement,
+    )
+
+
 def _measured_together(
     gate: Gate, deployment: Deployment, baseline: BaselineRun, data: GateData, batch: int
 ) -> tuple[LatencyMeasurement[Any], LatencyVerdict]:
@@ -319,7 +350,7 @@ def _measured_together(
     calls: the candidate's calls of the comparison are its measurement, which saves measuring
     it a second time alone (about a third of a gate run's latency time). Raises
     ``_BaselineFailed`` when the baseline's side fails."""
-    from deploy_gate.latency import LatencyComparison, LatencyMeasurement
+    from deploy_gate.latency import LatencyMeasurement
 
     settings = gate.settings
     candidate, base, pairs, timers = _baseline_side(_paired_arms)(
@@ -337,17 +368,7 @@ def _measured_together(
         settings=_latency_settings(settings),
         timer=timers[0] if timers is not None else None,
     )
-    comparison = LatencyComparison(
-        candidate,
-        base,
-        pairs,
-        max_ratio=settings.latency_max_ratio,
-        noise_floor_ms=settings.latency_noise_floor,
-        batch_size=batch,
-        settings=_latency_settings(settings),
-        timers=timers,
-        candidate_measurement=measurement,
-    )
+    comparison = _comparison(settings, candidate, base, pairs, batch, timers, measurement)
     with _one_cpu(deployment, baseline.deployment):
         verdict = comparison.verdict()
     return measurement, verdict
@@ -483,8 +504,6 @@ def _latency_vs_baseline_check(batch: int) -> Callable[..., None]:
         deploy_gate_data: GateData,
         deploy_gate_property: Callable[[str, object], None],
     ) -> None:
-        from deploy_gate.latency import LatencyComparison
-
         budgeted = _budgets_of(deploy_gate.settings, batch)
         if any(_selected(request, f"latency[{label}-batch={batch}]") for label in budgeted):
             # Run before its budget items (-p randomly, a hook's order): measure both now.
@@ -502,16 +521,7 @@ def _latency_vs_baseline_check(batch: int) -> Callable[..., None]:
             candidate, base, pairs, timers = _paired_arms(
                 deploy_gate, deployment, deploy_gate_baseline, deploy_gate_data, batch
             )
-            comparison = LatencyComparison(
-                candidate,
-                base,
-                pairs,
-                max_ratio=settings.latency_max_ratio,
-                noise_floor_ms=settings.latency_noise_floor,
-                batch_size=batch,
-                settings=_latency_settings(settings),
-                timers=timers,
-            )
+            comparison = _comparison(settings, candidate, base, pairs, batch, timers)
             with _one_cpu(deployment, deploy_gate_baseline.deployment):
                 return comparison.verdict()
 
