@@ -3,6 +3,8 @@ against the labels fail; weak, constant, imbalanced or tuned healthy models pass
 
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -277,9 +279,15 @@ def test_a_log_target_model_whose_outputs_lie_among_skewed_labels_fails() -> Non
     assert "10 to the power of them" in (worse_than_chance("regressor", log10, y[1000:]) or "")
 
 
-def test_healthy_regressors_that_no_inverse_brings_closer_pass() -> None:
+@pytest.mark.parametrize("seed", [0, 1, 2, 55])
+def test_healthy_regressors_that_no_inverse_brings_closer_pass(
+    seed: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # Weak, over-regularised, overfit and quantile models on skewed, small and tiny labels:
-    # none is on another scale, though some err more than a constant.
+    # none is on another scale, though some err more than a constant. On some draws a 5%
+    # quantile model of labels from 0 to 3 errs low by so much that expm1 halves its error
+    # (0.371 against 0.744): an inverse must cut the error to a third to count.
+    monkeypatch.setattr(sys.modules[__name__], "RNG", np.random.default_rng(seed))
     from sklearn.ensemble import GradientBoostingRegressor
     from sklearn.linear_model import Ridge
     from sklearn.tree import DecisionTreeRegressor

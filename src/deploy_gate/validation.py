@@ -353,6 +353,8 @@ SCALE_MIN_ROWS = 100
 #: Outputs whose error a usual inverse transform cuts to half of theirs and to this share of the
 #: labels' median's are on another scale (see ``off_scale``).
 SCALE_INVERSE_GAIN = 0.75
+#: ... and cuts to at most this fraction of their own error.
+SCALE_INVERSE_CUT = 3.0
 #: A straight line brings outputs back to the labels' scale (a standardised target) only when
 #: its slope is at least this factor from 1, either way.
 SCALE_LINE_FACTOR = 3.0
@@ -510,7 +512,7 @@ def off_scale(predictions: np.ndarray, target: np.ndarray) -> str | None:
     def brought_back(how: str, restored: float, why: str) -> str | None:
         """The message when ``how`` brings the outputs to half their error and to
         ``SCALE_INVERSE_GAIN`` of the labels' median's, else None."""
-        halved = restored <= error / 2 and restored <= SCALE_INVERSE_GAIN * spread
+        halved = restored <= error / SCALE_INVERSE_CUT and restored <= SCALE_INVERSE_GAIN * spread
         if not (np.isfinite(restored) and halved):
             return None
         return (
