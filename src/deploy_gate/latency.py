@@ -749,7 +749,8 @@ class LatencyMeasurement(Generic[T]):
         self._verdicts: dict[str, LatencyVerdict] | None = None
         self.calls_per_round = 0
         self.seconds = 0.0
-        #: Set when a ``LatencyComparison`` took this measurement's calls (``shared_with``).
+        #: Set when a ``LatencyComparison`` took this measurement's calls
+        #: (its ``candidate_measurement``).
         self.paired = False
 
     @property

@@ -179,7 +179,7 @@ def deploy_gate_baseline(
 ) -> BaselineRun:
     """The model in production (--deploy-gate-baseline), served like the candidate."""
     from deploy_gate.checks import describe_exc
-    from deploy_gate.checks.baseline import BaselineRun
+    from deploy_gate.checks.baseline import served_baseline
 
     path = deploy_gate.settings.baseline
     if path is None:
@@ -188,5 +188,4 @@ def deploy_gate_baseline(
     if isinstance(loaded, BaseException):
         pytest.fail(f"baseline {path} did not load: {describe_exc(loaded)}", pytrace=False)
 
-    served = deploy_gate.loaded(deploy_gate_factory, loaded.path)
-    return BaselineRun(loaded, served, deploy_gate.feature_names(loaded))
+    return served_baseline(deploy_gate, deploy_gate_factory, loaded)

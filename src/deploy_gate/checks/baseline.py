@@ -16,6 +16,8 @@ from deploy_gate.checks.common import (
 from deploy_gate.errors import CheckFailure
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     import pandas as pd
 
     from deploy_gate.artifact import LoadedArtifact, ModelProfile
@@ -58,6 +60,14 @@ class BaselineRun:
     artifact: LoadedArtifact
     deployment: Deployment
     feature_names: tuple[str, ...] | None
+
+
+def served_baseline(
+    gate: Gate, factory: Callable[[Path], Deployment], loaded: LoadedArtifact
+) -> BaselineRun:
+    """The loaded baseline served by ``factory``, once per gate (the ``deploy_gate_baseline``
+    fixture, and the latency items that measure the candidate beside it)."""
+    return BaselineRun(loaded, gate.loaded(factory, loaded.path), gate.feature_names(loaded))
 
 
 def with_baseline(profile: ModelProfile | None, settings: Settings) -> bool:

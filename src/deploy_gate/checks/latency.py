@@ -10,7 +10,12 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from deploy_gate.checks import Check
-from deploy_gate.checks.baseline import BaselineRun, record_baseline, with_baseline
+from deploy_gate.checks.baseline import (
+    BaselineRun,
+    record_baseline,
+    served_baseline,
+    with_baseline,
+)
 from deploy_gate.checks.common import (
     records,
 )
@@ -266,7 +271,7 @@ def latency_measurement(
     if (
         baseline is not None
         and key not in gate.latency
-        and _comparison_key(key) not in (gate.latency_verdicts)
+        and _comparison_key(key) not in gate.latency_verdicts
     ):
         with contextlib.suppress(_BaselineFailed):  # measured alone below
             measurement, verdict = _measured_together(gate, deployment, baseline, data, batch)
@@ -453,12 +458,11 @@ def _baseline_for(gate: Gate, factory: Callable[[Path], Deployment]) -> Baseline
     if isinstance(loaded, BaseException):
         return None
     try:
-        served = gate.loaded(factory, loaded.path)
+        return served_baseline(gate, factory, loaded)
     except CheckTimeout:
         raise
     except (Exception, WorkerError):
         return None
-    return BaselineRun(loaded, served, gate.feature_names(loaded))
 
 
 def _latency_check(label: str, batch: int) -> Callable[..., None]:
