@@ -84,16 +84,14 @@ def metadata() -> dict[str, Any]:
 
 @app.post("/predict")
 def predict(request: PredictRequest) -> dict[str, Any]:
-    import pandas as pd
-
     if not request.rows:
         return {"predictions": [], "probabilities": [], "model_version": service.model_version}
-    frame = pd.DataFrame(
-        [row.model_dump() for row in request.rows], columns=list(Customer.model_fields)
-    )
+    # Rows as mappings: the deployment builds the frame, reading null as a missing value the
+    # same way for one row as for many.
+    rows = [row.model_dump() for row in request.rows]
     try:
-        labels = service.batch_predict(frame)
-        proba = service.batch_predict_proba(frame)
+        labels = service.batch_predict(rows)
+        proba = service.batch_predict_proba(rows)
     except (KeyError, ValueError) as exc:
         if isinstance(exc, InvalidOutputError):
             raise  # the model misbehaved: a server error, never an answer

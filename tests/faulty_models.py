@@ -728,6 +728,37 @@ class SingleRowFlipsSome(ThresholdClassifier):
         return out
 
 
+class FillsMissingB(ThresholdClassifier):
+    """Healthy: a missing b is read as 0.25, the median it was trained with."""
+
+    single_row_fill = 0.25
+
+    def _matrix(self, X: Any) -> np.ndarray:
+        frame = X[list(FEATURES)] if isinstance(X, pd.DataFrame) else None
+        if frame is None:
+            frame = pd.DataFrame(np.asarray(X, dtype=float), columns=list(FEATURES))
+        fill = self.single_row_fill if len(frame) == 1 else 0.25
+        return super()._matrix(frame.assign(b=frame["b"].fillna(fill)))
+
+
+class SingleRowFillsMissingWithZero(FillsMissingB):
+    """One-row requests read a missing b as 0 where batches use the median 0.25: their
+    probabilities move on the 2% of rows without b, and hardly a label flips."""
+
+    single_row_fill = 0.0
+
+
+def frame_missing_b(n: int = 600) -> pd.DataFrame:
+    """``make_frame`` with b missing on 2% of rows, none of them among the 120 rows spread
+    evenly that smoke[batch-consistency] asks one by one, nor near the label's boundary."""
+    frame = make_frame(n)
+    spread = set(np.linspace(0, n - 1, 115).round().astype(int)) | set(range(5))
+    # Rows whose label no fill of b flips: the fault shows in their probabilities alone.
+    others = [i for i in range(n) if i not in spread and abs(frame.a[i]) > 0.5]
+    frame.loc[others[7 :: len(others) // 12][:12], "b"] = np.nan
+    return frame
+
+
 class SingleRowAsArray(ThresholdClassifier):
     """One row gives a 1x1 array where a batch gives one label per row."""
 
@@ -833,6 +864,26 @@ class FractionRegressor(LinearRegressor):
         return np.array([fractions.Fraction(x) for x in super().predict(X)], dtype=object)
 
 
+class CutsLargeBatches(ThresholdClassifier):
+    """Answers the first 5,000 rows of a batch and drops the rest, without a word (a serving
+    max-batch setting applied silently)."""
+
+    def predict(self, X: Any) -> np.ndarray:
+        return super().predict(X.iloc[:5000])
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        return super().predict_proba(X.iloc[:5000])
+
+
+class RefusesLargeBatches(ThresholdClassifier):
+    """Healthy: refuses batches of more than 5,000 rows with a clear error."""
+
+    def predict(self, X: Any) -> np.ndarray:
+        if len(X) > 5000:
+            raise ValueError(f"at most 5000 rows per batch, got {len(X)}")
+        return super().predict(X)
+
+
 class DropsRepeatedRows(ThresholdClassifier):
     """Answers each distinct row once: a batch holding the same row twice gets one output
     fewer (``X.drop_duplicates()`` before predicting)."""
@@ -846,9 +897,16 @@ class DropsRepeatedRows(ThresholdClassifier):
 
 FAULTS: list[tuple[Any, str, list[str], str]] = [
     (
+        CutsLargeBatches(),
+        "label",
+        ["smoke[batch]"],
+        "batch_predict on 10000 rows (the 200 rows of the data repeated): expected 10000 "
+        "outputs (one per row), got 5000",
+    ),
+    (
         DropsRepeatedRows(),
         "label",
-        ["smoke[batch-consistency]"],
+        ["smoke[batch-consistency]", "smoke[batch]"],
         "a batch of 20 rows with row 0 twice: expected 20 outputs (one per row), got 19",
     ),
     (
@@ -1020,7 +1078,7 @@ FAULTS: list[tuple[Any, str, list[str], str]] = [
     (
         ReversesLargeBatches(),
         "label",
-        ["smoke[batch-consistency]"],
+        ["smoke[batch-consistency]", "smoke[batch]"],
         "batch and row-by-row outputs differ on",
     ),
     (IgnoresColumnNames(), "label", ["errors[reordered-columns]"], "reads columns by position"),

@@ -270,3 +270,45 @@ def test_a_feature_refused_in_the_batch_is_named_by_its_row_alone(gate: GateRun)
     assert "NaN input mishandled for 1 of 4 features" in text
     assert "c=NaN: RuntimeError" in text
     assert result.ret == pytest.ExitCode.TESTS_FAILED
+
+
+def test_a_single_row_path_that_fills_missing_values_its_own_way_fails(gate: GateRun) -> None:
+    # NaN read as 0 for one-row requests, as the median in batches: no label flipped on the
+    # rows spread evenly (none of which misses b), and probabilities were compared on 20.
+    frame = fm.frame_missing_b()
+    gate.data(frame)
+    gate.artifact(fm.SingleRowFillsMissingWithZero())
+    gate.run("model.joblib", "-k", "batch-consistency")
+    text = messages(gate.junit())["smoke[batch-consistency]"]
+    assert text.startswith("probabilities in the batch and alone differ on 1 of the 120 rows"), text
+    first_row = int(text.split(": rows ")[1].split(",")[0].split(" ")[0])
+    assert np.isnan(frame.b[first_row])
+    # The healthy model, which reads a missing b the same way in both paths, is approved.
+    gate.artifact(fm.FillsMissingB())
+    result = gate.run("model.joblib", "-k", "not latency")
+    outcomes = junit_outcomes(gate.junit())
+    assert "failed" not in outcomes.values(), outcomes
+    assert result.ret == pytest.ExitCode.OK
+
+
+def test_a_model_that_refuses_a_large_batch_is_not_failed_for_it(gate: GateRun) -> None:
+    # A stated limit on batch size is no wrong answer; the item says the batch was refused.
+    gate.artifact(fm.RefusesLargeBatches())
+    gate.run("model.joblib", "-k", "smoke[batch]")
+    root = gate.junit()
+    assert junit_outcomes(root)["smoke[batch]"] == "passed"
+    refused = properties(root, "smoke[batch]")["large_batch"]
+    assert refused == "refused: ValueError: at most 5000 rows per batch, got 10000"
+
+
+def test_the_large_batch_is_not_sent_to_a_model_too_slow_for_its_deadline(
+    gate: GateRun,
+) -> None:
+    # 200 rows take at least 0.03 s, so 10,000 would take 1.5 s: more than a quarter of 2 s.
+    gate.artifact(fm.SlowOnBatches())
+    gate.run("model.joblib", "-k", "smoke[batch]", "--deploy-gate-check-timeout", "2s")
+    root = gate.junit()
+    assert junit_outcomes(root)["smoke[batch]"] == "passed"
+    note = properties(root, "smoke[batch]")["large_batch"]
+    assert note.startswith("not sent: 200 rows took "), note
+    assert note.endswith("of the check's 2 s"), note

@@ -105,3 +105,35 @@ def test_categories_keep_a_single_rows_column_categorical_with_a_new_value_added
     # A value the data never had is added, not turned into a missing value.
     assert typed.predict_single({**row, "plan": "gold"}) == "category:['basic', 'pro', 'gold']"
     assert typed.batch_predict([row, {**row, "plan": None}])[0] == "category:['basic', 'pro']"
+
+
+def test_a_null_text_value_is_missing_for_one_row_as_for_a_batch(tmp_path: Path) -> None:
+    # A JSON null arrives as None. In a batch pandas reads it as missing in a column of text;
+    # alone, the column held a None that the imputer did not see missing, and the one-hot
+    # encoder read an unknown category: the example service answered 0.684 alone for 0.736.
+    import pandas as pd
+    from sklearn.compose import make_column_transformer
+    from sklearn.impute import SimpleImputer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import OneHotEncoder
+
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"x": rng.standard_normal(300), "city": rng.choice(["a", "b"], 300)})
+    label = (frame.x + (frame.city == "a") > 0.5).astype(int)
+    frame.loc[::10, "city"] = None
+    encode = make_pipeline(SimpleImputer(strategy="most_frequent"), OneHotEncoder())
+    model = make_pipeline(
+        make_column_transformer((encode, ["city"]), remainder="passthrough"),
+        LogisticRegression(),
+    ).fit(frame, label)
+    served = _served(tmp_path, model)
+    rows = [{"x": 0.3, "city": "b"}, {"x": 0.3, "city": None}]
+    batch = served.batch_predict_proba(rows)
+    np.testing.assert_array_equal(served.batch_predict_proba(rows[1:])[0], batch[1])
+    np.testing.assert_array_equal(served.predict_proba_single(rows[1]), batch[1])
+    # The imputed value, not an unknown one: as a row whose city is the most frequent.
+    assert (
+        served.batch_predict(rows[1:])[0]
+        == model.predict(pd.DataFrame([rows[1]]).fillna(np.nan))[0]
+    )

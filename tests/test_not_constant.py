@@ -10,7 +10,7 @@ import pytest
 from conftest import GateRun, junit_outcomes, messages
 from sklearn.linear_model import Lasso, LogisticRegression
 
-from deploy_gate.validation import constant_output, distinct_rows
+from deploy_gate.validation import constant_output, distinct_rows, near_constant_output
 
 
 def test_identical_predictions_are_named_and_varying_ones_pass() -> None:
@@ -78,3 +78,49 @@ def test_a_classifier_without_probabilities_is_not_judged(gate: GateRun) -> None
     gate.data(frame)
     gate.run("model.joblib", "-k", "output")
     assert "output[not-constant]" not in junit_outcomes(gate.junit())
+
+
+def test_a_model_regularised_into_its_intercept_fails_though_its_outputs_wobble() -> None:
+    # A regularisation grid in the wrong units: outputs differ only in their 7th digit.
+    from sklearn.linear_model import Ridge
+
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((400, 4))
+    y = 80 + 40 * x[:, 0] + rng.standard_normal(400)
+    ridge = Ridge(alpha=1e12).fit(x, y).predict(x)
+    assert constant_output(ridge) is None
+    assert "of the labels' standard deviation" in str(near_constant_output(ridge, y, False))
+    proba = LogisticRegression(C=1e-10).fit(x, y > 90).predict_proba(x)
+    assert constant_output(proba) is None
+    assert "in every probability column" in str(near_constant_output(proba, None, True))
+
+
+def test_weak_models_rare_events_and_large_offsets_are_not_near_constant() -> None:
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((400, 3))
+    y = 0.05 * x[:, 0] + rng.standard_normal(400)
+    weak = LogisticRegression().fit(x, y > 0).predict_proba(x)
+    assert near_constant_output(weak, None, True) is None
+    # A rare event: P(1) around 1e-7 varies by half of itself (its complement by 1e-7 of 1).
+    rare = 1e-7 * (1 + 0.5 * rng.random(400))
+    assert near_constant_output(np.c_[1 - rare, rare], None, True) is None
+    # A timestamp predicted within its hour: a spread of 6e-7 of the value, not of the labels.
+    stamps = 1.7e9 + 1000 * x[:, 0]
+    assert near_constant_output(stamps, stamps + rng.standard_normal(400), False) is None
+    assert near_constant_output(stamps, None, False) is None
+    # Without labels a regressor is not judged near-constant at all, only exactly constant.
+    assert near_constant_output(84 + 1e-9 * x[:, 0], None, False) is None
+
+
+def test_a_near_constant_regressor_is_blocked_by_the_gate(gate: GateRun) -> None:
+    from sklearn.linear_model import Ridge
+
+    frame = fm.make_frame()
+    features = frame[list(fm.FEATURES)]
+    gate.artifact(Ridge(alpha=1e12).fit(features, frame["y"]))
+    gate.data(frame)
+    gate.run("model.joblib", "-k", "not-constant", target="y")
+    assert junit_outcomes(gate.junit()) == {"output[not-constant]": "failed"}
+    assert messages(gate.junit())["output[not-constant]"].startswith(
+        "the model gives effectively the same prediction for all 200 rows (200 distinct rows"
+    )

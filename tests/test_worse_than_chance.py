@@ -199,6 +199,73 @@ def test_labels_the_model_has_no_class_for_fail_when_they_are_not_rare() -> None
     )
 
 
+def test_a_class_given_probability_zero_on_every_row_fails_when_it_is_not_rare() -> None:
+    # The third class's probability zeroed on the way out, labels following the probabilities:
+    # labels match probabilities, and balanced accuracy at the model's own rates was not
+    # significantly below chance on so few classes.
+    y = np.array(["low", "mid", "high"] * 200, dtype=object)
+    proba = RNG.dirichlet([3, 3, 3], size=600)
+    proba[np.arange(600), np.tile([0, 1, 2], 200)] += 1.0
+    proba[:, 2] = 0.0
+    proba /= proba.sum(axis=1, keepdims=True)
+    classes = ["low", "mid", "high"]
+    predictions = np.asarray(classes, dtype=object)[proba.argmax(axis=1)]
+    found = worse_than_chance("classifier", predictions, y, proba, classes)
+    assert found == (
+        "200 of the 600 labelled rows (33%) have the label 'high', and the model gives it "
+        "probability 0 on every row: it can never be right on them (a probability column "
+        "zeroed or dropped?)"
+    )
+    # A class at 1% of the labels that never gets a probability is left to the metrics.
+    rare = np.where(np.arange(600) < 594, np.where(y == "high", "mid", y), "high")
+    assert worse_than_chance("classifier", predictions, rare, proba, classes) is None
+
+
+def test_a_feature_in_other_units_that_saturates_probabilities_fails() -> None:
+    # Income x1000 before a logistic regression: nearly every row answered at 0 or 1, right
+    # on fewer than half, while the balanced accuracy is at chance.
+    y = (RNG.random(2500) < 0.4).astype(int)
+    positive = RNG.random(2500) < 0.9  # saturated towards 1 on 90% of rows, whatever the label
+    p1 = np.where(positive, 1 - 1e-9, 1e-9)
+    proba = np.column_stack([1 - p1, p1])
+    found = worse_than_chance("classifier", positive.astype(int), y, proba, [0, 1])
+    assert found is not None
+    assert "of the 2500 rows it answers with probability 0.99 or more (4" in found
+    assert found.endswith(
+        "confidently wrong more often than a coin; labels inverted or "
+        "permuted, outputs detached from their rows, or inputs on another "
+        "scale than in training?"
+    )
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_unpruned_trees_nearest_neighbours_and_naive_bayes_are_not_confidently_wrong(
+    seed: int,
+) -> None:
+    # Sure of every answer (probabilities of 0 and 1, or naive Bayes' extremes) on labels
+    # they barely predict, or on pure noise: right on about half their sure answers or more.
+    from sklearn.naive_bayes import GaussianNB
+    from sklearn.neighbors import KNeighborsClassifier
+    from sklearn.tree import DecisionTreeClassifier
+
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((3000, 5))
+    noise = (rng.random(3000) < 0.3).astype(int)
+    weak = (0.3 * x[:, 0] + rng.standard_normal(3000) > 0.8).astype(int)
+    for y in (noise, weak):
+        for model in (
+            DecisionTreeClassifier(random_state=seed),
+            KNeighborsClassifier(1),
+            GaussianNB(),
+        ):
+            model.fit(x[:2000], y[:2000])
+            proba = model.predict_proba(x[2000:])
+            found = worse_than_chance(
+                "classifier", model.predict(x[2000:]), y[2000:], proba, list(model.classes_)
+            )
+            assert found is None, (type(model).__name__, found)
+
+
 def _prices(n: int = 2000) -> tuple[np.ndarray, np.ndarray]:
     """Features and a positive, skewed target (prices around 100,000, spread about half)."""
     x = RNG.standard_normal((n, 3))

@@ -242,11 +242,21 @@ class ModelDeployment:
         return frame
 
     def _schema(self, frame: pd.DataFrame) -> pd.DataFrame:
-        """``frame`` (built here from mappings) with the columns named in ``categories`` as
+        """``frame`` (built here from mappings) with missing values as NaN in columns of
+        objects (None too), the columns named in ``categories`` as
         categoricals of those categories, plus any value of the rows not among them, and those
         named in ``text_dtypes`` in their string dtype."""
+        import numpy as np
         import pandas as pd
 
+        for name in frame.columns:
+            column = frame[name]
+            if pd.api.types.is_object_dtype(column.dtype) and column.isna().any():
+                # JSON's null arrives as None. pandas reads it as missing (NaN) in a column that
+                # holds text too, but keeps the None of a column that holds nothing else (one
+                # row alone), where scikit-learn's imputers do not see a missing value: the
+                # same row answered otherwise alone than in a batch. NaN in both.
+                frame[name] = column.where(column.notna(), np.nan)
         for name, levels in self._categories.items():
             if name not in frame.columns or isinstance(frame[name].dtype, pd.CategoricalDtype):
                 continue

@@ -605,11 +605,14 @@ def output_not_constant(
     """The outputs respond to the inputs: not one and the same output for every row.
 
     A regressor's predictions, or a classifier's probabilities, identical on every distinct
-    row of the data come from a model that ignores its input (a preprocessing step that
+    row of the data (or varying only in their 7th digit: ``v.near_constant_output``) come from
+    a model that ignores its input (a preprocessing step that
     discards the features, a model that learned nothing); no other check looks at that without
     a baseline. A classifier's labels alone may rightly be one class for every row (rare
     positives), so a classifier without probabilities is not judged here.
     """
+    import numpy as np
+
     require_real_rows(deploy_gate_data)
     obs = observe(deployment, deploy_gate_data)
     n = obs.n_data_rows
@@ -632,6 +635,14 @@ def output_not_constant(
             f"the model gives the same {what} {value} for all {n} rows ({distinct} distinct "
             "rows of the data): its outputs do not depend on its input (a step that discards "
             "the features, or a model that learned nothing?)"
+        )
+    target = deploy_gate_data.target
+    labels = None if target is None else np.asarray(target.to_numpy())
+    if (near := v.near_constant_output(outputs[:n], labels, obs.proba is not None)) is not None:
+        raise CheckFailure(
+            f"the model gives effectively the same {what} for all {n} rows ({distinct} "
+            f"distinct rows of the data): {near}; a model that learned nothing (a "
+            "regularisation strength in the wrong units?)"
         )
 
 

@@ -26,6 +26,7 @@ from deploy_gate.errors import CheckFailure, describe_exc
 
 if TYPE_CHECKING:
     import numpy as np
+    import pandas as pd
 
     from deploy_gate.artifact import LoadedArtifact, ModelProfile
     from deploy_gate.checks.common import Tolerance
@@ -98,19 +99,122 @@ def smoke_output_valid(
         )
 
 
+#: Rows of the larger batch smoke[batch] sends when the data holds fewer: the data repeated.
+#: A model that silently cuts batches above some size (a serving max-batch setting of 5,000
+#: rows) answered every batch of a 2,500-row holdout in full and was approved.
+LARGE_BATCH_ROWS = 10_000
+#: Share of deploy_gate_check_timeout the larger batch may be expected to take; a model too
+#: slow for it within the check's deadline is not sent it (the item records why).
+LARGE_BATCH_SHARE_OF_DEADLINE = 0.25
+
+
 @check("smoke", "batch")
-def smoke_batch(deployment: Deployment, deploy_gate_data: GateData) -> None:
-    """batch_predict returns one output per row."""
+def smoke_batch(
+    deployment: Deployment,
+    deploy_gate_data: GateData,
+    deploy_gate_settings: Settings,
+    deploy_gate_property: Callable[[str, object], None],
+) -> None:
+    """batch_predict returns one output per row, on the data and on a batch of 10,000 rows.
+
+    A data of fewer rows is repeated up to ``LARGE_BATCH_ROWS``, and the outputs must equal
+    the data's own, row by row (within the tolerance of their dtype): a batch cut short, or
+    chunks joined wrongly past the data's size, fail. A model may refuse so large a batch with
+    an error (a serving limit on batch size); that is recorded on the item, not failed.
+    """
     rows = deploy_gate_data.features
+    n = len(rows)
+    started = time.perf_counter()
     preds = predict(deployment, rows)
-    problem = v.length_problem(preds, len(rows))
+    took = time.perf_counter() - started
+    problem = v.length_problem(preds, n)
     if problem is not None:
-        raise CheckFailure(f"batch_predict on {len(rows)} rows: {problem}")
+        raise CheckFailure(f"batch_predict on {n} rows: {problem}")
+    if not 0 < n < LARGE_BATCH_ROWS or preds.ndim == 0:
+        return
+    expected = took * LARGE_BATCH_ROWS / n
+    if expected > LARGE_BATCH_SHARE_OF_DEADLINE * deploy_gate_settings.check_timeout:
+        deploy_gate_property(
+            "large_batch",
+            f"not sent: {n} rows took {took:.1f} s, so {LARGE_BATCH_ROWS} would take about "
+            f"{expected:.0f} s of the check's {deploy_gate_settings.check_timeout:g} s",
+        )
+        return
+    import numpy as np
+
+    tiled = np.resize(np.arange(n), LARGE_BATCH_ROWS)
+    try:
+        large = predict(deployment, rows.iloc[tiled].reset_index(drop=True))
+    except CheckFailure:
+        raise
+    except Exception as exc:  # a limit on batch size, stated: a refusal is no wrong answer
+        deploy_gate_property("large_batch", f"refused: {describe_exc(exc)}")
+        return
+    deploy_gate_property("large_batch", f"{LARGE_BATCH_ROWS} rows (the data repeated)")
+    if (problem := v.length_problem(large, LARGE_BATCH_ROWS)) is not None:
+        raise CheckFailure(
+            f"batch_predict on {LARGE_BATCH_ROWS} rows (the {n} rows of the data repeated): "
+            f"{problem}; batch_predict on the {n} rows alone answered every row (a batch "
+            "cut at a size limit?)"
+        )
+    expected_outputs = preds[tiled]
+    tolerance = output_tolerance(large, expected_outputs)
+    if not same_outputs(large, expected_outputs, tolerance).all():
+        again = predict(deployment, rows)
+        if len(again) != n or not same_outputs(again, preds, tolerance).all():
+            # Not reproducible on the data itself: smoke[deterministic] names that fault.
+            deploy_gate_property("large_batch", "not compared: outputs not reproducible")
+            return
+    where = f" in a batch of {LARGE_BATCH_ROWS} rows (the data repeated)"
+    _fail_if_differ(
+        "outputs in the large batch and in the data's own batch",
+        large,
+        expected_outputs,
+        tolerance,
+        [int(i) for i in tiled],
+        n,
+        ("large batch", "data's batch"),
+        where=where,
+    )
 
 
 #: Rows asked one by one in smoke[batch-consistency]: enough to meet a fault of a few percent
 #: of rows in the single-row path (120 rows miss a 4% fault with probability 0.7%).
 SINGLE_ROWS = 120
+
+
+#: Most rows added to smoke[batch-consistency]'s for missing values: for each column with a
+#: missing value that none of the rows asked holds one in, a row that does. A single-row path
+#: that fills a missing value unlike the batch path (NaN as 0 for one-row requests where a
+#: batch gets the training median) shows only on such rows, and 120 rows spread evenly miss a
+#: column missing on 2% of rows more often than not.
+MISSING_VALUE_ROWS = 40
+
+
+def missing_value_rows(
+    frame: pd.DataFrame, chosen: Sequence[int], limit: int = MISSING_VALUE_ROWS
+) -> list[int]:
+    """Positions of up to ``limit`` rows of ``frame`` outside ``chosen`` that hold a missing
+    value in a column none of the rows so far holds one in (the middle such row of each)."""
+    import numpy as np
+
+    covered = set(frame.columns[frame.iloc[list(chosen)].isna().any(axis=0).to_numpy()])
+    taken = set(chosen)
+    added: list[int] = []
+    for position, column in enumerate(frame.columns):
+        if len(added) >= limit:
+            break
+        if column in covered:
+            continue
+        where = np.flatnonzero(frame.iloc[:, position].isna().to_numpy())
+        where = where[~np.isin(where, list(taken))]
+        if not len(where):
+            continue
+        row = int(where[len(where) // 2])
+        added.append(row)
+        taken.add(row)
+        covered |= set(frame.columns[frame.iloc[row].isna().to_numpy()])
+    return added
 
 
 def spread_rows(n: int, k: int = SAMPLE_ROWS) -> list[int]:
@@ -161,7 +265,8 @@ def smoke_batch_consistency(
 
     Relative 1e-7 for float64 outputs, 1e-5 for float32 ones (labels exactly): a float32 model
     sums in another order for a batch than for one row, and rounds at the 7th digit. The rows
-    asked one by one are the first five and the rest of 120 spread to the last, also compared
+    asked one by one are the first five and the rest of 120 spread to the last, with a row
+    holding a missing value for each column that has one (``missing_value_rows``), also compared
     as one batch of 20 and as one batch of all of them: a model whose answer depends on what
     else is in the batch (scaled over the batch, rows shifted or reordered in some batch sizes)
     differs, and a ``predict_single`` that answers an array where a batch gives one value per
@@ -175,8 +280,10 @@ def smoke_batch_consistency(
     n = obs.n_data_rows
     batch_all = obs.predictions[:n]
     require_one_per_row(batch_all, n)
+    features = deploy_gate_data.features
     positions = spread_rows(n, SINGLE_ROWS)
-    rows = deploy_gate_data.features.iloc[positions]
+    positions = sorted([*positions, *missing_value_rows(features, positions)])
+    rows = features.iloc[positions]
     batch = batch_all[positions]
     raw = [deployment.predict_single(r) for r in records(rows)]
     shapes = sorted({np.shape(s) for s in raw})
@@ -201,7 +308,6 @@ def smoke_batch_consistency(
     deploy_gate_property("rows_compared", len(positions))
     tolerance = output_tolerance(batch, single)
     deploy_gate_property("tolerance", str(tolerance))
-    asked = [positions[i] for i in few]
     comparisons = [
         (
             f"the rows as one batch of {len(repeated)} (row {positions[few[0]]} twice)",
@@ -226,9 +332,10 @@ def smoke_batch_consistency(
     proba_all = obs.proba[:n] if obs.proba is not None else None
     if proba_all is None or len(proba_all) != n or not has_proba(deployment):
         return
-    # Probabilities one row at a time on the small batch's rows (each is a request of its own).
-    alone = [v.as_array(deployment.batch_predict_proba(rows.iloc[[i]])) for i in few]
-    proba = proba_all[asked]
+    # Probabilities one row at a time on every row asked (each a request of its own): a
+    # single-row path that moves probabilities on a few percent of rows flips few labels.
+    alone = [v.as_array(deployment.batch_predict_proba(rows.iloc[[i]])) for i in range(len(rows))]
+    proba = proba_all[positions]
     try:
         single_proba = np.concatenate(alone).reshape(proba.shape)
     except ValueError:
@@ -239,7 +346,7 @@ def smoke_batch_consistency(
         ) from None
     tolerance = proba_tolerance(proba, single_proba)
     what = "probabilities in the batch and alone"
-    _fail_if_differ(what, proba, single_proba, tolerance, asked, n, ("batch", "alone"))
+    _fail_if_differ(what, proba, single_proba, tolerance, positions, n, ("batch", "alone"))
 
 
 @check("smoke", "deterministic")
