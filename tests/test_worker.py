@@ -212,8 +212,7 @@ def test_a_restart_asked_for_is_a_new_process_in_the_same_state_and_no_death(
         first = worker.pid
         worker.restart("a test")
         assert worker.pid not in (None, first)
-        assert first is not None
-        assert not alive(first)
+        assert first is not None and not alive(first)
         assert (worker.starts, worker.deaths) == (2, 0)
         # Construction and load_model() were replayed: the same proxy serves at once.
         assert remote.is_loaded is True
