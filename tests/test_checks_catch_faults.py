@@ -312,36 +312,3 @@ def test_the_large_batch_is_not_sent_to_a_model_too_slow_for_its_deadline(
     note = properties(root, "smoke[batch]")["large_batch"]
     assert note.startswith("not sent: 200 rows took "), note
     assert note.endswith("of the check's 2 s"), note
-
-
-def test_a_model_that_answers_otherwise_in_each_process_fails_deterministic(
-    gate: GateRun, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # hash() of text is seeded per process: identical calls agree, replicas do not.
-    monkeypatch.delenv("PYTHONHASHSEED", raising=False)
-    gate.artifact(fm.HashSeededRegressor())
-    gate.run("model.joblib", "-k", "deterministic", target="y")
-    root = gate.junit()
-    text = messages(root)["smoke[deterministic]"]
-    assert text.startswith(
-        "outputs changed when the model was loaded again in a new process (hash seed drawn "
-        "afresh), on rows 0, 1, 2, 3, 4, ... (200 of 200)"
-    ), text
-    # A seed fixed in the environment is kept, as it would be in every replica: it passes.
-    monkeypatch.setenv("PYTHONHASHSEED", "7")
-    result = gate.run("model.joblib", "-k", "deterministic", target="y")
-    assert result.ret == pytest.ExitCode.OK
-    kept = properties(gate.junit(), "smoke[deterministic]")["new_process"]
-    assert kept == "compared (PYTHONHASHSEED=7 kept)"
-
-
-def test_without_a_model_process_the_new_process_comparison_says_why_it_did_not_run(
-    gate: GateRun,
-) -> None:
-    gate.artifact(fm.LinearRegressor())
-    result = gate.run(
-        "model.joblib", "-k", "deterministic", "--deploy-gate-isolation=none", target="y"
-    )
-    assert result.ret == pytest.ExitCode.OK
-    note = properties(gate.junit(), "smoke[deterministic]")["new_process"]
-    assert note == "not compared: the model is not in a model process the gate starts"

@@ -350,20 +350,9 @@ def smoke_batch_consistency(
 
 
 @check("smoke", "deterministic")
-def smoke_deterministic(
-    deployment: Deployment,
-    deploy_gate_data: GateData,
-    deploy_gate_property: Callable[[str, object], None],
-) -> None:
+def smoke_deterministic(deployment: Deployment, deploy_gate_data: GateData) -> None:
     """The same rows twice give the same outputs and probabilities (within the tolerance of
-    their dtype), and so does the model loaded again in a new model process.
-
-    Each serving replica, and each restart, is a process of its own: a model whose answers
-    depend on Python's hash seed, drawn afresh for every process (``hash()`` of text to bucket
-    a feature, the order of a set of strings), or on randomness at load, answers the same rows
-    otherwise in each. Under ``--deploy-gate-isolation none``, or against an endpoint, there is
-    no model process to restart; the item's ``new_process`` property says so.
-    """
+    their dtype)."""
     import numpy as np
 
     from deploy_gate.checks.output import observe
@@ -388,55 +377,6 @@ def smoke_deterministic(
             raise CheckFailure(
                 f"{what} changed between two identical calls on "
                 f"{v.describe_rows(differ, len(rows))} ({tolerance})\n{lines}"
-            )
-    _same_in_a_new_process(deployment, rows, compared, deploy_gate_property)
-
-
-def _same_in_a_new_process(
-    deployment: Deployment,
-    rows: pd.DataFrame,
-    compared: Sequence[tuple[str, np.ndarray, np.ndarray, Tolerance]],
-    deploy_gate_property: Callable[[str, object], None],
-) -> None:
-    """Restart the deployment's model process and ask the same rows again: see
-    ``smoke_deterministic``."""
-    import os
-
-    import numpy as np
-
-    from deploy_gate.worker import remote
-
-    where = remote(deployment)
-    if where is None:
-        deploy_gate_property(
-            "new_process", "not compared: the model is not in a model process the gate starts"
-        )
-        return
-    env = where.worker.config.env
-    fixed = (env if env is not None else os.environ).get("PYTHONHASHSEED")
-    where.worker.restart("smoke[deterministic] (the model in a new process)")
-    seed = f"PYTHONHASHSEED={fixed} kept" if fixed else "hash seed drawn afresh"
-    deploy_gate_property("new_process", f"compared ({seed})")
-    for what, one, _, tolerance in compared:
-        if what == "outputs":
-            other = predict(deployment, rows)
-        elif has_proba(deployment):
-            other = v.as_array(deployment.batch_predict_proba(rows))
-        else:
-            continue
-        require_one_per_row(other, len(rows))
-        differ = [int(i) for i in np.flatnonzero(~same_outputs(one, other, tolerance))]
-        if differ:
-            lines = "\n".join(
-                f"  row {i}: {show(one[i])}, then in the new process {show(other[i])}"
-                for i in differ[:10]
-            )
-            raise CheckFailure(
-                f"{what} changed when the model was loaded again in a new process ({seed}), "
-                f"on {v.describe_rows(differ, len(rows))} ({tolerance}): every serving replica "
-                "and every restart would answer otherwise; a model that depends on Python's "
-                "per-process hash seed (hash() of text, the order of a set) or on randomness "
-                f"at load?\n{lines}"
             )
 
 

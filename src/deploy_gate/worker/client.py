@@ -296,20 +296,6 @@ class ModelWorker:
                 self._post("construct", fields, encoder.buffers, f"constructing {factory}")
             return True
 
-    def restart(self, during: str) -> WorkerInfo:
-        """Replace the child with a new one brought back to the same state (its objects rebuilt
-        by replaying what built them), and return what the new one reported. A process of its
-        own, with Python's hash seed drawn afresh unless the environment fixes
-        ``PYTHONHASHSEED``; not counted as a death. Raises what a restart after a death would
-        (``WorkerDied`` when the state cannot be rebuilt)."""
-        with self._lock:
-            self._usable(during)
-            if self._proc is not None:
-                self._stop()
-            self._spawn(during)
-            assert self._info is not None
-            return self._info
-
     def close(self) -> None:
         """Kill the child and its processes and remove its scratch folder. Final."""
         with self._lock:
