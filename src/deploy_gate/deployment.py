@@ -242,21 +242,23 @@ class ModelDeployment:
         return frame
 
     def _schema(self, frame: pd.DataFrame) -> pd.DataFrame:
-        """``frame`` (built here from mappings) with missing values as NaN in columns of
-        objects (None too), the columns named in ``categories`` as
-        categoricals of those categories, plus any value of the rows not among them, and those
-        named in ``text_dtypes`` in their string dtype."""
-        import numpy as np
+        """``frame`` (built here from mappings) with a column of nothing but missing values
+        holding the missing value pandas gives a column of text (``text_missing_value``), the
+        columns named in ``categories`` as categoricals of those categories, plus any value of
+        the rows not among them, and those named in ``text_dtypes`` in their string dtype."""
         import pandas as pd
 
         for name in frame.columns:
             column = frame[name]
-            if pd.api.types.is_object_dtype(column.dtype) and column.isna().any():
-                # JSON's null arrives as None. pandas reads it as missing (NaN) in a column that
-                # holds text too, but keeps the None of a column that holds nothing else (one
-                # row alone), where scikit-learn's imputers do not see a missing value: the
-                # same row answered otherwise alone than in a batch. NaN in both.
-                frame[name] = column.where(column.notna(), np.nan)
+            if pd.api.types.is_object_dtype(column.dtype) and column.isna().all():
+                # JSON's null arrives as None. Where pandas reads text as its string dtype
+                # (pandas 3), a null among text becomes NaN, but a column of nulls alone (one
+                # row) keeps None, which scikit-learn's encoders and imputers take for another
+                # value: the same row answered otherwise alone than in a batch. pandas 2 keeps
+                # what was sent in both, and so does this.
+                missing = text_missing_value()
+                if missing is not None:
+                    frame[name] = column.where(column.notna(), missing)
         for name, levels in self._categories.items():
             if name not in frame.columns or isinstance(frame[name].dtype, pd.CategoricalDtype):
                 continue
@@ -290,6 +292,16 @@ class ModelDeployment:
             raise SchemaError(
                 f"feature(s) given more than once: {', '.join(map(repr, twice))} (ambiguous)"
             )
+
+
+def text_missing_value() -> Any:
+    """What a missing value becomes in a column of text built from Python values by this
+    pandas: NaN where text is read as its string dtype (pandas 3, or 2 with
+    ``future.infer_string``), None where it stays a column of objects. Asked each time, not
+    cached: the option can change while a process runs."""
+    import pandas as pd
+
+    return pd.Series(["", None]).iloc[1]
 
 
 def _first(out: np.ndarray, method: str) -> Any:
