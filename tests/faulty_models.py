@@ -190,6 +190,27 @@ class Nondeterministic(ThresholdClassifier):
         return np.where(flip, 1 - out, out)
 
 
+class DegradesAfterUse(ThresholdClassifier):
+    """Answers right for its first 600 calls, then flips every label and swaps its
+    probability columns: state kept between calls (a cache that corrupts, a counter)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls = 0
+
+    def _worn(self) -> bool:
+        self.calls += 1
+        return self.calls > 600
+
+    def predict(self, X: Any) -> np.ndarray:
+        out = super().predict(X)
+        return 1 - out if self._worn() else out
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        out = super().predict_proba(X)
+        return out[:, ::-1] if self._worn() else out
+
+
 class SlowSingleRow(ThresholdClassifier):
     """Sleeps 150 ms on every single-row call."""
 
@@ -896,6 +917,12 @@ class DropsRepeatedRows(ThresholdClassifier):
 
 
 FAULTS: list[tuple[Any, str, list[str], str]] = [
+    (
+        DegradesAfterUse(),
+        "label",
+        ["latency[answers-unchanged]"],
+        "outputs changed after the latency measurements",
+    ),
     (
         CutsLargeBatches(),
         "label",

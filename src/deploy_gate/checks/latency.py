@@ -84,7 +84,8 @@ def latency_budgets(settings: Settings) -> dict[tuple[str, int], float | None]:
 
 def checks(profile: ModelProfile | None, settings: Settings) -> list[Check]:
     """``latency[p50-batch=1]`` ... per batch size, ``latency[batch-vs-single-batch=N]`` per
-    batch size N > 1, and ``latency[p99-vs-baseline-batch=N]`` with a baseline."""
+    batch size N > 1, ``latency[p99-vs-baseline-batch=N]`` with a baseline, and last
+    ``latency[answers-unchanged]``."""
     budgets = latency_budgets(settings)
     found: list[Check] = []
     for batch in settings.latency_batch_sizes:
@@ -106,6 +107,7 @@ def checks(profile: ModelProfile | None, settings: Settings) -> list[Check]:
                     with_baseline,
                 )
             )
+    found.append(Check("latency", "answers-unchanged", _answers_unchanged))
     return found
 
 
@@ -258,6 +260,7 @@ def latency_measurement(
     key = (artifact.path.resolve(), batch)
 
     def compute() -> LatencyMeasurement[Any]:
+        _first_answers(deployment, data)
         fn, inputs = _latency_inputs(deployment, data, batch)
         return LatencyMeasurement(
             fn,
@@ -278,6 +281,17 @@ def latency_measurement(
             gate.latency_verdicts.get(_comparison_key(key), lambda: verdict)
             return gate.latency.get(key, lambda: measurement)
     return gate.latency.get(key, compute)
+
+
+def _first_answers(deployment: Deployment, data: GateData) -> None:
+    """The model's answers to the data before any latency measurement in this process, for
+    ``latency[answers-unchanged]`` (usually observed already, by the output checks)."""
+    from deploy_gate.checks.output import observe
+
+    # A model that cannot answer the data fails the checks that ask it; the measurement then
+    # says what it says.
+    with contextlib.suppress(Exception):
+        observe(deployment, data)
 
 
 def _comparison_key(key: tuple[Path, int]) -> tuple[str, Path, int]:
@@ -496,6 +510,45 @@ def _latency_check(label: str, batch: int) -> Callable[..., None]:
 
     latency.__doc__ = f"{label} latency of batches of {batch} is within its budget (or measured)."
     return latency
+
+
+def _answers_unchanged(
+    request: pytest.FixtureRequest,
+    deploy_gate: Gate,
+    model_artifact: LoadedArtifact,
+    deployment: Deployment,
+    deploy_gate_data: GateData,
+    deploy_gate_factory: Callable[[Path], Deployment],
+    deploy_gate_property: Callable[[str, object], None],
+) -> None:
+    """After the latency measurements, thousands of calls, the model answers the data rows as
+    it did before them: outputs and probabilities, within the tolerance of their dtype.
+
+    A model that changes as it serves (state kept between calls: online updates, a cache that
+    corrupts, a counter) passes every check made in its first calls and answers production
+    traffic otherwise: a classifier that flipped its labels after 300 calls was approved.
+    """
+    from deploy_gate.checks.output import observe
+    from deploy_gate.checks.smoke import answers_again, require_unchanged
+
+    first = observe(deployment, deploy_gate_data)
+    calls = 0
+    for batch in deploy_gate.settings.latency_batch_sizes:
+        baseline = None
+        if _selected(request, f"latency[p99-vs-baseline-batch={batch}]"):
+            baseline = _baseline_for(deploy_gate, deploy_gate_factory)
+        measurement = latency_measurement(
+            deploy_gate, model_artifact, deployment, deploy_gate_data, batch, baseline
+        )
+        calls += sum(len(durations) for durations in measurement.durations_ns())
+    deploy_gate_property("calls_between", calls)
+    require_unchanged(
+        answers_again(deployment, deploy_gate_data, first),
+        f"changed after the latency measurements ({calls} timed calls)",
+        "before, after them",
+        ": a model that changes as it serves (state kept between calls: online updates, a "
+        "cache, a counter) answers production traffic otherwise than the gate's first calls",
+    )
 
 
 def _latency_vs_baseline_check(batch: int) -> Callable[..., None]:

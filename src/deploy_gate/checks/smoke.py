@@ -30,6 +30,7 @@ if TYPE_CHECKING:
 
     from deploy_gate.artifact import LoadedArtifact, ModelProfile
     from deploy_gate.checks.common import Tolerance
+    from deploy_gate.checks.output import Observation
     from deploy_gate.data import GateData
     from deploy_gate.deployment import Deployment
     from deploy_gate.gate import Gate
@@ -354,30 +355,58 @@ def smoke_batch_consistency(
 def smoke_deterministic(deployment: Deployment, deploy_gate_data: GateData) -> None:
     """The same rows twice give the same outputs and probabilities (within the tolerance of
     their dtype)."""
-    import numpy as np
-
     from deploy_gate.checks.output import observe
 
     rows = deploy_gate_data.features
     first = predict(deployment, rows)
-    second = predict(deployment, rows)
     require_one_per_row(first, len(rows))
+    compared = answers_again(
+        deployment, deploy_gate_data, observe(deployment, deploy_gate_data), first
+    )
+    require_unchanged(compared, "changed between two identical calls", "then")
+
+
+#: One pair of answers to the same rows: what they are, the first, the second, and the
+#: tolerance they are compared within.
+Compared = tuple[str, "np.ndarray", "np.ndarray", "Tolerance"]
+
+
+def answers_again(
+    deployment: Deployment,
+    data: GateData,
+    obs: Observation,
+    first: np.ndarray | None = None,
+) -> list[Compared]:
+    """The outputs on the data rows asked again beside ``first`` (by default the ones ``obs``
+    observed), and the probabilities asked again beside the observed ones when there are
+    any."""
+    rows = data.features
+    if first is None:
+        first = obs.predictions[: len(rows)]
+    second = predict(deployment, rows)
     require_one_per_row(second, len(rows))
-    compared = [("outputs", first, second, output_tolerance(first, second))]
-    obs = observe(deployment, deploy_gate_data)
+    compared: list[Compared] = [("outputs", first, second, output_tolerance(first, second))]
     if obs.proba is not None and len(obs.proba) >= len(rows) and has_proba(deployment):
         again = v.as_array(deployment.batch_predict_proba(rows))
         one = obs.proba[: len(rows)]
         compared.append(("probabilities", one, again, proba_tolerance(one, again)))
+    return compared
+
+
+def require_unchanged(compared: Sequence[Compared], changed: str, then: str, why: str = "") -> None:
+    """Fail on the first pair of ``compared`` that differs, naming its rows: "<what>
+    <changed> on <rows> (<tolerance>)<why>", then a line per row, "<first> <then> <second>"."""
+    import numpy as np
+
     for what, one, other, tolerance in compared:
         differ = [int(i) for i in np.flatnonzero(~same_outputs(one, other, tolerance))]
         if differ:
             lines = "\n".join(
-                f"  row {i}: {show(one[i])} then {show(other[i])}" for i in differ[:10]
+                f"  row {i}: {show(one[i])} {then} {show(other[i])}" for i in differ[:10]
             )
             raise CheckFailure(
-                f"{what} changed between two identical calls on "
-                f"{v.describe_rows(differ, len(rows))} ({tolerance})\n{lines}"
+                f"{what} {changed} on {v.describe_rows(differ, len(one))} ({tolerance}){why}"
+                f"\n{lines}"
             )
 
 
