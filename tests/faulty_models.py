@@ -1026,6 +1026,7 @@ FAULTS: list[tuple[Any, str, list[str], str]] = [
             "smoke[batch-consistency]",
             "errors[reordered-columns]",
             "output[labels-match-probabilities]",
+            "latency[answers-unchanged]",
         ],
         "outputs changed between two identical calls",
     ),
@@ -1077,8 +1078,8 @@ FAULTS: list[tuple[Any, str, list[str], str]] = [
     (
         NoisyProbabilities(),
         "label",
-        # Each call's noise differs: two calls, and a batch against one row.
-        ["smoke[deterministic]", "smoke[batch-consistency]"],
+        # Each call's noise differs: two calls, a batch against one row, and after use.
+        ["smoke[deterministic]", "smoke[batch-consistency]", "latency[answers-unchanged]"],
         "probabilities changed between two identical calls",
     ),
     (
@@ -1118,7 +1119,12 @@ FAULTS: list[tuple[Any, str, list[str], str]] = [
     (
         Float32Nondeterministic(),
         "y",
-        ["smoke[deterministic]", "smoke[batch-consistency]", "errors[reordered-columns]"],
+        [
+            "smoke[deterministic]",
+            "smoke[batch-consistency]",
+            "errors[reordered-columns]",
+            "latency[answers-unchanged]",
+        ],
         "outputs changed between two identical calls",
     ),
     (AcceptsStrings(), "label", ["errors[wrong-dtype]"], "was accepted silently"),

@@ -312,3 +312,15 @@ def test_the_large_batch_is_not_sent_to_a_model_too_slow_for_its_deadline(
     note = properties(root, "smoke[batch]")["large_batch"]
     assert note.startswith("not sent: 200 rows took "), note
     assert note.endswith("of the check's 2 s"), note
+
+
+def test_a_model_answering_each_call_otherwise_is_not_said_to_change_with_use(
+    gate: GateRun,
+) -> None:
+    # Its answers after the latency measurements differ from its first ones, but so do two
+    # calls in a row: the change is not use's doing, and the message says so.
+    gate.artifact(fm.Nondeterministic())
+    gate.run("model.joblib", "-k", "latency", target="label")
+    text = messages(gate.junit())["latency[answers-unchanged]"]
+    assert "are not reproducible: two calls after the latency measurements differ" in text, text
+    assert "see smoke[deterministic]" in text

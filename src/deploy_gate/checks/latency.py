@@ -542,13 +542,28 @@ def _answers_unchanged(
         )
         calls += sum(len(durations) for durations in measurement.durations_ns())
     deploy_gate_property("calls_between", calls)
-    require_unchanged(
-        answers_again(deployment, deploy_gate_data, first),
-        f"changed after the latency measurements ({calls} timed calls)",
-        "before, after them",
-        ": a model that changes as it serves (state kept between calls: online updates, a "
-        "cache, a counter) answers production traffic otherwise than the gate's first calls",
-    )
+    rows = deploy_gate_data.features
+    compared = answers_again(deployment, rows, first.predictions, first.proba)
+    try:
+        require_unchanged(
+            compared,
+            f"changed after the latency measurements ({calls} timed calls)",
+            "before, after them",
+            ": a model that changes as it serves (state kept between calls: online updates, a "
+            "cache, a counter) answers production traffic otherwise than the gate's first calls",
+        )
+    except CheckFailure:
+        # A model that answers each call otherwise changed with no help from use.
+        again = answers_again(
+            deployment, rows, compared[0][2], compared[1][2] if len(compared) > 1 else None
+        )
+        require_unchanged(
+            again,
+            "are not reproducible: two calls after the latency measurements differ",
+            "then",
+            " (see smoke[deterministic]), so a change with use cannot be judged",
+        )
+        raise
 
 
 def _latency_vs_baseline_check(batch: int) -> Callable[..., None]:

@@ -30,7 +30,6 @@ if TYPE_CHECKING:
 
     from deploy_gate.artifact import LoadedArtifact, ModelProfile
     from deploy_gate.checks.common import Tolerance
-    from deploy_gate.checks.output import Observation
     from deploy_gate.data import GateData
     from deploy_gate.deployment import Deployment
     from deploy_gate.gate import Gate
@@ -360,9 +359,7 @@ def smoke_deterministic(deployment: Deployment, deploy_gate_data: GateData) -> N
     rows = deploy_gate_data.features
     first = predict(deployment, rows)
     require_one_per_row(first, len(rows))
-    compared = answers_again(
-        deployment, deploy_gate_data, observe(deployment, deploy_gate_data), first
-    )
+    compared = answers_again(deployment, rows, first, observe(deployment, deploy_gate_data).proba)
     require_unchanged(compared, "changed between two identical calls", "then")
 
 
@@ -373,22 +370,20 @@ Compared = tuple[str, "np.ndarray", "np.ndarray", "Tolerance"]
 
 def answers_again(
     deployment: Deployment,
-    data: GateData,
-    obs: Observation,
-    first: np.ndarray | None = None,
+    rows: pd.DataFrame,
+    outputs: np.ndarray,
+    proba: np.ndarray | None,
 ) -> list[Compared]:
-    """The outputs on the data rows asked again beside ``first`` (by default the ones ``obs``
-    observed), and the probabilities asked again beside the observed ones when there are
-    any."""
-    rows = data.features
-    if first is None:
-        first = obs.predictions[: len(rows)]
+    """``outputs`` beside the outputs on ``rows`` asked again, and ``proba`` beside the
+    probabilities asked again when there are any (the first ``len(rows)`` of each)."""
+    n = len(rows)
     second = predict(deployment, rows)
-    require_one_per_row(second, len(rows))
+    require_one_per_row(second, n)
+    first = outputs[:n]
     compared: list[Compared] = [("outputs", first, second, output_tolerance(first, second))]
-    if obs.proba is not None and len(obs.proba) >= len(rows) and has_proba(deployment):
+    if proba is not None and len(proba) >= n and has_proba(deployment):
         again = v.as_array(deployment.batch_predict_proba(rows))
-        one = obs.proba[: len(rows)]
+        one = proba[:n]
         compared.append(("probabilities", one, again, proba_tolerance(one, again)))
     return compared
 
