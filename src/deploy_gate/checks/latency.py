@@ -479,6 +479,23 @@ def _baseline_for(gate: Gate, factory: Callable[[Path], Deployment]) -> Baseline
         return None
 
 
+def _measurement_of_item(
+    request: pytest.FixtureRequest,
+    gate: Gate,
+    artifact: LoadedArtifact,
+    deployment: Deployment,
+    data: GateData,
+    factory: Callable[[Path], Deployment],
+    batch: int,
+) -> LatencyMeasurement[Any]:
+    """The measurement at ``batch`` for a latency item: taken beside the baseline's when the
+    comparison with it is selected too (``latency_measurement``)."""
+    baseline = None
+    if _selected(request, f"latency[p99-vs-baseline-batch={batch}]"):
+        baseline = _baseline_for(gate, factory)
+    return latency_measurement(gate, artifact, deployment, data, batch, baseline)
+
+
 def _latency_check(label: str, batch: int) -> Callable[..., None]:
     def latency(
         request: pytest.FixtureRequest,
@@ -489,11 +506,14 @@ def _latency_check(label: str, batch: int) -> Callable[..., None]:
         deploy_gate_factory: Callable[[Path], Deployment],
         deploy_gate_property: Callable[[str, object], None],
     ) -> None:
-        baseline = None
-        if _selected(request, f"latency[p99-vs-baseline-batch={batch}]"):
-            baseline = _baseline_for(deploy_gate, deploy_gate_factory)
-        measurement = latency_measurement(
-            deploy_gate, model_artifact, deployment, deploy_gate_data, batch, baseline
+        measurement = _measurement_of_item(
+            request,
+            deploy_gate,
+            model_artifact,
+            deployment,
+            deploy_gate_data,
+            deploy_gate_factory,
+            batch,
         )
         verdict = measurement.verdict(label)
         # Before judging, so a failed check keeps its histogram and rounds for the reports.
@@ -526,7 +546,7 @@ def _answers_unchanged(
 
     A model that changes as it serves (state kept between calls: online updates, a cache that
     corrupts, a counter) passes every check made in its first calls and answers production
-    traffic otherwise: a classifier that flipped its labels after 300 calls was approved.
+    traffic otherwise: a classifier that flipped its labels after 600 calls was approved.
     """
     from deploy_gate.checks.output import observe
     from deploy_gate.checks.smoke import answers_again, require_unchanged
@@ -534,11 +554,14 @@ def _answers_unchanged(
     first = observe(deployment, deploy_gate_data)
     calls = 0
     for batch in deploy_gate.settings.latency_batch_sizes:
-        baseline = None
-        if _selected(request, f"latency[p99-vs-baseline-batch={batch}]"):
-            baseline = _baseline_for(deploy_gate, deploy_gate_factory)
-        measurement = latency_measurement(
-            deploy_gate, model_artifact, deployment, deploy_gate_data, batch, baseline
+        measurement = _measurement_of_item(
+            request,
+            deploy_gate,
+            model_artifact,
+            deployment,
+            deploy_gate_data,
+            deploy_gate_factory,
+            batch,
         )
         calls += sum(len(durations) for durations in measurement.durations_ns())
     deploy_gate_property("calls_between", calls)
