@@ -324,3 +324,36 @@ def test_a_model_answering_each_call_otherwise_is_not_said_to_change_with_use(
     text = messages(gate.junit())["latency[answers-unchanged]"]
     assert "are not reproducible: two calls after the latency measurements differ" in text, text
     assert "see smoke[deterministic]" in text
+
+
+def test_a_model_that_answers_otherwise_in_each_process_fails_after_a_restart(
+    gate: GateRun, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # hash() of text is seeded per process: identical calls agree, replicas do not.
+    monkeypatch.delenv("PYTHONHASHSEED", raising=False)
+    gate.artifact(fm.HashSeededRegressor())
+    gate.run("model.joblib", "-k", "answers-unchanged", target="y")
+    root = gate.junit()
+    text = messages(root)["latency[answers-unchanged]"]
+    assert text.startswith(
+        "outputs changed when the model was loaded again in a new process (hash seed drawn "
+        "afresh) on rows 0, 1, 2, 3, 4, ... (200 of 200)"
+    ), text
+    # A seed fixed in the environment is kept, as it would be in every replica: it passes.
+    monkeypatch.setenv("PYTHONHASHSEED", "7")
+    result = gate.run("model.joblib", "-k", "answers-unchanged", target="y")
+    assert result.ret == pytest.ExitCode.OK
+    kept = properties(gate.junit(), "latency[answers-unchanged]")["new_process"]
+    assert kept == "compared (PYTHONHASHSEED=7 kept)"
+
+
+def test_without_a_model_process_the_new_process_comparison_says_why_it_did_not_run(
+    gate: GateRun,
+) -> None:
+    gate.artifact(fm.LinearRegressor())
+    result = gate.run(
+        "model.joblib", "-k", "answers-unchanged", "--deploy-gate-isolation=none", target="y"
+    )
+    assert result.ret == pytest.ExitCode.OK
+    note = properties(gate.junit(), "latency[answers-unchanged]")["new_process"]
+    assert note == "not compared: the model is not in a model process the gate starts"

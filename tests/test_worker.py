@@ -204,6 +204,24 @@ def test_a_dying_model_fails_the_call_naming_what_happened_and_the_worker_restar
         assert worker.starts == 2
 
 
+def test_a_restart_asked_for_is_a_new_process_in_the_same_state_and_no_death(
+    tmp_path: Path,
+) -> None:
+    with deployed(tmp_path, wm.DiesOnce()) as (worker, remote):
+        assert remote.is_loaded is True
+        first = worker.pid
+        # Within a deadline far too short for a start-up: the restart has its own.
+        with worker.deadline(0.001, "a check nearly out of time"):
+            worker.restart("a test", timeout=60.0)
+        assert worker.pid not in (None, first)
+        assert first is not None
+        assert not alive(first)
+        assert (worker.starts, worker.deaths) == (2, 0)
+        # Construction and load_model() were replayed: the same proxy serves at once.
+        assert remote.is_loaded is True
+        assert worker.starts == 2
+
+
 def test_a_segfault_leaves_its_python_traceback_in_the_message(tmp_path: Path) -> None:
     with deployed(tmp_path, wm.Segfault()) as (_, remote), pytest.raises(WorkerDied) as caught:
         remote.predict_single(ROW)

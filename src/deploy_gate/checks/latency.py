@@ -25,9 +25,11 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     import numpy as np
+    import pandas as pd
     import pytest
 
     from deploy_gate.artifact import LoadedArtifact, ModelProfile
+    from deploy_gate.checks.smoke import Compared
     from deploy_gate.data import GateData
     from deploy_gate.deployment import Deployment
     from deploy_gate.gate import Gate
@@ -542,11 +544,17 @@ def _answers_unchanged(
     deploy_gate_property: Callable[[str, object], None],
 ) -> None:
     """After the latency measurements, thousands of calls, the model answers the data rows as
-    it did before them: outputs and probabilities, within the tolerance of their dtype.
+    it did before them, and so does the model loaded again in a new model process: outputs and
+    probabilities, within the tolerance of their dtype.
 
     A model that changes as it serves (state kept between calls: online updates, a cache that
     corrupts, a counter) passes every check made in its first calls and answers production
     traffic otherwise: a classifier that flipped its labels after 600 calls was approved.
+    Each serving replica, and each restart, is a process of its own: a model whose answers
+    depend on Python's hash seed, drawn afresh for every process (``hash()`` of text to bucket
+    a feature, the order of a set of strings), or on randomness at load, answers the same rows
+    otherwise in each. Under ``--deploy-gate-isolation none`` there is no model process to
+    restart; the item's ``new_process`` property says so.
     """
     from deploy_gate.checks.output import observe
     from deploy_gate.checks.smoke import answers_again, require_unchanged
@@ -587,6 +595,46 @@ def _answers_unchanged(
             " (see smoke[deterministic]), so a change with use cannot be judged",
         )
         raise
+    _same_in_a_new_process(deploy_gate, deployment, rows, compared, deploy_gate_property)
+
+
+def _same_in_a_new_process(
+    gate: Gate,
+    deployment: Deployment,
+    rows: pd.DataFrame,
+    compared: Sequence[Compared],
+    deploy_gate_property: Callable[[str, object], None],
+) -> None:
+    """Restart the deployment's model process and ask ``rows`` again, beside the answers of
+    ``compared``: see ``_answers_unchanged``."""
+    import os
+
+    from deploy_gate.checks.smoke import answers_again, require_unchanged
+    from deploy_gate.worker import remote
+
+    where = remote(deployment)
+    if where is None:
+        deploy_gate_property(
+            "new_process", "not compared: the model is not in a model process the gate starts"
+        )
+        return
+    worker = where.worker
+    env = worker.config.env
+    fixed = (env if env is not None else os.environ).get("PYTHONHASHSEED")
+    # A new process's start-up and load, under the limits the first ones had.
+    allowed = worker.config.start_timeout + float(gate.settings.check_timeout)
+    worker.restart("latency[answers-unchanged] (the model loaded again)", allowed)
+    seed = f"PYTHONHASHSEED={fixed} kept" if fixed else "hash seed drawn afresh"
+    deploy_gate_property("new_process", f"compared ({seed})")
+    outputs, proba = compared[0][2], compared[1][2] if len(compared) > 1 else None
+    require_unchanged(
+        answers_again(deployment, rows, outputs, proba),
+        f"changed when the model was loaded again in a new process ({seed})",
+        "before, in the new process",
+        ": every serving replica and every restart would answer otherwise; a model that "
+        "depends on Python's per-process hash seed (hash() of text, the order of a set) or on "
+        "randomness at load?",
+    )
 
 
 def _latency_vs_baseline_check(batch: int) -> Callable[..., None]:

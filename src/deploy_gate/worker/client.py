@@ -296,6 +296,30 @@ class ModelWorker:
                 self._post("construct", fields, encoder.buffers, f"constructing {factory}")
             return True
 
+    def restart(self, during: str, timeout: float) -> WorkerInfo:
+        """Replace the child with a new one brought back to the same state (its objects rebuilt
+        by replaying what built them), and return what the new one reported. A process of its
+        own, with Python's hash seed drawn afresh unless the environment fixes
+        ``PYTHONHASHSEED``; not counted as a death.
+
+        The deadlines in force (``deadline``) are set aside for it: a new process's start-up
+        and load get ``timeout`` seconds of their own, as the first ones did, not what is left
+        of the deadline of the check that asked. Raises what a restart after a death would
+        (``WorkerDied`` when the state cannot be rebuilt, ``WorkerTimeout`` past ``timeout``).
+        """
+        with self._lock:
+            self._usable(during)
+            kept = self._deadlines
+            self._deadlines = [(time.monotonic() + timeout, during, timeout)]
+            try:
+                if self._proc is not None:
+                    self._stop()
+                self._spawn(during)
+            finally:
+                self._deadlines = kept
+            assert self._info is not None
+            return self._info
+
     def close(self) -> None:
         """Kill the child and its processes and remove its scratch folder. Final."""
         with self._lock:
