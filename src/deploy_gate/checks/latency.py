@@ -585,17 +585,25 @@ def _answers_unchanged(
         )
     except CheckFailure:
         # A model that answers each call otherwise changed with no help from use.
-        again = answers_again(
-            deployment, rows, compared[0][2], compared[1][2] if len(compared) > 1 else None
-        )
         require_unchanged(
-            again,
+            _asked_again(deployment, rows, compared),
             "are not reproducible: two calls after the latency measurements differ",
             "then",
             " (see smoke[deterministic]), so a change with use cannot be judged",
         )
         raise
     _same_in_a_new_process(deploy_gate, deployment, rows, compared, deploy_gate_property)
+
+
+def _asked_again(
+    deployment: Deployment, rows: pd.DataFrame, compared: Sequence[Compared]
+) -> list[Compared]:
+    """The later answers of ``compared`` (outputs, and probabilities when compared) beside the
+    same rows asked once more."""
+    from deploy_gate.checks.smoke import answers_again
+
+    proba = compared[1][2] if len(compared) > 1 else None
+    return answers_again(deployment, rows, compared[0][2], proba)
 
 
 def _same_in_a_new_process(
@@ -609,7 +617,7 @@ def _same_in_a_new_process(
     ``compared``: see ``_answers_unchanged``."""
     import os
 
-    from deploy_gate.checks.smoke import answers_again, require_unchanged
+    from deploy_gate.checks.smoke import require_unchanged
     from deploy_gate.worker import remote
 
     where = remote(deployment)
@@ -626,9 +634,8 @@ def _same_in_a_new_process(
     worker.restart("latency[answers-unchanged] (the model loaded again)", allowed)
     seed = f"PYTHONHASHSEED={fixed} kept" if fixed else "hash seed drawn afresh"
     deploy_gate_property("new_process", f"compared ({seed})")
-    outputs, proba = compared[0][2], compared[1][2] if len(compared) > 1 else None
     require_unchanged(
-        answers_again(deployment, rows, outputs, proba),
+        _asked_again(deployment, rows, compared),
         f"changed when the model was loaded again in a new process ({seed})",
         "before, in the new process",
         ": every serving replica and every restart would answer otherwise; a model that "
