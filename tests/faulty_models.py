@@ -211,6 +211,49 @@ class DegradesAfterUse(ThresholdClassifier):
         return out[:, ::-1] if self._worn() else out
 
 
+class KeepsEveryCall(ThresholdClassifier):
+    """Keeps 256 KiB for every call it answers (the inputs it saw, a history without a bound):
+    its serving process runs out of memory, while every answer is right."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.history: list[np.ndarray] = []
+
+    def _keep(self) -> None:
+        self.history.append(np.ones(256 * 1024 // 8))
+
+    def predict(self, X: Any) -> np.ndarray:
+        self._keep()
+        return super().predict(X)
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        self._keep()
+        return super().predict_proba(X)
+
+
+class CachesEachNewInput(ThresholdClassifier):
+    """Healthy: keeps 1 MiB for each input it has not seen before (a cache of features looked
+    up per input, bounded by the inputs there are), so its memory grows while new inputs come
+    and stops when they are all cached."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.cache: dict[bytes, np.ndarray] = {}
+
+    def _look_up(self, X: Any) -> None:
+        key = self._matrix(X).tobytes()
+        if key not in self.cache:
+            self.cache[key] = np.ones(2**20 // 8)
+
+    def predict(self, X: Any) -> np.ndarray:
+        self._look_up(X)
+        return super().predict(X)
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        self._look_up(X)
+        return super().predict_proba(X)
+
+
 class SlowSingleRow(ThresholdClassifier):
     """Sleeps 150 ms on every single-row call."""
 
@@ -925,6 +968,12 @@ class DropsRepeatedRows(ThresholdClassifier):
 
 
 FAULTS: list[tuple[Any, str, list[str], str]] = [
+    (
+        KeepsEveryCall(),
+        "label",
+        ["latency[memory-steady]"],
+        "KiB per call), then by",
+    ),
     (
         DegradesAfterUse(),
         "label",

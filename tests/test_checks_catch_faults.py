@@ -314,6 +314,30 @@ def test_the_large_batch_is_not_sent_to_a_model_too_slow_for_its_deadline(
     assert note.endswith("of the check's 2 s"), note
 
 
+def test_a_model_changing_with_use_is_caught_when_latency_is_measured_beside_a_baseline(
+    gate: GateRun,
+) -> None:
+    # Under -k latency nothing has asked the model before the latency items; the measurement
+    # shared with the baseline must still come after the first answers are taken.
+    gate.artifact(fm.DegradesAfterUse())
+    gate.artifact(fm.ThresholdClassifier(), "baseline.joblib")
+    gate.run("model.joblib", "-k", "latency", "--deploy-gate-baseline=baseline.joblib")
+    text = messages(gate.junit())["latency[answers-unchanged]"]
+    assert "outputs changed after the latency measurements" in text, text
+
+
+def test_a_model_that_fills_a_bounded_cache_is_not_said_to_leak(gate: GateRun) -> None:
+    # 1 MiB for each input it has not seen: it grows past 64 MiB during the latency
+    # measurements, then not at all over the second span, whose inputs are all cached.
+    gate.artifact(fm.CachesEachNewInput())
+    gate.run("model.joblib", "-k", "latency", target="label")
+    root = gate.junit()
+    assert junit_outcomes(root)["latency[memory-steady]"] == "passed"
+    figures = properties(root, "latency[memory-steady]")
+    assert int(figures["memory_more_calls"]) > 0, figures  # it was looked at again
+    assert float(figures["memory_more_growth"].split()[0]) < 4, figures
+
+
 def test_a_model_answering_each_call_otherwise_is_not_said_to_change_with_use(
     gate: GateRun,
 ) -> None:

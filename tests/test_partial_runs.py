@@ -98,7 +98,7 @@ def test_record_partial_writes_a_line_marked_partial_that_is_never_current(
     partial = line["partial"]
     assert isinstance(partial, dict)
     assert set(partial) == {"output", "latency", "errors"}
-    assert partial["latency"] == {"deselected": 4, "skipped": 0}
+    assert partial["latency"] == {"deselected": 5, "skipped": 0}
     ledger = Ledger(gate.path / "deployments.jsonl")
     assert ledger.current() is None
     assert ledger.verify(gate.path / "model.joblib") is None

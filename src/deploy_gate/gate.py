@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from deploy_gate.deployment import Deployment
     from deploy_gate.drift import DriftResults
     from deploy_gate.latency import LatencyMeasurement, LatencyVerdict
+    from deploy_gate.memory import MemoryGrowth
     from deploy_gate.options import Settings
     from deploy_gate.rollout import StageResult
     from deploy_gate.worker import ModelWorker, RemoteObject, WorkerConfig
@@ -89,6 +90,11 @@ class Gate:
         self.latency: Memo[tuple[Path, int], LatencyMeasurement[Any]] = Memo()
         #: By kind ("vs-baseline", "batch-vs-single"), artifact and batch size.
         self.latency_verdicts: Memo[tuple[str, Path, int], LatencyVerdict] = Memo()
+        #: By artifact: the model process (pid) and its resident bytes before the first
+        #: latency measurement, None where that cannot be read.
+        self.memory_before: Memo[Path, tuple[int, int] | None] = Memo()
+        #: By artifact: latency[memory-steady]'s reading, or why there is none.
+        self.memory_growth: Memo[Path, MemoryGrowth | str] = Memo()
         #: By endpoint name and concurrency.
         self.endpoint_latency: Memo[tuple[str, int], LatencyMeasurement[Any]] = Memo()
         #: The client's own ms per request, by endpoint name.

@@ -6,7 +6,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from deploy_gate.checks import Check
@@ -40,6 +40,7 @@ if TYPE_CHECKING:
         LatencyVerdict,
         RoundTimer,
     )
+    from deploy_gate.memory import MemoryGrowth
     from deploy_gate.options import Settings
 
     #: A timed call and the inputs it cycles through.
@@ -51,6 +52,8 @@ T = TypeVar("T")
 PERCENTILES = ("p50", "p95", "p99")
 #: Rows (or batches) the latency measurement cycles through.
 LATENCY_INPUTS = 200
+#: About how long latency[memory-steady]'s second span of calls takes, when there is one.
+MORE_SECONDS = 3.0
 
 
 def _set_budgets(settings: Settings) -> dict[tuple[str, int], float | None]:
@@ -87,7 +90,8 @@ def latency_budgets(settings: Settings) -> dict[tuple[str, int], float | None]:
 def checks(profile: ModelProfile | None, settings: Settings) -> list[Check]:
     """``latency[p50-batch=1]`` ... per batch size, ``latency[batch-vs-single-batch=N]`` per
     batch size N > 1, ``latency[p99-vs-baseline-batch=N]`` with a baseline, and last
-    ``latency[answers-unchanged]``."""
+    ``latency[memory-steady]`` and ``latency[answers-unchanged]`` (which restarts the model
+    process, so it comes after the memory of the one measured is read)."""
     budgets = latency_budgets(settings)
     found: list[Check] = []
     for batch in settings.latency_batch_sizes:
@@ -109,6 +113,7 @@ def checks(profile: ModelProfile | None, settings: Settings) -> list[Check]:
                     with_baseline,
                 )
             )
+    found.append(Check("latency", "memory-steady", _memory_steady))
     found.append(Check("latency", "answers-unchanged", _answers_unchanged))
     return found
 
@@ -260,9 +265,9 @@ def latency_measurement(
     from deploy_gate.latency import LatencyMeasurement
 
     key = (artifact.path.resolve(), batch)
+    _before_measuring(gate, artifact, deployment, data)
 
     def compute() -> LatencyMeasurement[Any]:
-        _first_answers(deployment, data)
         fn, inputs = _latency_inputs(deployment, data, batch)
         return LatencyMeasurement(
             fn,
@@ -285,15 +290,35 @@ def latency_measurement(
     return gate.latency.get(key, compute)
 
 
-def _first_answers(deployment: Deployment, data: GateData) -> None:
-    """The model's answers to the data before any latency measurement in this process, for
-    ``latency[answers-unchanged]`` (usually observed already, by the output checks)."""
+def _before_measuring(
+    gate: Gate, artifact: LoadedArtifact, deployment: Deployment, data: GateData
+) -> None:
+    """Before the first latency measurement of an artifact in this process: the model's
+    answers to the data, for ``latency[answers-unchanged]`` (usually observed already, by the
+    output checks), then its process's memory, for ``latency[memory-steady]``. Once each."""
     from deploy_gate.checks.output import observe
+    from deploy_gate.memory import resident_bytes
 
     # A model that cannot answer the data fails the checks that ask it; the measurement then
     # says what it says.
     with contextlib.suppress(Exception):
         observe(deployment, data)
+
+    def resident() -> tuple[int, int] | None:
+        pid = _model_pid(deployment)
+        size = resident_bytes(pid) if pid is not None else None
+        return None if pid is None or size is None else (pid, size)
+
+    gate.memory_before.get(artifact.path.resolve(), resident)
+
+
+def _model_pid(deployment: Deployment) -> int | None:
+    """The process the model runs in: its model worker's (None when that is not running), or
+    this one under ``--deploy-gate-isolation none``."""
+    from deploy_gate.worker import remote
+
+    where = remote(deployment)
+    return os.getpid() if where is None else where.worker.pid
 
 
 def _comparison_key(key: tuple[Path, int]) -> tuple[str, Path, int]:
@@ -560,19 +585,22 @@ def _answers_unchanged(
     from deploy_gate.checks.smoke import answers_again, require_unchanged
 
     first = observe(deployment, deploy_gate_data)
-    calls = 0
-    for batch in deploy_gate.settings.latency_batch_sizes:
-        measurement = _measurement_of_item(
-            request,
-            deploy_gate,
-            model_artifact,
-            deployment,
-            deploy_gate_data,
-            deploy_gate_factory,
-            batch,
-        )
-        calls += sum(len(durations) for durations in measurement.durations_ns())
+    measured = _measurements(
+        request, deploy_gate, model_artifact, deployment, deploy_gate_data, deploy_gate_factory
+    )
+    calls = _calls(measured.values())
     deploy_gate_property("calls_between", calls)
+    if _selected(request, "latency[memory-steady]"):
+        # Read the memory of this model process before the restart below replaces it.
+        with contextlib.suppress(Exception):
+            _memory_growth(
+                request,
+                deploy_gate,
+                model_artifact,
+                deployment,
+                deploy_gate_data,
+                deploy_gate_factory,
+            )
     rows = deploy_gate_data.features
     compared = answers_again(deployment, rows, first.predictions, first.proba)
     try:
@@ -593,6 +621,115 @@ def _answers_unchanged(
         )
         raise
     _same_in_a_new_process(deploy_gate, deployment, rows, compared, deploy_gate_property)
+
+
+def _measurements(
+    request: pytest.FixtureRequest,
+    gate: Gate,
+    artifact: LoadedArtifact,
+    deployment: Deployment,
+    data: GateData,
+    factory: Callable[[Path], Deployment],
+) -> dict[int, LatencyMeasurement[Any]]:
+    """The measurement of every batch size, by batch size (taken now if still to be taken)."""
+    return {
+        batch: _measurement_of_item(request, gate, artifact, deployment, data, factory, batch)
+        for batch in gate.settings.latency_batch_sizes
+    }
+
+
+def _calls(measurements: Iterable[LatencyMeasurement[Any]]) -> int:
+    return sum(len(d) for m in measurements for d in m.durations_ns())
+
+
+def _memory_steady(
+    request: pytest.FixtureRequest,
+    deploy_gate: Gate,
+    model_artifact: LoadedArtifact,
+    deployment: Deployment,
+    deploy_gate_data: GateData,
+    deploy_gate_factory: Callable[[Path], Deployment],
+    deploy_gate_property: Callable[[str, object], None],
+) -> None:
+    """Over the latency measurements (thousands of calls), the model process does not keep
+    growing: its resident memory grows by less than 64 MiB, or, when it grew by more, a second
+    span of calls does not grow at a like rate (a bounded cache fills once; a leak goes on).
+
+    A model that keeps something of every call passes every other check and runs its serving
+    process out of memory: one that kept 1 MiB per call grew by 1.6 GiB during a gate run, under
+    the memory limit of its process, and was approved. Linux only (``/proc``); skipped with the
+    reason elsewhere.
+    """
+    import pytest
+
+    from deploy_gate.memory import format_mib
+
+    growth = _memory_growth(
+        request, deploy_gate, model_artifact, deployment, deploy_gate_data, deploy_gate_factory
+    )
+    if isinstance(growth, str):
+        pytest.skip(f"memory not measured: {growth}")
+    deploy_gate_property("memory_before", format_mib(growth.before))
+    deploy_gate_property("memory_after", format_mib(growth.after))
+    deploy_gate_property("calls_between", growth.calls)
+    if growth.suspect:
+        deploy_gate_property("memory_more_calls", growth.more_calls)
+        deploy_gate_property("memory_more_growth", format_mib(growth.more_growth))
+    if growth.leaking:
+        raise CheckFailure(growth.message())
+
+
+def _memory_growth(
+    request: pytest.FixtureRequest,
+    gate: Gate,
+    artifact: LoadedArtifact,
+    deployment: Deployment,
+    data: GateData,
+    factory: Callable[[Path], Deployment],
+) -> MemoryGrowth | str:
+    """The model process's memory before the latency measurements and after them, with a
+    second span of calls when it grew past ``SUSPECT_GROWTH``; or why it cannot be read."""
+    path = artifact.path.resolve()
+
+    def compute() -> MemoryGrowth | str:
+        import numpy as np
+
+        from deploy_gate.memory import MemoryGrowth, resident_bytes
+
+        measured = _measurements(request, gate, artifact, deployment, data, factory)
+        before = gate.memory_before.get(path, lambda: None)
+        pid = _model_pid(deployment)
+        if before is None or pid is None:
+            return "the resident memory of the model process cannot be read here (no /proc)"
+        if pid != before[0]:
+            return "the model process was replaced during the latency measurements"
+        after = resident_bytes(pid)
+        if after is None:
+            return "the model process's memory could not be read after the measurements"
+        growth = MemoryGrowth(before[1], after, _calls(measured.values()))
+        if not growth.suspect:
+            return growth
+        # Look again: as many calls as fit in about MORE_SECONDS on the largest batch size,
+        # its inputs sent (and kept by the model process) before the memory is read.
+        batch = max(measured)
+        fn, inputs = _latency_inputs(deployment, data, batch)
+        timer = _worker_timer(fn, inputs, gate.settings)
+        typical_ns = float(np.median(np.concatenate(measured[batch].durations_ns())))
+        more = growth.calls_to_confirm(int(MORE_SECONDS * 1e9 / max(typical_ns, 1.0)))
+        start = resident_bytes(pid)
+        if start is None:
+            return "the model process's memory could not be read after the measurements"
+        if timer is not None:
+            timer(more, 0)
+        else:
+            for i in range(more):
+                fn(inputs[i % len(inputs)])
+        end = resident_bytes(pid)
+        if end is None or _model_pid(deployment) != pid:
+            return "the model process was replaced during the second span of calls"
+        return MemoryGrowth(before[1], after, growth.calls, more, end - start)
+
+    return gate.memory_growth.get(path, compute)
 
 
 def _asked_again(
@@ -667,6 +804,7 @@ def _latency_vs_baseline_check(batch: int) -> Callable[..., None]:
             )
 
         def compute() -> LatencyVerdict:
+            _before_measuring(deploy_gate, model_artifact, deployment, deploy_gate_data)
             settings = deploy_gate.settings
             candidate, base, pairs, timers = _paired_arms(
                 deploy_gate, deployment, deploy_gate_baseline, deploy_gate_data, batch
@@ -699,6 +837,7 @@ def _batch_vs_single_check(batch: int) -> Callable[..., None]:
         from deploy_gate.latency import BatchVersusSingle
 
         def compute() -> LatencyVerdict:
+            _before_measuring(deploy_gate, model_artifact, deployment, deploy_gate_data)
             settings = deploy_gate.settings
             batch_fn, frames = _latency_inputs(deployment, deploy_gate_data, batch)
             # At most 1,600 rows one by one (50 batches of 32), in the order of their batches.
