@@ -254,6 +254,23 @@ class CachesEachNewInput(ThresholdClassifier):
         return super().predict_proba(X)
 
 
+class MakesCyclicGarbage(ThresholdClassifier):
+    """Healthy: leaves 1 MiB in a reference cycle on every call, garbage the collector frees
+    (objects that refer to each other, as pandas and many wrappers make)."""
+
+    def _litter(self) -> None:
+        litter: dict[str, Any] = {"block": np.ones(2**20 // 8)}
+        litter["self"] = litter
+
+    def predict(self, X: Any) -> np.ndarray:
+        self._litter()
+        return super().predict(X)
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        self._litter()
+        return super().predict_proba(X)
+
+
 class SlowSingleRow(ThresholdClassifier):
     """Sleeps 150 ms on every single-row call."""
 

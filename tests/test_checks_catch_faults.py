@@ -338,6 +338,19 @@ def test_a_model_that_fills_a_bounded_cache_is_not_said_to_leak(gate: GateRun) -
     assert float(figures["memory_more_growth"].split()[0]) < 4, figures
 
 
+def test_garbage_the_collector_frees_is_not_said_to_leak_with_the_collector_off(
+    gate: GateRun,
+) -> None:
+    # Timed rounds without the collector leave 1 MiB of cyclic garbage per call for later.
+    gate.artifact(fm.MakesCyclicGarbage())
+    gate.run("model.joblib", "-k", "latency", "--deploy-gate-latency-gc=off", target="label")
+    root = gate.junit()
+    assert junit_outcomes(root)["latency[memory-steady]"] == "passed"
+    figures = properties(root, "latency[memory-steady]")
+    grew = float(figures["memory_after"].split()[0]) - float(figures["memory_before"].split()[0])
+    assert grew < 64, figures
+
+
 def test_a_model_answering_each_call_otherwise_is_not_said_to_change_with_use(
     gate: GateRun,
 ) -> None:

@@ -150,11 +150,16 @@ def _latency_inputs(
 
 
 def _worker_timer(
-    fn: Callable[[Any], object], inputs: Sequence[Any], settings: Settings
+    fn: Callable[[Any], object],
+    inputs: Sequence[Any],
+    settings: Settings,
+    *,
+    gc: bool | None = None,
 ) -> RoundTimer | None:
     """A ``RoundTimer`` that times ``fn`` in its model worker, next to the model, when ``fn`` is
     a method of a worker proxy (None otherwise: the calls are timed here). The inputs are sent
-    once; each round is one request, and only the durations come back."""
+    once; each round is one request, and only the durations come back. The garbage collector
+    runs during the calls as ``deploy_gate_latency_gc`` says, unless ``gc`` says otherwise."""
     from deploy_gate.worker import remote
 
     where = remote(fn)
@@ -163,7 +168,7 @@ def _worker_timer(
     worker, owner, method = where.worker, where.proxy, where.method
     key = f"latency-{where.handle}-{method}-{len(inputs)}-{id(inputs)}"
     worker.put_inputs(key, list(inputs))
-    keep_gc = settings.latency_gc != "off"
+    keep_gc = settings.latency_gc != "off" if gc is None else gc
 
     def timer(calls: int, start: int) -> tuple[np.ndarray, int]:
         timed = worker.time_calls(owner, method, key, calls, start=start, gc=keep_gc)
@@ -297,7 +302,6 @@ def _before_measuring(
     answers to the data, for ``latency[answers-unchanged]`` (usually observed already, by the
     output checks), then its process's memory, for ``latency[memory-steady]``. Once each."""
     from deploy_gate.checks.output import observe
-    from deploy_gate.memory import resident_bytes
 
     # A model that cannot answer the data fails the checks that ask it; the measurement then
     # says what it says.
@@ -306,10 +310,29 @@ def _before_measuring(
 
     def resident() -> tuple[int, int] | None:
         pid = _model_pid(deployment)
-        size = resident_bytes(pid) if pid is not None else None
+        size = _resident_after_collecting(deployment, pid)
         return None if pid is None or size is None else (pid, size)
 
     gate.memory_before.get(artifact.path.resolve(), resident)
+
+
+def _resident_after_collecting(deployment: Deployment, pid: int | None) -> int | None:
+    """The resident memory of the model process ``pid`` after a full garbage collection in it:
+    garbage in reference cycles, left for later by a collector that runs now and then (or not
+    at all in the timed rounds of ``deploy_gate_latency_gc=off``), is not counted as kept."""
+    import gc
+
+    from deploy_gate.memory import resident_bytes
+    from deploy_gate.worker import remote
+
+    if pid is None:
+        return None
+    where = remote(deployment)
+    if where is None:
+        gc.collect()
+    else:
+        where.worker.collect_garbage()
+    return resident_bytes(pid)
 
 
 def _model_pid(deployment: Deployment) -> int | None:
@@ -694,7 +717,7 @@ def _memory_growth(
     def compute() -> MemoryGrowth | str:
         import numpy as np
 
-        from deploy_gate.memory import MemoryGrowth, resident_bytes
+        from deploy_gate.memory import MemoryGrowth
 
         measured = _measurements(request, gate, artifact, deployment, data, factory)
         before = gate.memory_before.get(path, lambda: None)
@@ -703,20 +726,22 @@ def _memory_growth(
             return "the resident memory of the model process cannot be read here (no /proc)"
         if pid != before[0]:
             return "the model process was replaced during the latency measurements"
-        after = resident_bytes(pid)
+        after = _resident_after_collecting(deployment, pid)
         if after is None:
             return "the model process's memory could not be read after the measurements"
         growth = MemoryGrowth(before[1], after, _calls(measured.values()))
         if not growth.suspect:
             return growth
         # Look again: as many calls as fit in about MORE_SECONDS on the largest batch size,
-        # its inputs sent (and kept by the model process) before the memory is read.
+        # its inputs sent (and kept by the model process) before the memory is read, with the
+        # garbage collector on as in production (under deploy_gate_latency_gc=off the timed
+        # rounds leave cyclic garbage for later, which is not a leak).
         batch = max(measured)
         fn, inputs = _latency_inputs(deployment, data, batch)
-        timer = _worker_timer(fn, inputs, gate.settings)
+        timer = _worker_timer(fn, inputs, gate.settings, gc=True)
         typical_ns = float(np.median(np.concatenate(measured[batch].durations_ns())))
         more = growth.calls_to_confirm(int(MORE_SECONDS * 1e9 / max(typical_ns, 1.0)))
-        start = resident_bytes(pid)
+        start = _resident_after_collecting(deployment, pid)
         if start is None:
             return "the model process's memory could not be read after the measurements"
         if timer is not None:
@@ -724,7 +749,7 @@ def _memory_growth(
         else:
             for i in range(more):
                 fn(inputs[i % len(inputs)])
-        end = resident_bytes(pid)
+        end = _resident_after_collecting(deployment, pid)
         if end is None or _model_pid(deployment) != pid:
             return "the model process was replaced during the second span of calls"
         return MemoryGrowth(before[1], after, growth.calls, more, end - start)

@@ -492,6 +492,11 @@ class ModelWorker:
             replay=True,
         )
 
+    def collect_garbage(self, *, timeout: float | None = None) -> None:
+        """Run a full garbage collection in the worker (``gc.collect()``): what is unreachable
+        is freed before its memory is read."""
+        self._request("collect", {}, [], timeout=timeout, during="collecting garbage")
+
     def time_calls(
         self,
         obj: RemoteObject | str,

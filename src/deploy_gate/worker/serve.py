@@ -102,6 +102,7 @@ class _Server:
             "getattr": self.getattr,
             "setattr": self.setattr,
             "put_inputs": self.put_inputs,
+            "collect": self.collect,
             "time_calls": self.time_calls,
             "time_pairs": self.time_pairs,
             "threads": self.threads,
@@ -279,6 +280,11 @@ class _Server:
             raise ValueError("inputs must be a non-empty list")
         self.inputs[header["key"]] = inputs
         return len(inputs)
+
+    def collect(self, header: dict[str, Any], buffers: list[memoryview], encoder: Any) -> Any:
+        import gc
+
+        return gc.collect()
 
     def time_calls(self, header: dict[str, Any], buffers: list[memoryview], encoder: Any) -> Any:
         from deploy_gate.latency import time_calls
