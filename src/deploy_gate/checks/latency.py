@@ -676,7 +676,8 @@ def _memory_steady(
 ) -> None:
     """Over the latency measurements (thousands of calls), the model process does not keep
     growing: its resident memory grows by less than 64 MiB, or, when it grew by more, a second
-    span of calls does not grow at a like rate (a bounded cache fills once; a leak goes on).
+    span of calls does not go on growing at a quarter of the first span's rate or more (a
+    bounded cache fills once; a leak goes on). See ``deploy_gate.memory``.
 
     A model that keeps something of every call passes every other check and runs its serving
     process out of memory: one that kept 1 MiB per call grew by 1.6 GiB during a gate run, under
