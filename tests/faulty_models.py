@@ -211,7 +211,22 @@ class DegradesAfterUse(ThresholdClassifier):
         return out[:, ::-1] if self._worn() else out
 
 
-class KeepsEveryCall(ThresholdClassifier):
+class _SomethingEachCall(ThresholdClassifier):
+    """Answers as ``ThresholdClassifier`` does, and does ``_each_call`` first on every call."""
+
+    def _each_call(self, X: Any) -> None:
+        raise NotImplementedError
+
+    def predict(self, X: Any) -> np.ndarray:
+        self._each_call(X)
+        return super().predict(X)
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        self._each_call(X)
+        return super().predict_proba(X)
+
+
+class KeepsEveryCall(_SomethingEachCall):
     """Keeps 256 KiB for every call it answers (the inputs it saw, a history without a bound):
     its serving process runs out of memory, while every answer is right."""
 
@@ -219,19 +234,11 @@ class KeepsEveryCall(ThresholdClassifier):
         super().__init__()
         self.history: list[np.ndarray] = []
 
-    def _keep(self) -> None:
+    def _each_call(self, X: Any) -> None:
         self.history.append(np.ones(256 * 1024 // 8))
 
-    def predict(self, X: Any) -> np.ndarray:
-        self._keep()
-        return super().predict(X)
 
-    def predict_proba(self, X: Any) -> np.ndarray:
-        self._keep()
-        return super().predict_proba(X)
-
-
-class CachesEachNewInput(ThresholdClassifier):
+class CachesEachNewInput(_SomethingEachCall):
     """Healthy: keeps 1 MiB for each input it has not seen before (a cache of features looked
     up per input, bounded by the inputs there are), so its memory grows while new inputs come
     and stops when they are all cached."""
@@ -240,35 +247,19 @@ class CachesEachNewInput(ThresholdClassifier):
         super().__init__()
         self.cache: dict[bytes, np.ndarray] = {}
 
-    def _look_up(self, X: Any) -> None:
+    def _each_call(self, X: Any) -> None:
         key = self._matrix(X).tobytes()
         if key not in self.cache:
             self.cache[key] = np.ones(2**20 // 8)
 
-    def predict(self, X: Any) -> np.ndarray:
-        self._look_up(X)
-        return super().predict(X)
 
-    def predict_proba(self, X: Any) -> np.ndarray:
-        self._look_up(X)
-        return super().predict_proba(X)
-
-
-class MakesCyclicGarbage(ThresholdClassifier):
+class MakesCyclicGarbage(_SomethingEachCall):
     """Healthy: leaves 1 MiB in a reference cycle on every call, garbage the collector frees
     (objects that refer to each other, as pandas and many wrappers make)."""
 
-    def _litter(self) -> None:
+    def _each_call(self, X: Any) -> None:
         litter: dict[str, Any] = {"block": np.ones(2**20 // 8)}
         litter["self"] = litter
-
-    def predict(self, X: Any) -> np.ndarray:
-        self._litter()
-        return super().predict(X)
-
-    def predict_proba(self, X: Any) -> np.ndarray:
-        self._litter()
-        return super().predict_proba(X)
 
 
 class SlowSingleRow(ThresholdClassifier):

@@ -308,23 +308,20 @@ def _before_measuring(
     with contextlib.suppress(Exception):
         observe(deployment, data)
 
-    def resident() -> tuple[int, int] | None:
-        pid = _model_pid(deployment)
-        size = _resident_after_collecting(deployment, pid)
-        return None if pid is None or size is None else (pid, size)
-
-    gate.memory_before.get(artifact.path.resolve(), resident)
+    gate.memory_before.get(artifact.path.resolve(), lambda: _resident(deployment))
 
 
-def _resident_after_collecting(deployment: Deployment, pid: int | None) -> int | None:
-    """The resident memory of the model process ``pid`` after a full garbage collection in it:
-    garbage in reference cycles, left for later by a collector that runs now and then (or not
-    at all in the timed rounds of ``deploy_gate_latency_gc=off``), is not counted as kept."""
+def _resident(deployment: Deployment) -> tuple[int, int] | None:
+    """The process the model runs in (its pid) and its resident memory after a full garbage
+    collection in it, or None where that cannot be read: garbage in reference cycles, left for
+    later by a collector that runs now and then (or not at all in the timed rounds of
+    ``deploy_gate_latency_gc=off``), is not counted as kept."""
     import gc
 
     from deploy_gate.memory import resident_bytes
     from deploy_gate.worker import remote
 
+    pid = _model_pid(deployment)
     if pid is None:
         return None
     where = remote(deployment)
@@ -332,7 +329,8 @@ def _resident_after_collecting(deployment: Deployment, pid: int | None) -> int |
         gc.collect()
     else:
         where.worker.collect_garbage()
-    return resident_bytes(pid)
+    size = resident_bytes(pid)
+    return None if size is None else (pid, size)
 
 
 def _model_pid(deployment: Deployment) -> int | None:
@@ -722,15 +720,14 @@ def _memory_growth(
 
         measured = _measurements(request, gate, artifact, deployment, data, factory)
         before = gate.memory_before.get(path, lambda: None)
-        pid = _model_pid(deployment)
-        if before is None or pid is None:
+        if before is None:
             return "the resident memory of the model process cannot be read here (no /proc)"
-        if pid != before[0]:
-            return "the model process was replaced during the latency measurements"
-        after = _resident_after_collecting(deployment, pid)
+        after = _resident(deployment)
         if after is None:
             return "the model process's memory could not be read after the measurements"
-        growth = MemoryGrowth(before[1], after, _calls(measured.values()))
+        if after[0] != before[0]:
+            return "the model process was replaced during the latency measurements"
+        growth = MemoryGrowth(before[1], after[1], _calls(measured.values()))
         if not growth.suspect:
             return growth
         # Look again: as many calls as fit in about MORE_SECONDS on the largest batch size,
@@ -742,7 +739,7 @@ def _memory_growth(
         timer = _worker_timer(fn, inputs, gate.settings, gc=True)
         typical_ns = float(np.median(np.concatenate(measured[batch].durations_ns())))
         more = growth.calls_to_confirm(int(MORE_SECONDS * 1e9 / max(typical_ns, 1.0)))
-        start = _resident_after_collecting(deployment, pid)
+        start = _resident(deployment)
         if start is None:
             return "the model process's memory could not be read after the measurements"
         if timer is not None:
@@ -750,10 +747,10 @@ def _memory_growth(
         else:
             for i in range(more):
                 fn(inputs[i % len(inputs)])
-        end = _resident_after_collecting(deployment, pid)
-        if end is None or _model_pid(deployment) != pid:
+        end = _resident(deployment)
+        if end is None or not end[0] == start[0] == before[0]:
             return "the model process was replaced during the second span of calls"
-        return MemoryGrowth(before[1], after, growth.calls, more, end - start)
+        return MemoryGrowth(before[1], after[1], growth.calls, more, end[1] - start[1])
 
     return gate.memory_growth.get(path, compute)
 
