@@ -238,6 +238,31 @@ class KeepsEveryCall(_SomethingEachCall):
         self.history.append(np.ones(256 * 1024 // 8))
 
 
+class KeepsTheRequestOnItself(LinearRegressor):
+    """Keeps the request it is answering on itself and works on it in steps (``self.frame =
+    X``, then methods that read and replace ``self.frame``), as hand-written feature code
+    often does: right one call at a time, and another request's answer when two calls overlap,
+    as they do in a threaded server."""
+
+    def predict(self, X: Any) -> np.ndarray:
+        self.frame = X
+        self._select()
+        self._to_float()
+        return self._answer()
+
+    def _select(self) -> None:
+        self.frame = (
+            self.frame[list(FEATURES)] if isinstance(self.frame, pd.DataFrame) else self.frame
+        )
+
+    def _to_float(self) -> None:
+        self.frame = pd.DataFrame(self._matrix(self.frame), columns=list(FEATURES))
+
+    def _answer(self) -> np.ndarray:
+        m = self.frame.to_numpy()
+        return np.asarray(2 * m[:, 0] + m[:, 1])
+
+
 class CachesEachNewInput(_SomethingEachCall):
     """Healthy: keeps 1 MiB for each input it has not seen before (a cache of features looked
     up per input, bounded by the inputs there are), so its memory grows while new inputs come
@@ -977,6 +1002,12 @@ class DropsRepeatedRows(ThresholdClassifier):
 
 FAULTS: list[tuple[Any, str, list[str], str]] = [
     (
+        KeepsTheRequestOnItself(),
+        "y",
+        ["smoke[concurrent-calls]"],
+        "single-row outputs called from 4 threads at once differ from the same rows one at a time",
+    ),
+    (
         KeepsEveryCall(),
         "label",
         ["latency[memory-steady]"],
@@ -1084,10 +1115,11 @@ FAULTS: list[tuple[Any, str, list[str], str]] = [
     (
         Nondeterministic(),
         "label",
-        # Batch vs single rows and reordered columns compare two calls, which also disagree,
-        # and the flipped labels contradict the (stable) probabilities.
+        # Batch vs single rows, reordered columns and calls from threads compare two calls,
+        # which also disagree, and the flipped labels contradict the (stable) probabilities.
         [
             "smoke[deterministic]",
+            "smoke[concurrent-calls]",
             "smoke[batch-consistency]",
             "errors[reordered-columns]",
             "output[labels-match-probabilities]",
@@ -1186,6 +1218,7 @@ FAULTS: list[tuple[Any, str, list[str], str]] = [
         "y",
         [
             "smoke[deterministic]",
+            "smoke[concurrent-calls]",
             "smoke[batch-consistency]",
             "errors[reordered-columns]",
             "latency[answers-unchanged]",

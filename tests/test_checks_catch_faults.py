@@ -394,3 +394,54 @@ def test_without_a_model_process_the_new_process_comparison_says_why_it_did_not_
     assert result.ret == pytest.ExitCode.OK
     note = properties(gate.junit(), "latency[answers-unchanged]")["new_process"]
     assert note == "not compared: the model is not in a model process the gate starts"
+
+
+def test_a_model_unsafe_from_threads_is_approved_where_it_is_served_one_call_at_a_time(
+    gate: GateRun,
+) -> None:
+    # Right one call at a time: a serving process that answers one request at a time may
+    # serve it, and says so.
+    gate.artifact(fm.KeepsTheRequestOnItself())
+    result = gate.run("model.joblib", "-o", "deploy_gate_serving_threads=1", target="y")
+    root = gate.junit()
+    assert junit_outcomes(root)["smoke[concurrent-calls]"] == "skipped"
+    assert failed(root) == set()
+    result.stdout.fnmatch_lines(["APPROVED FOR DEPLOYMENT"])
+
+
+def test_a_model_unsafe_from_threads_is_caught_in_the_gate_process_too(gate: GateRun) -> None:
+    # --deploy-gate-isolation none runs the threads in pytest's own process.
+    gate.artifact(fm.KeepsTheRequestOnItself())
+    result = gate.run(
+        "model.joblib", "-k", "concurrent", "--deploy-gate-isolation=none", target="y"
+    )
+    root = gate.junit()
+    assert failed(root) == {"smoke[concurrent-calls]"}
+    text = messages(root)["smoke[concurrent-calls]"]
+    assert "called from 4 threads at once differ from the same rows one at a time" in text
+    assert "deploy_gate_serving_threads = 1" in text
+    result.stdout.fnmatch_lines(["DEPLOYMENT BLOCKED (*failed)"])
+
+
+def test_threads_the_serving_process_uses_are_the_threads_the_check_calls_from(
+    gate: GateRun,
+) -> None:
+    gate.artifact(fm.KeepsTheRequestOnItself())
+    gate.run("model.joblib", "-k", "concurrent", "-o", "deploy_gate_serving_threads=3", target="y")
+    root = gate.junit()
+    assert "from 3 threads at once" in messages(root)["smoke[concurrent-calls]"]
+    figures = properties(root, "smoke[concurrent-calls]")
+    assert figures["threads"] == "3"
+    assert int(figures["concurrent_calls"]) == 3 * int(figures["rows"])
+
+
+def test_a_model_answering_each_call_otherwise_is_not_said_to_be_unsafe_from_threads(
+    gate: GateRun,
+) -> None:
+    # Its answers from threads differ, but so do its answers one at a time.
+    gate.artifact(fm.Float32Nondeterministic())
+    gate.run("model.joblib", "-k", "concurrent", target="y")
+    text = messages(gate.junit())["smoke[concurrent-calls]"]
+    assert "single-row outputs are not reproducible" in text, text
+    assert "see smoke[deterministic]" in text
+    assert "not safe" not in text

@@ -60,7 +60,7 @@ def test_a_run_of_explicit_node_ids_is_partial(gate: GateRun) -> None:
     gate.pytester.makeini("[pytest]\n")  # no ledger next to an outer config
     result = gate.run("model.joblib::smoke[load]", "--deploy-gate-record")
     result.stdout.fnmatch_lines(
-        ["  not run  smoke (6 deselected), output (*", "APPROVED FOR DEPLOYMENT, but NOT RECORDED*"]
+        ["  not run  smoke (7 deselected), output (*", "APPROVED FOR DEPLOYMENT, but NOT RECORDED*"]
     )
     assert result.ret == 1
     assert _ledger_lines(gate) == []

@@ -542,7 +542,7 @@ def test_same_outcomes_and_summary_with_and_without_xdist(
     result.stdout.fnmatch_lines(
         [
             "good.joblib  v_*",
-            "  ok   smoke      7 passed   0 failed   0 skipped",
+            "  ok   smoke      8 passed   0 failed   0 skipped",
             "bad.joblib  v_*",
             "  FAIL output    10 passed   1 failed   0 skipped",
             "FAILED bad.joblib::output[[]known-labels]: label not among classes [[]0, 1] in*",

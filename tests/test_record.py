@@ -42,7 +42,7 @@ def test_a_green_run_records_one_line_per_artifact(gate: GateRun) -> None:
     assert str(first["version"]).endswith(str(first["sha256"])[:8])
     counts = first["counts"]
     assert isinstance(counts, dict)
-    assert counts["smoke"]["passed"] == 7
+    assert counts["smoke"]["passed"] == 8
     result.stdout.fnmatch_lines(
         ["*ML Test Score*", "ledger: recorded v_* (a.joblib) in *deployments.jsonl"]
     )

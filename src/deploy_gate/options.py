@@ -343,6 +343,15 @@ OPTIONS: tuple[Option, ...] = (
         metavar="N|auto",
     ),
     Option(
+        "serving_threads",
+        "threads the serving process answers requests from at once: smoke[concurrent-calls] "
+        "calls the model from that many (default 4; 1 if it answers one request at a time, "
+        "which skips that check)",
+        parse=_parser("parse_positive_int"),
+        default=4,
+        metavar="N",
+    ),
+    Option(
         "trust",
         "module whose classes an artifact may import besides the built-in allowlist, "
         "e.g. your project's custom transformers (a line list in ini)",
@@ -503,6 +512,7 @@ class Settings:
     latency_noise_floor: float
     latency_json: Path | None
     latency_threads: int | None
+    serving_threads: int
     trust: list[str] | None
     pin: Path | None
     isolation: Literal["sandbox", "process", "none"]

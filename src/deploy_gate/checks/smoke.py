@@ -363,6 +363,103 @@ def smoke_deterministic(deployment: Deployment, deploy_gate_data: GateData) -> N
     require_unchanged(compared, "changed between two identical calls", "then")
 
 
+#: Rows smoke[concurrent-calls] asks, one at a time and from each thread.
+CONCURRENT_ROWS = 8
+
+
+@check("smoke", "concurrent-calls")
+def smoke_concurrent_calls(
+    deployment: Deployment,
+    deploy_gate_data: GateData,
+    deploy_gate_settings: Settings,
+    deploy_gate_property: Callable[[str, object], None],
+) -> None:
+    """Single-row answers asked from ``deploy_gate_serving_threads`` threads at once (default
+    4) equal the same rows' answers one at a time, within the tolerance of their dtype.
+
+    A threaded server (FastAPI's ``def`` endpoints, gunicorn's ``gthread``) calls the model
+    from a pool of threads. A model that keeps per-call state on itself answers one request
+    with another's data there, and right one call at a time, which is how every other check
+    calls it. Each thread asks 8 rows spread over the data, starting at its own row, so
+    different rows are in flight together, and the threads switch at every call of the model's
+    own code (``deploy_gate.concurrency``). The calls run next to the model, in its worker.
+    A serving process that answers one request at a time sets the option to 1, which skips
+    this check.
+    """
+    import numpy as np
+    import pytest
+
+    from deploy_gate.concurrency import answer_concurrently
+    from deploy_gate.worker import remote
+
+    threads = int(deploy_gate_settings.serving_threads)
+    if threads < 2:
+        pytest.skip("deploy_gate_serving_threads is 1: the model is served one call at a time")
+    n = len(deploy_gate_data.features)
+    positions = spread_rows(n, CONCURRENT_ROWS)
+    rows = records(deploy_gate_data.features.iloc[positions])
+    where = remote(deployment.predict_single)
+    if where is not None and where.method is not None:
+        key = f"concurrent-{where.handle}"
+        where.worker.put_inputs(key, rows)
+        out = where.worker.answer_concurrently(where.proxy, where.method, key, threads)
+    else:  # --deploy-gate-isolation none: the threads run here
+        out = answer_concurrently(deployment.predict_single, rows, threads)
+    deploy_gate_property("threads", threads)
+    deploy_gate_property("rows", len(rows))
+    deploy_gate_property("concurrent_calls", threads * len(rows))
+    at_once = f"called from {threads} threads at once"
+    if out.errors:
+        t, i, error = out.errors[0]
+        raise CheckFailure(
+            f"predict_single raised on {len(out.errors)} of {threads * len(rows)} calls "
+            f"{at_once}, and on none of the same rows one at a time: row {positions[i]} "
+            f"(thread {t + 1}): {error}; the model is not safe to call from several threads"
+        )
+    alone = v.as_array(out.alone)
+    worst: tuple[int, list[int], np.ndarray] | None = None
+    for t, answers in enumerate(out.threads):
+        got = v.as_array(answers)
+        got = got.reshape(alone.shape) if got.size == alone.size else got
+        tolerance = output_tolerance(alone, got)
+        differ = [int(i) for i in np.flatnonzero(~same_outputs(alone, got, tolerance))]
+        if differ and (worst is None or len(differ) > len(worst[1])):
+            worst = (t, differ, got)
+    if worst is None:
+        return
+    # As many calls again, one at a time: a model that answers each call otherwise differs
+    # from threads too, and that is smoke[deterministic]'s finding, not a thread's doing.
+    again = [v.as_array([deployment.predict_single(row) for row in rows]) for _ in out.threads]
+    unsteady = sorted(
+        {
+            int(i)
+            for a in again
+            for i in np.flatnonzero(~same_outputs(alone, a.reshape(alone.shape)))
+        }
+    )
+    if unsteady:
+        raise CheckFailure(
+            f"single-row outputs are not reproducible: {len(again) * len(rows)} more calls of "
+            f"the same rows one at a time differ on rows "
+            f"{', '.join(str(positions[i]) for i in unsteady[:5])}"
+            f"{', ...' if len(unsteady) > 5 else ''} (see smoke[deterministic]), so calls from "
+            f"several threads cannot be judged"
+        )
+    t, differ, got = worst
+    lines = "\n".join(
+        f"  row {positions[i]}: alone {show(alone[i])} vs from thread {t + 1} {show(got[i])}"
+        for i in differ[:10]
+    )
+    raise CheckFailure(
+        f"single-row outputs {at_once} differ from the same rows one at a time on "
+        f"{len(differ)} of the {len(rows)} rows in thread {t + 1}: rows "
+        f"{', '.join(str(positions[i]) for i in differ[:5])}{', ...' if len(differ) > 5 else ''}"
+        f" ({output_tolerance(alone, got)}); the model is not safe to call from several "
+        f"threads (a serving process that answers one request at a time sets "
+        f"deploy_gate_serving_threads = 1)\n{lines}"
+    )
+
+
 #: One pair of answers to the same rows: what they are, the first, the second, and the
 #: tolerance they are compared within.
 Compared = tuple[str, "np.ndarray", "np.ndarray", "Tolerance"]

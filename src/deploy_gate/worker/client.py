@@ -39,6 +39,7 @@ from typing import Any
 
 import numpy as np
 
+from deploy_gate.concurrency import ConcurrentAnswers
 from deploy_gate.worker import codec
 from deploy_gate.worker.errors import (
     WorkerDied,
@@ -496,6 +497,25 @@ class ModelWorker:
         """Run a full garbage collection in the worker (``gc.collect()``): what is unreachable
         is freed before its memory is read."""
         self._request("collect", {}, [], timeout=timeout, during="collecting garbage")
+
+    def answer_concurrently(
+        self,
+        obj: RemoteObject | str,
+        method: str,
+        inputs_key: str,
+        threads: int,
+        *,
+        timeout: float | None = None,
+    ) -> ConcurrentAnswers:
+        """``concurrency.answer_concurrently`` of ``obj.method`` inside the worker, on the
+        inputs stored under ``inputs_key``: the answers one at a time and from ``threads``
+        threads at once."""
+        __tracebackhide__ = True  # the model's failure, not the channel's: see session.py
+        fields = {"h": _handle(obj), "m": method, "key": inputs_key, "threads": int(threads)}
+        during = f"calling {method} from {threads} threads at once"
+        out = self._request("concurrent", fields, [], timeout=timeout, during=during)
+        errors = [(int(t), int(i), str(message)) for t, i, message in out["errors"]]
+        return ConcurrentAnswers(list(out["alone"]), [list(a) for a in out["threads"]], errors)
 
     def time_calls(
         self,

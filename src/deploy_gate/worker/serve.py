@@ -103,6 +103,7 @@ class _Server:
             "setattr": self.setattr,
             "put_inputs": self.put_inputs,
             "collect": self.collect,
+            "concurrent": self.concurrent,
             "time_calls": self.time_calls,
             "time_pairs": self.time_pairs,
             "threads": self.threads,
@@ -285,6 +286,14 @@ class _Server:
         import gc
 
         return gc.collect()
+
+    def concurrent(self, header: dict[str, Any], buffers: list[memoryview], encoder: Any) -> Any:
+        from deploy_gate.concurrency import answer_concurrently
+
+        fn = getattr(self.objects[header["h"]], header["m"])
+        out = answer_concurrently(fn, self.inputs[header["key"]], int(header["threads"]))
+        errors = [list(error) for error in out.errors]
+        return encoder.value({"alone": out.alone, "threads": out.threads, "errors": errors})
 
     def time_calls(self, header: dict[str, Any], buffers: list[memoryview], encoder: Any) -> Any:
         from deploy_gate.latency import time_calls
