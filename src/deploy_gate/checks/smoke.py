@@ -434,7 +434,9 @@ def smoke_concurrent_calls(
         {
             int(i)
             for a in again
-            for i in np.flatnonzero(~same_outputs(alone, a.reshape(alone.shape)))
+            for i in np.flatnonzero(
+                ~same_outputs(alone, a.reshape(alone.shape) if a.size == alone.size else a)
+            )
         }
     )
     if unsteady:
