@@ -24,9 +24,6 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from types import FrameType
 
-#: Threads a serving process answers from at once, unless ``deploy_gate_serving_threads`` says.
-DEFAULT_THREADS = 4
-
 #: The interpreter's thread switch interval while the threads run, in seconds (its default is
 #: 5 ms, longer than a whole single-row call of most models: the threads would take turns call
 #: by call). Restored afterwards.
@@ -91,7 +88,7 @@ class ConcurrentAnswers:
 
 
 def answer_concurrently(
-    fn: Callable[[Any], Any], inputs: Sequence[Any], threads: int = DEFAULT_THREADS
+    fn: Callable[[Any], Any], inputs: Sequence[Any], threads: int
 ) -> ConcurrentAnswers:
     """Call ``fn`` on every input one at a time, then on every input again from each of
     ``threads`` threads, all started together.
@@ -141,8 +138,7 @@ def answer_concurrently(
             start.abort()
             raise
         for worker in workers:
-            if worker.ident is not None:
-                worker.join()
+            worker.join()
     finally:
         threading.setprofile(profile)
         sys.setswitchinterval(interval)

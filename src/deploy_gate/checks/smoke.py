@@ -417,14 +417,14 @@ def smoke_concurrent_calls(
             f"(thread {t + 1}): {error}; the model is not safe to call from several threads"
         )
     alone = v.as_array(out.alone)
-    worst: tuple[int, list[int], np.ndarray] | None = None
+    worst: tuple[int, list[int], np.ndarray, Tolerance] | None = None
     for t, answers in enumerate(out.threads):
         got = v.as_array(answers)
         got = got.reshape(alone.shape) if got.size == alone.size else got
         tolerance = output_tolerance(alone, got)
         differ = [int(i) for i in np.flatnonzero(~same_outputs(alone, got, tolerance))]
         if differ and (worst is None or len(differ) > len(worst[1])):
-            worst = (t, differ, got)
+            worst = (t, differ, got, tolerance)
     if worst is None:
         return
     # As many calls again, one at a time: a model that answers each call otherwise differs
@@ -447,7 +447,7 @@ def smoke_concurrent_calls(
             f"{', ...' if len(unsteady) > 5 else ''} (see smoke[deterministic]), so calls from "
             f"several threads cannot be judged"
         )
-    t, differ, got = worst
+    t, differ, got, tolerance = worst
     lines = "\n".join(
         f"  row {positions[i]}: alone {show(alone[i])} vs from thread {t + 1} {show(got[i])}"
         for i in differ[:10]
@@ -456,7 +456,7 @@ def smoke_concurrent_calls(
         f"single-row outputs {at_once} differ from the same rows one at a time on "
         f"{len(differ)} of the {len(rows)} rows in thread {t + 1}: rows "
         f"{', '.join(str(positions[i]) for i in differ[:5])}{', ...' if len(differ) > 5 else ''}"
-        f" ({output_tolerance(alone, got)}); the model is not safe to call from several "
+        f" ({tolerance}); the model is not safe to call from several "
         f"threads (a serving process that answers one request at a time sets "
         f"deploy_gate_serving_threads = 1)\n{lines}"
     )
