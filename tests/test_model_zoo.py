@@ -104,6 +104,10 @@ def test_lightgbm_reads_columns_by_position_and_a_wrapper_fixes_it(gate: GateRun
     gate.run("model.joblib", target="label")
     failures = {k for k, v in junit_outcomes(gate.junit()).items() if v == "failed"}
     assert failures == {"errors[reordered-columns]"}
+    # The failure says what to do about it: serve the columns by name.
+    first = messages(gate.junit())["errors[reordered-columns]"].splitlines()[0]
+    assert "reads columns by position" in first
+    assert "deployment_factory whose deployment selects the columns by name" in first
     gate.pytester.makeconftest(BY_NAME_WRAPPER)
     _gate_all_pass(gate, model, "label", frame, "model.joblib")
 

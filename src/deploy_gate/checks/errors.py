@@ -415,7 +415,10 @@ def errors_reordered_columns(
             summary, detail = changed
             raise CheckFailure(
                 f"{summary}: the model records feature names ({v.describe_names(model_names)}) "
-                f"but reads columns by position, not by name\n{detail}"
+                "but reads columns by position, not by name: a service that passes a request's "
+                "fields in another order gets other answers and no error; serve it through a "
+                "deployment_factory whose deployment selects the columns by name (README, "
+                f"'Positional models')\n{detail}"
             )
 
 
