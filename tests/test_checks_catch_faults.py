@@ -269,6 +269,8 @@ def test_a_feature_refused_in_the_batch_is_named_by_its_row_alone(gate: GateRun)
     text = messages(gate.junit())["errors[nan-input]"]
     assert "NaN input mishandled for 1 of 4 features" in text
     assert "c=NaN: RuntimeError" in text
+    # And what to do about it.
+    assert "impute the feature in the model" in text
     assert result.ret == pytest.ExitCode.TESTS_FAILED
 
 

@@ -250,6 +250,9 @@ def errors_nan_input(
         raise CheckFailure(
             f"NaN input mishandled for {len(failures)} of {len(features.columns)} features\n"
             + "\n".join(failures)
+            + "\nA request with such a field missing gets this from the service: impute the "
+            "feature in the model (a text feature too), or gate the serving code that refuses "
+            "it, through a deployment_factory whose deployment raises a ValueError naming it"
         )
 
 
