@@ -65,6 +65,18 @@ class ThresholdClassifier(ClassifierMixin, _Base):
         return (self._score(X) > 0).astype(int)
 
 
+class LabelsOnlyClassifier(ClassifierMixin, _Base):
+    """Healthy classifier without probabilities (as an SVC without probability=True): the
+    labels of ThresholdClassifier, and no predict_proba."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.classes_ = np.array([0, 1])
+
+    def predict(self, X: Any) -> np.ndarray:
+        return (self._score(X) > 0).astype(int)
+
+
 class LinearRegressor(RegressorMixin, _Base):
     """Healthy regressor: 2a + b, exactly the ``y`` of make_frame."""
 

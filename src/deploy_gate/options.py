@@ -110,6 +110,13 @@ OPTIONS: tuple[Option, ...] = (
         metavar="LOW,HIGH",
     ),
     Option(
+        "min_scores",
+        "scores the model must reach on the labelled data, e.g. roc_auc=0.75,accuracy=0.8; "
+        "for lower-is-better metrics (log_loss, mae, rmse) the value is a ceiling",
+        parse=_parser("parse_scores"),
+        metavar="METRIC=VALUE,...",
+    ),
+    Option(
         "smoke_latency_ms",
         "budget of the smoke latency-sanity check: mean single-row latency (default 100ms)",
         parse=_parser("parse_duration_ms"),
@@ -479,6 +486,7 @@ class Settings:
     data: Path | None
     target: str | None
     output_range: tuple[float, float] | None
+    min_scores: tuple[tuple[str, float], ...] | None
     smoke_latency_ms: float
     baseline: Path | None
     metrics: tuple[str, ...] | None

@@ -146,6 +146,32 @@ def parse_names(text: str) -> tuple[str, ...]:
     return names
 
 
+def parse_scores(text: str) -> tuple[tuple[str, float], ...]:
+    """``METRIC=VALUE`` pairs separated by commas or spaces: ``roc_auc=0.75, accuracy=0.8``,
+    each metric one of the comparison's catalogue (``deploy_gate.compare.METRICS``), once."""
+    from deploy_gate.compare import METRICS
+
+    pairs: list[tuple[str, float]] = []
+    for part in (p for p in re.split(r"[,\s]+", str(text)) if p):
+        name, sep, value = part.partition("=")
+        if not sep:
+            raise ConfigError(f"expected METRIC=VALUE such as roc_auc=0.75, got {part!r}")
+        if name not in METRICS:
+            raise ConfigError(f"unknown metric {name!r}: expected one of {', '.join(METRICS)}")
+        if name in dict(pairs):
+            raise ConfigError(f"{name} is given twice")
+        try:
+            number = float(value)
+        except ValueError:
+            number = math.nan
+        if not math.isfinite(number):
+            raise ConfigError(f"expected a number for {name}, got {value!r}")
+        pairs.append((name, number))
+    if not pairs:
+        raise ConfigError("expected at least one METRIC=VALUE such as roc_auc=0.75")
+    return tuple(pairs)
+
+
 _SIZE = re.compile(r"^\s*(?P<number>\d+(?:\.\d*)?|\.\d+)\s*(?P<unit>[kmgt]i?b?|b)?\s*$", re.I)
 _SIZE_UNITS = {"": 1, "b": 1, "k": 2**10, "m": 2**20, "g": 2**30, "t": 2**40}
 

@@ -405,7 +405,8 @@ _EXACT: Final = frozenset(
     pandas._libs.tslibs.timedeltas:_timedelta_unpickle pandas._libs.tslibs.nattype:_nat_unpickle
     pandas._libs.tslibs.nattype:__nat_unpickle pandas:NA pandas:NaT pandas._libs.missing:NA
     pyarrow.lib:_restore_array pyarrow.lib:py_buffer pyarrow.lib:type_for_alias
-    scipy.interpolate._bsplines:BSpline scipy._lib.array_api_compat.numpy._aliases:asarray
+    scipy.interpolate._bsplines:BSpline scipy.interpolate._bsplines:_BSpline
+    scipy._lib.array_api_compat.numpy._aliases:asarray
     """.split()  # noqa: SIM905 (a table reads better as words)
 )
 # pandas' default string dtype is backed by pyarrow, hence the three pyarrow helpers.
@@ -1134,6 +1135,8 @@ def _callable_objects() -> tuple[type, ...]:
     from sklearn.gaussian_process.kernels import Kernel
     from sklearn.metrics._scorer import _BaseScorer, _MultimetricScorer, _PassthroughScorer
 
+    # scipy >= 1.18: a BSpline delegates to its numpy backend, a _BSpline (knots, coefficients).
+    backend = getattr(sys.modules.get("scipy.interpolate._bsplines"), "_BSpline", None)
     return (
         make_column_selector,
         _BaseScorer,
@@ -1143,6 +1146,7 @@ def _callable_objects() -> tuple[type, ...]:
         BaseLoss,
         interp1d,  # built by IsotonicRegression.__setstate__ (the import rules refuse it)
         BSpline,  # SplineTransformer.bsplines_
+        *((backend,) if isinstance(backend, type) else ()),
     )
 
 
@@ -1236,6 +1240,22 @@ def _plain_data(value: object, depth: int = 0) -> bool:
     return False
 
 
+#: Array API namespaces: scipy >= 1.18's BSpline keeps the one of its arrays (a module),
+#: chosen by its own ``__setstate__`` from the arrays' type, not named by the file.
+_ARRAY_NAMESPACES: Final = (
+    "numpy",
+    "scipy._external.array_api_compat.numpy",
+    "scipy._lib.array_api_compat.numpy",
+    "array_api_compat.numpy",
+)
+
+
+def _is_array_namespace(module: types.ModuleType) -> bool:
+    """Whether ``module`` is numpy's array API namespace (held by scipy's splines), which
+    the audit does not walk: its public functions are numpy's, not the model's state."""
+    return module.__name__ in _ARRAY_NAMESPACES and sys.modules.get(module.__name__) is module
+
+
 class _StateAuditor:
     """One walk over a loaded model's object graph (iterative, bounded, each object once)."""
 
@@ -1308,6 +1328,9 @@ class _StateAuditor:
             pass
         elif isinstance(obj, weakref.ref):
             pass  # pandas' Flags point back at their frame; a file cannot make one
+        elif isinstance(obj, types.ModuleType):
+            if not _is_array_namespace(obj):
+                self._find(path, f"holds the module {obj.__name__} (a model keeps data)")
         elif callable(obj) and _is_function_like(obj):
             self._check_function(obj, path)  # numpy's dispatchers, Cython functions
         elif callable(obj) and not self._callable_object_allowed(obj):
@@ -1585,9 +1608,16 @@ def _load_pickle(path: Path, fmt: ArtifactFormat, trust: tuple[str, ...]) -> obj
     with path.open("rb") as raw:
         try:
             with open_joblib_stream(raw, str(path)) as (handle, _mmap_mode):
-                obj = _GuardedUnpickler(str(path), handle, policy, findings).load()
-                if fmt.compression is not None:
-                    _check_stream_end(handle)
+                try:
+                    obj = _GuardedUnpickler(str(path), handle, policy, findings).load()
+                    if fmt.compression is not None:
+                        _check_stream_end(handle)
+                finally:
+                    if handle is not raw:
+                        # joblib leaves its decompressing reader open; closed by the garbage
+                        # collector after ``raw``, lz4's flushed the closed file, and Python
+                        # 3.13 reported that as an unraisable ValueError.
+                        handle.close()
         except _CallRefusedError as exc:
             findings.refuse(str(exc))
         except Exception as exc:  # whatever the file makes the unpickler raise

@@ -708,6 +708,87 @@ def _output_range(data: GateData, settings: Settings) -> tuple[float, float, str
     return lo - span, hi + span, f"target range [{lo:.6g}, {hi:.6g}] widened by its span"
 
 
+def _score_check(metric: str, value: float) -> Callable[..., None]:
+    def output_score(
+        deployment: Deployment,
+        deploy_gate_data: GateData,
+        model_artifact: LoadedArtifact,
+        deploy_gate_property: Callable[[str, object], None],
+    ) -> None:
+        import numpy as np
+        import pandas as pd
+
+        from deploy_gate.capabilities import comparison_task
+        from deploy_gate.compare import METRICS, ModelOutputs, compute_metric
+        from deploy_gate.errors import MetricUnavailableError
+
+        spec = METRICS[metric]
+        higher = spec.higher_is_better
+        bound = f"{'floor' if higher else 'ceiling'} {value:g} (deploy_gate_min_scores)"
+        deploy_gate_property("metric", metric)
+        deploy_gate_property("floor" if higher else "ceiling", value)
+        # Asked for and not judged is not passed: each way this cannot run fails, saying why.
+        task = model_artifact.profile.task
+        if comparison_task(task) != spec.task:
+            raise CheckFailure(
+                f"{metric} is a {spec.task} score and {model_artifact.path.name} is "
+                f"{'a ' + task if comparison_task(task) else 'a model whose task is unknown'}: "
+                f"the {bound} cannot be judged"
+            )
+        data = deploy_gate_data
+        if data.synthetic or data.target is None:
+            raise CheckFailure(
+                f"the {bound} is judged on labelled rows: pass --deploy-gate-data with "
+                "--deploy-gate-target"
+            )
+        labelled = data.target.notna().to_numpy()
+        count = int(labelled.sum())
+        if not count:
+            raise CheckFailure(
+                f"none of the {data.n_rows} rows has a label: the {bound} is "
+                "judged on labelled rows"
+            )
+        obs = observe(deployment, data)
+        n = obs.n_data_rows
+        proba = obs.proba[:n][labelled] if obs.proba is not None and len(obs.proba) >= n else None
+        classes = getattr(deployment, "classes", None) or model_artifact.profile.classes
+        if spec.needs_proba and (proba is None or classes is None):
+            raise CheckFailure(
+                f"{metric} needs the model's probabilities, and it serves none: the {bound} "
+                "cannot be judged"
+            )
+        outputs = ModelOutputs(
+            task=spec.task,
+            labels=obs.predictions[:n][labelled],
+            valid=np.ones(count, dtype=bool),
+            index=pd.RangeIndex(count),
+            proba=proba,
+            classes=np.asarray(classes) if classes is not None else None,
+        )
+        try:
+            score = compute_metric(metric, data.target.to_numpy()[labelled], outputs)
+        except (MetricUnavailableError, ValueError, TypeError) as exc:
+            raise CheckFailure(f"{metric} could not be computed: {describe_exc(exc)}") from None
+        deploy_gate_property("score", score)
+        deploy_gate_property("labelled_rows", count)
+        if (score < value) if higher else (score > value):
+            raise CheckFailure(
+                f"{metric} {score:.4g} on {count} labelled rows, "
+                f"{'below the' if higher else 'above the'} {bound}"
+            )
+
+    output_score.__doc__ = (
+        f"The {metric} on the labelled data reaches {value:g} (deploy_gate_min_scores: at "
+        "least, or at most for a lower-is-better metric)."
+    )
+    return output_score
+
+
 def checks(profile: ModelProfile | None, settings: Settings) -> list[Check]:
-    """The ``output`` checks, as this module declares them."""
-    return declared(__name__)
+    """The ``output`` checks, as this module declares them, then ``output[score-<metric>]`` for
+    each score of ``deploy_gate_min_scores``."""
+    scores = [
+        Check("output", f"score-{metric}", _score_check(metric, value))
+        for metric, value in settings.min_scores or ()
+    ]
+    return [*declared(__name__), *scores]
