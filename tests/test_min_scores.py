@@ -80,6 +80,11 @@ def test_a_score_that_cannot_be_judged_fails_saying_why(gate: GateRun) -> None:
     assert messages(root)["output[score-rmse]"].startswith(
         "rmse is a regression score and model.joblib is a classifier"
     )
+    gate.artifact(fm.WrongLength())  # one output short in every batch
+    gate.run("model.joblib", "-k", "score", "--deploy-gate-min-scores=accuracy=0.5")
+    assert messages(gate.junit())["output[score-accuracy]"].startswith(
+        "not one output per row (see output[shape])"
+    )
     gate.artifact(fm.LabelsOnlyClassifier())
     gate.run("model.joblib", "-k", "score", "--deploy-gate-min-scores=roc_auc=0.5,accuracy=0.9")
     root = gate.junit()

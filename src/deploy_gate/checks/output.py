@@ -750,6 +750,10 @@ def _score_check(metric: str, value: float) -> Callable[..., None]:
             )
         obs = observe(deployment, data)
         n = obs.n_data_rows
+        if len(obs.predictions) < n:
+            raise CheckFailure(
+                f"not one output per row (see output[shape]): the {bound} cannot be judged"
+            )
         proba = obs.proba[:n][labelled] if obs.proba is not None and len(obs.proba) >= n else None
         classes = getattr(deployment, "classes", None) or model_artifact.profile.classes
         if spec.needs_proba and (proba is None or classes is None):
