@@ -18,6 +18,7 @@ from __future__ import annotations
 import bz2
 import codecs
 import collections
+import contextlib
 import dataclasses
 import functools
 import importlib
@@ -1613,11 +1614,13 @@ def _load_pickle(path: Path, fmt: ArtifactFormat, trust: tuple[str, ...]) -> obj
                     if fmt.compression is not None:
                         _check_stream_end(handle)
                 finally:
-                    if handle is not raw:
+                    if handle is not raw and hasattr(handle, "close"):
                         # joblib leaves its decompressing reader open; closed by the garbage
                         # collector after ``raw``, lz4's flushed the closed file, and Python
-                        # 3.13 reported that as an unraisable ValueError.
-                        handle.close()
+                        # 3.13 reported that as an unraisable ValueError. Closing a corrupt
+                        # stream may raise too: the load's own error is the one to report.
+                        with contextlib.suppress(Exception):
+                            handle.close()
         except _CallRefusedError as exc:
             findings.refuse(str(exc))
         except Exception as exc:  # whatever the file makes the unpickler raise
